@@ -1,0 +1,305 @@
+"""perstack.toml as typed models (§1 of the reference).
+
+Field names are Perstack's camelCase keys (aliases); Python attributes are snake_case. Unknown keys
+are ignored by the models and reported as warnings by :func:`runtime.config_loader.load_config`,
+because Perstack silently strips them and real files depend on that.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Any, Literal
+from urllib.parse import urlparse
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+BASE_SKILL_NAME = "@perstack/base"
+"""The skill key every expert with a ``skills`` table must define."""
+
+DEFAULT_MODEL = "claude-sonnet-4-5"
+DEFAULT_PROVIDER = "anthropic"
+DEFAULT_REASONING_BUDGET = "low"
+DEFAULT_MAX_STEPS = 100
+DEFAULT_MAX_RETRIES = 5
+DEFAULT_TIMEOUT_MS = 300_000
+DEFAULT_ENV_PATH = (".env", ".env.local")
+
+EXPERT_KEY_RE = re.compile(
+    r"^(@[a-z0-9][a-z0-9_.-]*/)?[a-z0-9][a-z0-9_.-]*(@(\d+\.\d+\.\d+(-[\w.-]+)?(\+[\w.-]+)?|[\w.-]+))?$"
+)
+"""Keys accepted where an expert is referred to (CLI argument, delegates): may carry @version."""
+
+EXPERT_NAME_RE = re.compile(r"^(@[a-z0-9][a-z0-9_-]*/)?[a-z0-9][a-z0-9_-]*$")
+"""Keys accepted for ``[experts."<key>"]`` tables: lowercase, optional @scope/, no dots."""
+
+SEMVER_RE = re.compile(r"^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
+TAG_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+ReasoningBudget = Literal["none", "minimal", "low", "medium", "high"] | Annotated[int, Field(ge=0)]
+
+
+class TomlModel(BaseModel):
+    """Base of the perstack.toml models: camelCase keys, unknown keys ignored (and warned)."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True
+    )
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """True for localhost and loopback addresses (allowed over plain http)."""
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def is_private_host(host: str | None) -> bool:
+    """True for hosts a public endpoint must not point at (loopback, private, link-local)."""
+    if not host:
+        return True
+    if host == "localhost":
+        return True
+    try:
+        addr = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    return addr.is_private or addr.is_loopback or addr.is_link_local or addr.is_unspecified
+
+
+def _check_base_url(url: str) -> str:
+    parsed = urlparse(url)
+    if parsed.scheme == "https":
+        return url
+    if parsed.scheme == "http" and is_loopback_host(parsed.hostname):
+        return url
+    raise ValueError("URL must use HTTPS (plain http is allowed only for localhost / 127.0.0.1)")
+
+
+# Skills --------------------------------------------------------------------------------------
+
+
+class _SkillBase(TomlModel):
+    description: str | None = None
+    """Shown when publishing; not sent to the model."""
+    rule: str | None = None
+    """Appended to the expert's system prompt as this skill's rules."""
+
+
+class _McpSkillBase(_SkillBase):
+    pick: list[str] = Field(default_factory=list)
+    """Only these tools (empty: all)."""
+    omit: list[str] = Field(default_factory=list)
+    """Never these tools."""
+    allowed_domains: list[str] | None = None
+    """Network allow-list for this skill when sandboxed (``*.example.com`` or exact domains)."""
+
+    @field_validator("allowed_domains")
+    @classmethod
+    def _domains(cls, value: list[str] | None) -> list[str] | None:
+        for domain in value or []:
+            if "xn--" in domain:
+                raise ValueError(f"punycode domains are not allowed: {domain!r}")
+            if not re.fullmatch(r"(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.?", domain):
+                raise ValueError(f"not a domain pattern: {domain!r}")
+        return value
+
+
+class McpStdioSkill(_McpSkillBase):
+    """An MCP server started as a child process speaking stdio."""
+
+    type: Literal["mcpStdioSkill"]
+    command: str
+    """Executable, e.g. ``npx``, ``uvx``, ``python``."""
+    package_name: str | None = None
+    """Package to run (argv becomes ``[packageName]``); exclusive with ``args``."""
+    args: list[str] = Field(default_factory=list)
+    required_env: list[str] = Field(default_factory=list)
+    """Environment variables passed to the server (only these, plus a safe minimum)."""
+    lazy_init: bool = False
+    """Start the server in the background instead of before the first model call."""
+
+
+class McpSseSkill(_McpSkillBase):
+    """A remote MCP server over the legacy SSE transport."""
+
+    type: Literal["mcpSseSkill"]
+    endpoint: str
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, value: str) -> str:
+        parsed = urlparse(value)
+        if parsed.scheme == "https" and not is_private_host(parsed.hostname):
+            return value
+        if parsed.scheme in ("http", "https") and is_loopback_host(parsed.hostname):
+            return value
+        raise ValueError("SSE endpoint must be a public HTTPS URL (or a loopback URL for testing)")
+
+
+class McpStreamableHttpSkill(McpSseSkill):
+    """A remote MCP server over streamable HTTP (not in Perstack)."""
+
+    type: Literal["mcpStreamableHttpSkill"]  # type: ignore[assignment]
+    headers: dict[str, str] = Field(default_factory=dict)
+    """Extra HTTP headers; values may reference env vars as ``${NAME}``."""
+
+
+class InteractiveTool(TomlModel):
+    """A tool whose answer comes from the user."""
+
+    description: str | None = None
+    input_json_schema: str = Field(max_length=20 * 1024)
+    """JSON Schema of the tool input, as a JSON string."""
+
+
+class InteractiveSkill(_SkillBase):
+    """Tools answered by the user; calling one pauses the run."""
+
+    type: Literal["interactiveSkill"]
+    tools: dict[str, InteractiveTool]
+
+
+SkillConfig = Annotated[
+    McpStdioSkill | McpSseSkill | McpStreamableHttpSkill | InteractiveSkill,
+    Field(discriminator="type"),
+]
+
+
+def default_base_skill() -> McpStdioSkill:
+    """The base skill Perstack injects when an expert has no ``skills`` table."""
+    return McpStdioSkill(type="mcpStdioSkill", command="npx", args=["-y", BASE_SKILL_NAME])
+
+
+# Experts -------------------------------------------------------------------------------------
+
+
+class ExpertConfig(TomlModel):
+    """One ``[experts."<key>"]`` table."""
+
+    version: str = "1.0.0"
+    min_runtime_version: str | None = None
+    description: str | None = Field(default=None, min_length=1, max_length=2048)
+    """Shown to parent experts as the delegate tool's description."""
+    instruction: str = Field(min_length=1, max_length=20480)
+    """The expert's private instruction (system prompt body)."""
+    skills: dict[str, SkillConfig] | None = None
+    delegates: list[str] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)
+    provider_tools: list[str] | None = None
+    provider_skills: list[dict[str, Any]] | None = None
+    provider_tool_options: dict[str, Any] | None = None
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, value: str) -> str:
+        if not SEMVER_RE.match(value):
+            raise ValueError(f"version must be semver like 1.0.0, got {value!r}")
+        return value
+
+    @field_validator("delegates")
+    @classmethod
+    def _delegates(cls, value: list[str]) -> list[str]:
+        for key in value:
+            if not EXPERT_KEY_RE.match(key):
+                raise ValueError(f"{key!r} is not a valid expert key (lowercase, optional @scope/)")
+        return value
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, value: list[str]) -> list[str]:
+        for tag in value:
+            if not TAG_RE.match(tag):
+                raise ValueError(f"tag {tag!r} must match [a-z0-9][a-z0-9_-]*")
+        return value
+
+    @model_validator(mode="after")
+    def _base_skill(self) -> ExpertConfig:
+        if self.skills is not None and BASE_SKILL_NAME not in self.skills:
+            raise ValueError(
+                f'skills must include "{BASE_SKILL_NAME}" when a skills table is given '
+                f'(add [experts."<key>".skills."{BASE_SKILL_NAME}"] with '
+                'type = "mcpStdioSkill", command = "npx", packageName = "@perstack/base")'
+            )
+        return self
+
+
+# Provider ------------------------------------------------------------------------------------
+
+
+class ProviderSetting(TomlModel):
+    """``[provider.setting]``: the union of every provider's keys (each uses its own)."""
+
+    base_url: str | None = None
+    headers: dict[str, str] | None = None
+    organization: str | None = None
+    project: str | None = None
+    name: str | None = None
+    resource_name: str | None = None
+    api_version: str | None = None
+    use_deployment_based_urls: bool | None = None
+    region: str | None = None
+    location: str | None = None
+
+
+class ProviderConfig(TomlModel):
+    """``[provider]``: which provider and its settings (API keys come from the environment)."""
+
+    provider_name: str
+    """A Perstack provider name (anthropic, openai, google, ...) or any litellm provider."""
+    setting: ProviderSetting = Field(default_factory=ProviderSetting)
+
+    @model_validator(mode="after")
+    def _base_url(self) -> ProviderConfig:
+        # Ollama runs locally over plain http by design; every other provider needs https.
+        if self.setting.base_url and self.provider_name != "ollama":
+            _check_base_url(self.setting.base_url)
+        return self
+
+
+# Top level -----------------------------------------------------------------------------------
+
+
+class PerstackConfig(TomlModel):
+    """A whole perstack.toml."""
+
+    model: str | None = None
+    reasoning_budget: ReasoningBudget | None = None
+    runtime: Literal["local", "cursor", "claude-code", "gemini", "docker"] | None = None
+    max_steps: int | None = Field(default=None, ge=1)
+    max_retries: int | None = Field(default=None, ge=0)
+    timeout: int | None = Field(default=None, ge=1)
+    """Per-generation timeout in milliseconds."""
+    provider: ProviderConfig | None = None
+    experts: dict[str, ExpertConfig] = Field(default_factory=dict)
+    perstack_api_base_url: str | None = None
+    perstack_base_skill_command: list[str] | None = None
+    env_path: list[str] | None = None
+    sandbox: bool | None = None
+    """Run exec and stdio skills in an OS sandbox (not in Perstack)."""
+
+    @field_validator("experts")
+    @classmethod
+    def _expert_keys(cls, value: dict[str, ExpertConfig]) -> dict[str, ExpertConfig]:
+        for key in value:
+            if not EXPERT_NAME_RE.match(key) or len(key) > 255:
+                raise ValueError(
+                    f"expert key {key!r} is invalid: use lowercase letters, digits, '-' and '_', "
+                    "optionally prefixed by @scope/ (no dots, no @version)"
+                )
+        return value
+
+    @field_validator("perstack_api_base_url")
+    @classmethod
+    def _api_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("https://"):
+            raise ValueError("perstackApiBaseUrl must use HTTPS")
+        return value
