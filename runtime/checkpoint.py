@@ -78,6 +78,8 @@ class ToolResult(WireModel):
     skill_name: str
     tool_name: str
     result: list[MessagePart]
+    is_error: bool | None = None
+    """True when the call failed (not in Perstack; we flag errors for the model and for UIs)."""
 
 
 class ExpertRef(WireModel):

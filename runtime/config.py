@@ -8,19 +8,29 @@ because Perstack silently strips them and real files depend on that.
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
 
 BASE_SKILL_NAME = "@perstack/base"
 """The skill key every expert with a ``skills`` table must define."""
 
 DEFAULT_MODEL = "claude-sonnet-4-5"
 DEFAULT_PROVIDER = "anthropic"
-DEFAULT_REASONING_BUDGET = "low"
+DEFAULT_REASONING_BUDGET: Final = "low"
 DEFAULT_MAX_STEPS = 100
 DEFAULT_MAX_RETRIES = 5
 DEFAULT_TIMEOUT_MS = 300_000
@@ -37,7 +47,37 @@ EXPERT_NAME_RE = re.compile(r"^(@[a-z0-9][a-z0-9_-]*/)?[a-z0-9][a-z0-9_-]*$")
 SEMVER_RE = re.compile(r"^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
 TAG_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
-ReasoningBudget = Literal["none", "minimal", "low", "medium", "high"] | Annotated[int, Field(ge=0)]
+PROVIDER_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+"""Perstack's provider names and litellm's (``anthropic``, ``azure-openai``, ``fireworks_ai``)."""
+
+ReasoningLevel = Literal["none", "minimal", "low", "medium", "high"]
+REASONING_LEVELS: tuple[ReasoningLevel, ...] = ("none", "minimal", "low", "medium", "high")
+
+ERROR_AT = "at"
+"""Context key of a validation error that concerns a key *below* the validated object.
+
+A model validator can only fail at the model's own location; it puts the dotted key path of the
+offending child, relative to the error's location (e.g. ``"baseUrl"`` for an error raised while
+validating ``provider.setting``), under this key so the loader can point at that line.
+"""
+
+
+def _reasoning_budget(value: object) -> object:
+    # One clear message instead of pydantic's two union-member errors; bool is rejected because
+    # pydantic would otherwise read ``reasoningBudget = true`` as the integer 1.
+    if isinstance(value, str) and value in REASONING_LEVELS:
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    raise ValueError(
+        "must be 'none', 'minimal', 'low', 'medium', 'high' or a non-negative token count "
+        f"(got {value!r})"
+    )
+
+
+ReasoningBudget = Annotated[
+    ReasoningLevel | Annotated[int, Field(ge=0)], BeforeValidator(_reasoning_budget)
+]
 
 
 class TomlModel(BaseModel):
@@ -81,7 +121,9 @@ def _check_base_url(url: str) -> str:
         return url
     if parsed.scheme == "http" and is_loopback_host(parsed.hostname):
         return url
-    raise ValueError("URL must use HTTPS (plain http is allowed only for localhost / 127.0.0.1)")
+    raise ValueError(
+        f"URL must use HTTPS (got {url!r}; plain http is allowed only for localhost / 127.0.0.1)"
+    )
 
 
 # Skills --------------------------------------------------------------------------------------
@@ -117,14 +159,14 @@ class McpStdioSkill(_McpSkillBase):
     """An MCP server started as a child process speaking stdio."""
 
     type: Literal["mcpStdioSkill"]
-    command: str
+    command: str = Field(min_length=1)
     """Executable, e.g. ``npx``, ``uvx``, ``python``."""
     package_name: str | None = None
     """Package to run (argv becomes ``[packageName]``); exclusive with ``args``."""
     args: list[str] = Field(default_factory=list)
     required_env: list[str] = Field(default_factory=list)
     """Environment variables passed to the server (only these, plus a safe minimum)."""
-    lazy_init: bool = False
+    lazy_init: bool = Field(default=False, strict=True)
     """Start the server in the background instead of before the first model call."""
 
 
@@ -142,7 +184,9 @@ class McpSseSkill(_McpSkillBase):
             return value
         if parsed.scheme in ("http", "https") and is_loopback_host(parsed.hostname):
             return value
-        raise ValueError("SSE endpoint must be a public HTTPS URL (or a loopback URL for testing)")
+        raise ValueError(
+            f"SSE endpoint must be a public HTTPS URL, or a loopback URL for testing (got {value!r})"
+        )
 
 
 class McpStreamableHttpSkill(McpSseSkill):
@@ -159,6 +203,18 @@ class InteractiveTool(TomlModel):
     description: str | None = None
     input_json_schema: str = Field(max_length=20 * 1024)
     """JSON Schema of the tool input, as a JSON string."""
+
+    @field_validator("input_json_schema")
+    @classmethod
+    def _json_schema(cls, value: str) -> str:
+        # Perstack only finds out when the tool is offered to the model; fail at load instead.
+        try:
+            schema = json.loads(value)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"is not valid JSON: {error.msg} at line {error.lineno}") from None
+        if not isinstance(schema, dict):
+            raise ValueError('must be a JSON object (a JSON Schema such as {"type": "object"})')
+        return value
 
 
 class InteractiveSkill(_SkillBase):
@@ -202,7 +258,7 @@ class ExpertConfig(TomlModel):
     @classmethod
     def _version(cls, value: str) -> str:
         if not SEMVER_RE.match(value):
-            raise ValueError(f"version must be semver like 1.0.0, got {value!r}")
+            raise ValueError(f"must be a semantic version like 1.0.0 (got {value!r})")
         return value
 
     @field_validator("delegates")
@@ -210,7 +266,10 @@ class ExpertConfig(TomlModel):
     def _delegates(cls, value: list[str]) -> list[str]:
         for key in value:
             if not EXPERT_KEY_RE.match(key):
-                raise ValueError(f"{key!r} is not a valid expert key (lowercase, optional @scope/)")
+                raise ValueError(
+                    f"{key!r} is not a valid expert key: use lowercase letters, digits, '-', '_' "
+                    "and '.', optionally @scope/ before and @version after"
+                )
         return value
 
     @field_validator("tags")
@@ -218,18 +277,23 @@ class ExpertConfig(TomlModel):
     def _tags(cls, value: list[str]) -> list[str]:
         for tag in value:
             if not TAG_RE.match(tag):
-                raise ValueError(f"tag {tag!r} must match [a-z0-9][a-z0-9_-]*")
+                raise ValueError(
+                    f"{tag!r} is not a valid tag: use lowercase letters, digits, '-' and '_'"
+                )
         return value
 
-    @model_validator(mode="after")
-    def _base_skill(self) -> ExpertConfig:
-        if self.skills is not None and BASE_SKILL_NAME not in self.skills:
+    @field_validator("skills")
+    @classmethod
+    def _base_skill(cls, value: dict[str, SkillConfig] | None) -> dict[str, SkillConfig] | None:
+        # A field validator (not a model validator) so the error points at the skills table and
+        # is reported even when other fields of the expert are invalid too.
+        if value is not None and BASE_SKILL_NAME not in value:
             raise ValueError(
-                f'skills must include "{BASE_SKILL_NAME}" when a skills table is given '
-                f'(add [experts."<key>".skills."{BASE_SKILL_NAME}"] with '
-                'type = "mcpStdioSkill", command = "npx", packageName = "@perstack/base")'
+                f'must include "{BASE_SKILL_NAME}" when a skills table is given: add a '
+                f'skills."{BASE_SKILL_NAME}" table with type = "mcpStdioSkill", command = "npx", '
+                f'packageName = "{BASE_SKILL_NAME}"'
             )
-        return self
+        return value
 
 
 # Provider ------------------------------------------------------------------------------------
@@ -245,7 +309,7 @@ class ProviderSetting(TomlModel):
     name: str | None = None
     resource_name: str | None = None
     api_version: str | None = None
-    use_deployment_based_urls: bool | None = None
+    use_deployment_based_urls: bool | None = Field(default=None, strict=True)
     region: str | None = None
     location: str | None = None
 
@@ -257,15 +321,46 @@ class ProviderConfig(TomlModel):
     """A Perstack provider name (anthropic, openai, google, ...) or any litellm provider."""
     setting: ProviderSetting = Field(default_factory=ProviderSetting)
 
-    @model_validator(mode="after")
-    def _base_url(self) -> ProviderConfig:
+    @field_validator("provider_name")
+    @classmethod
+    def _provider_name(cls, value: str) -> str:
+        if not PROVIDER_NAME_RE.match(value):
+            raise ValueError(
+                'must be a lowercase provider name such as "anthropic", "openai", '
+                f'"google" or "ollama" (got {value!r})'
+            )
+        return value
+
+    @field_validator("setting")
+    @classmethod
+    def _base_url(cls, value: ProviderSetting, info: ValidationInfo) -> ProviderSetting:
         # Ollama runs locally over plain http by design; every other provider needs https.
-        if self.setting.base_url and self.provider_name != "ollama":
-            _check_base_url(self.setting.base_url)
-        return self
+        provider_name = info.data.get("provider_name")
+        if value.base_url and provider_name not in (None, "ollama"):
+            try:
+                _check_base_url(value.base_url)
+            except ValueError as error:
+                raise PydanticCustomError(
+                    "insecure_url", str(error), {ERROR_AT: "baseUrl"}
+                ) from None
+        return value
 
 
 # Top level -----------------------------------------------------------------------------------
+
+
+def _expert_keys(key: str) -> str:
+    if not EXPERT_NAME_RE.match(key) or len(key) > 255:
+        raise ValueError(
+            f"expert key {key!r} is invalid: use lowercase letters, digits, '-' and '_', "
+            "optionally prefixed by @scope/ (no dots, no @version)"
+        )
+    return key
+
+
+# Validated as a dict key (not by a validator on the whole dict) so a bad key is reported
+# together with the errors inside every expert table, at the key's own location.
+ExpertKey = Annotated[str, AfterValidator(_expert_keys)]
 
 
 class PerstackConfig(TomlModel):
@@ -274,32 +369,22 @@ class PerstackConfig(TomlModel):
     model: str | None = None
     reasoning_budget: ReasoningBudget | None = None
     runtime: Literal["local", "cursor", "claude-code", "gemini", "docker"] | None = None
-    max_steps: int | None = Field(default=None, ge=1)
-    max_retries: int | None = Field(default=None, ge=0)
-    timeout: int | None = Field(default=None, ge=1)
+    # strict: pydantic would otherwise read ``maxSteps = true`` as 1 and ``"100"`` as 100.
+    max_steps: int | None = Field(default=None, ge=1, strict=True)
+    max_retries: int | None = Field(default=None, ge=0, strict=True)
+    timeout: int | None = Field(default=None, ge=1, strict=True)
     """Per-generation timeout in milliseconds."""
     provider: ProviderConfig | None = None
-    experts: dict[str, ExpertConfig] = Field(default_factory=dict)
+    experts: dict[ExpertKey, ExpertConfig] = Field(default_factory=dict)
     perstack_api_base_url: str | None = None
-    perstack_base_skill_command: list[str] | None = None
+    perstack_base_skill_command: list[str] | None = Field(default=None, min_length=1)
     env_path: list[str] | None = None
-    sandbox: bool | None = None
+    sandbox: bool | None = Field(default=None, strict=True)
     """Run exec and stdio skills in an OS sandbox (not in Perstack)."""
-
-    @field_validator("experts")
-    @classmethod
-    def _expert_keys(cls, value: dict[str, ExpertConfig]) -> dict[str, ExpertConfig]:
-        for key in value:
-            if not EXPERT_NAME_RE.match(key) or len(key) > 255:
-                raise ValueError(
-                    f"expert key {key!r} is invalid: use lowercase letters, digits, '-' and '_', "
-                    "optionally prefixed by @scope/ (no dots, no @version)"
-                )
-        return value
 
     @field_validator("perstack_api_base_url")
     @classmethod
     def _api_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith("https://"):
-            raise ValueError("perstackApiBaseUrl must use HTTPS")
+            raise ValueError(f"must use HTTPS (got {value!r})")
         return value

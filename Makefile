@@ -1,0 +1,42 @@
+# One entry point for every check; .ci/run calls `make check` on a clean checkout.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: check setup fmt fmt-check lint typecheck imports test snapshots-update demo bench
+
+check: setup fmt-check lint typecheck imports test
+
+# The venv is (re)built when pyproject.toml changes, so a clean checkout needs nothing by hand.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+fmt: setup
+	$(BIN)/ruff format runtime studio tests snapshots benchmarks
+	$(BIN)/ruff check --fix runtime studio tests snapshots benchmarks
+
+fmt-check: setup
+	$(BIN)/ruff format --check runtime studio tests snapshots benchmarks
+
+lint: setup
+	$(BIN)/ruff check runtime studio tests snapshots benchmarks
+
+typecheck: setup
+	$(BIN)/mypy runtime
+
+imports: setup
+	$(BIN)/lint-imports
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+snapshots-update: setup
+	$(BIN)/python -m pytest snapshots --snapshot-update
+
+bench: setup
+	@for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script; done

@@ -1,0 +1,180 @@
+"""The headless ``run`` command: one compact JSON event per line on stdout, diagnostics on stderr.
+
+Shared by ``perstack run`` and ``perstack-runtime run``. Exit codes (§18.3 of the reference):
+0 completed or paused for an interactive answer, 1 stopped by error, 3 stopped by max steps,
+2 usage or configuration error before the run started, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_MAX_STEPS = 3
+EXIT_INTERRUPTED = 130
+
+_EXIT_BY_STATUS = {
+    "completed": EXIT_OK,
+    "stoppedByInteractiveTool": EXIT_OK,
+    "stoppedByError": EXIT_ERROR,
+    "stoppedByExceededMaxSteps": EXIT_MAX_STEPS,
+}
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of at least 1, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number of at least 0, got {value}")
+    return value
+
+
+def _reasoning_budget(text: str) -> str | int:
+    if text in ("none", "minimal", "low", "medium", "high"):
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected none, minimal, low, medium, high or a token count, got {text!r}"
+        ) from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("a token budget cannot be negative")
+    return value
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """Add the options shared by ``run`` and ``start`` (§2.2 of the reference)."""
+    parser.add_argument("--config", metavar="PATH", help="perstack.toml path (default: search upward)")
+    parser.add_argument("--provider", help="provider: anthropic, openai, google, ... or any litellm provider")
+    parser.add_argument("--model", help="model id (default: perstack.toml, then claude-sonnet-4-5)")
+    parser.add_argument(
+        "--reasoning-budget", type=_reasoning_budget, metavar="BUDGET",
+        help="none, minimal, low, medium, high or a token count",
+    )
+    parser.add_argument("--max-steps", type=_positive_int, metavar="N", help="job-wide step limit (default 100)")
+    parser.add_argument("--max-retries", type=_non_negative_int, metavar="N", help="retries per generation (default 5)")
+    parser.add_argument("--timeout", type=_positive_int, metavar="MS", help="per-generation timeout in ms (default 300000)")
+    parser.add_argument("--job-id", metavar="ID", help="id for a new job")
+    parser.add_argument(
+        "--env-path", action="append", metavar="PATH",
+        help="env file to load (repeatable; default: envPath, then .env and .env.local)",
+    )
+    parser.add_argument("--verbose", action="store_true", help="also show skills' stderr")
+    parser.add_argument("--continue", dest="continue_latest", action="store_true", help="continue the most recent job")
+    parser.add_argument("--continue-job", metavar="JOB_ID", help="continue this job")
+    parser.add_argument("--resume-from", metavar="CHECKPOINT_ID", help="resume from this checkpoint (needs --continue-job)")
+    parser.add_argument(
+        "-i", "--interactive-tool-call-result", dest="interactive", action="store_true",
+        help="the query is the answer to the pending interactive tool call",
+    )
+    parser.add_argument(
+        "--runtime", choices=["local", "docker", "cursor", "claude-code", "gemini"],
+        help="only 'local' runs here; use the Docker image for container isolation",
+    )
+
+
+def build_parser(prog: str = "perstack run") -> argparse.ArgumentParser:
+    """The parser of the ``run`` command."""
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Run an expert headless: one JSON event per line on stdout.",
+    )
+    parser.add_argument("expert_key", metavar="EXPERT", help="the expert to run")
+    parser.add_argument("query", metavar="QUERY", help="the query (or the interactive answer with -i)")
+    add_run_options(parser)
+    return parser
+
+
+def print_error(error: BaseException, stream: TextIO | None = None) -> None:
+    """Print a user-facing error on stderr, with its title and no traceback."""
+    stream = stream or sys.stderr
+    title = getattr(error, "title", type(error).__name__)
+    print(f"perstack: {title}: {error}", file=stream)
+
+
+def run_command(args: argparse.Namespace, *, store: bool = True) -> int:
+    """Execute a parsed ``run`` command and return the process exit code."""
+    from runtime import PerstackError, RunSetting, run
+    from runtime.config_loader import load_config
+
+    if args.runtime not in (None, "local"):
+        print(
+            f"perstack: Usage error: runtime {args.runtime!r} is not available here; "
+            "use --runtime local (or the Docker image for isolation)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    out = sys.stdout
+
+    def emit(event: object) -> None:
+        out.write(event.to_json() + "\n")  # type: ignore[attr-defined]
+        out.flush()
+
+    try:
+        loaded = load_config(args.config, Path.cwd())
+        for warning in loaded.warnings:
+            print(f"perstack: warning: {warning}", file=sys.stderr)
+        setting = RunSetting(
+            expert_key=args.expert_key,
+            query=args.query,
+            config_path=args.config,
+            provider=args.provider,
+            model=args.model,
+            reasoning_budget=args.reasoning_budget,
+            max_steps=args.max_steps,
+            max_retries=args.max_retries,
+            timeout=args.timeout,
+            job_id=args.job_id,
+            env_path=args.env_path,
+            continue_latest=args.continue_latest,
+            continue_job=args.continue_job,
+            resume_from=args.resume_from,
+            interactive_answer=args.interactive,
+            verbose=args.verbose,
+            store=store,
+        )
+        checkpoint = asyncio.run(run(setting, emit, config=loaded))
+    except KeyboardInterrupt:
+        print("perstack: interrupted; the last checkpoint is saved (continue with --continue)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except PerstackError as error:
+        print_error(error)
+        from runtime.errors import ConfigError, UsageError
+
+        return EXIT_USAGE if isinstance(error, ConfigError | UsageError) else EXIT_ERROR
+    if checkpoint.status == "stoppedByError" and checkpoint.error is not None:
+        print(f"perstack: run stopped by error: {checkpoint.error.name}: {checkpoint.error.message}", file=sys.stderr)
+    return _EXIT_BY_STATUS.get(checkpoint.status, EXIT_ERROR)
+
+
+def main(argv: Sequence[str] | None = None, *, prog: str = "perstack run", store: bool = True) -> int:
+    """Parse ``argv`` as a ``run`` command and execute it."""
+    args = build_parser(prog).parse_args(argv)
+    return run_command(args, store=store)
+
+
+def serve_base(argv: Sequence[str]) -> int:
+    """``perstack base``: serve the base skill over MCP stdio."""
+    from runtime.skills.base_server import main as base_main
+
+    return base_main(list(argv))

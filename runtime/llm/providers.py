@@ -1,0 +1,387 @@
+"""Provider resolution: from Perstack's provider name, model and settings to litellm arguments.
+
+This module is pure (no litellm import, no ``os.environ`` access) so that config validation, the
+CLI and the studio can resolve a provider, and report a missing API key, without paying litellm's
+import cost. :mod:`runtime.llm.litellm_model` turns a :class:`ProviderResolution` into calls.
+
+Perstack's eight provider names map to litellm providers (§8.1 of the reference); any other name is
+handed to litellm as is, through a small alias table for names users naturally type
+(``fireworks`` → ``fireworks_ai``). Settings from perstack.toml win over environment fallbacks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from runtime.errors import ConfigError, MissingApiKeyError
+
+__all__ = [
+    "REASONING_BUDGET_TOKENS",
+    "ProviderResolution",
+    "budget_tokens",
+    "reasoning_options",
+    "resolve_provider",
+]
+
+REASONING_BUDGET_TOKENS: Mapping[str, int] = {
+    "minimal": 1024,
+    "low": 2048,
+    "medium": 5000,
+    "high": 10000,
+}
+"""Token counts of Perstack's named reasoning budgets (§8.3)."""
+
+_ANTHROPIC_MIN_THINKING_TOKENS = 1024
+"""Anthropic rejects a thinking budget below this."""
+
+
+@dataclass(frozen=True)
+class ProviderResolution:
+    """Everything needed to call one model through litellm.
+
+    Attributes:
+        provider_name: The provider as the user named it (``openai``, ``fireworks``, ...).
+        model: The model as the user named it (``gpt-4.1``).
+        litellm_model: The litellm model string (``openai/gpt-4.1``).
+        api_key: The API key, or None for providers that authenticate otherwise. Never logged:
+            it is left out of ``repr``.
+        api_base: The base URL override, or None for the provider's default endpoint.
+        extra: Further litellm keyword arguments (``organization``, ``api_version``,
+            ``aws_region_name``, ``extra_headers``, ...). May hold credentials (AWS keys), so it is
+            left out of ``repr`` too.
+        api_key_env: The environment variable the key came from (or should come from), for
+            messages; None for providers without a key.
+    """
+
+    provider_name: str
+    model: str
+    litellm_model: str
+    api_key: str | None = field(default=None, repr=False)
+    api_base: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    api_key_env: str | None = None
+
+    @property
+    def litellm_provider(self) -> str:
+        """The litellm provider prefix of :attr:`litellm_model` (``openai``, ``anthropic``...)."""
+        return self.litellm_model.split("/", 1)[0]
+
+
+# Name mapping -----------------------------------------------------------------------------------
+
+_PERSTACK_TO_LITELLM: Mapping[str, str] = {
+    "anthropic": "anthropic",
+    "openai": "openai",
+    "google": "gemini",
+    "ollama": "ollama_chat",
+    "azure-openai": "azure",
+    "amazon-bedrock": "bedrock",
+    "google-vertex": "vertex_ai",
+    "deepseek": "deepseek",
+}
+
+_ALIASES: Mapping[str, str] = {
+    # Names people type for litellm providers whose litellm name carries a suffix.
+    "fireworks": "fireworks_ai",
+    "together": "together_ai",
+}
+
+_KEY_ENVS: Mapping[str, tuple[str, ...]] = {
+    # litellm provider → accepted key variables, preferred first. Unknown providers use
+    # <NAME>_API_KEY; these are the ones where litellm or the vendor documents another spelling.
+    "fireworks_ai": ("FIREWORKS_API_KEY", "FIREWORKS_AI_API_KEY"),
+    "together_ai": ("TOGETHER_API_KEY", "TOGETHERAI_API_KEY", "TOGETHER_AI_API_KEY"),
+    "gemini": ("GEMINI_API_KEY", "GOOGLE_API_KEY"),
+}
+
+_KEYLESS: frozenset[str] = frozenset(
+    # litellm providers that authenticate without an API key (local servers, cloud credentials).
+    {
+        "ollama",
+        "ollama_chat",
+        "hosted_vllm",
+        "lm_studio",
+        "llamafile",
+        "vertex_ai",
+        "bedrock",
+        "sagemaker",
+        "sagemaker_chat",
+    }
+)
+
+
+def _setting_get(setting: Any, key: str) -> Any:
+    """Read ``key`` (snake_case) from a ProviderSetting-like object or a dict.
+
+    Dicts may use Perstack's camelCase keys (straight from TOML) or snake_case.
+    """
+    if setting is None:
+        return None
+    if isinstance(setting, Mapping):
+        if key in setting:
+            return setting[key]
+        head, *rest = key.split("_")
+        camel = head + "".join(word.capitalize() for word in rest)
+        return setting.get(camel)
+    return getattr(setting, key, None)
+
+
+def _env(env: Mapping[str, str], *names: str) -> str | None:
+    """The first non-empty value among ``names`` (an empty variable counts as unset)."""
+    for name in names:
+        value = env.get(name)
+        if value:
+            return value
+    return None
+
+
+def _missing_key(name: str, alternatives: tuple[str, ...] = ()) -> MissingApiKeyError:
+    also = ""
+    if alternatives:
+        verb = "is" if len(alternatives) == 1 else "are"
+        also = f" ({' and '.join(alternatives)} {verb} also accepted)"
+    return MissingApiKeyError(
+        f"{name} is not set{also}. "
+        f"Set it in your environment or add {name}=... to .env in the workspace."
+    )
+
+
+def _require_key(env: Mapping[str, str], names: tuple[str, ...]) -> tuple[str, str]:
+    """The key and the variable it came from; raises naming the preferred variable."""
+    for name in names:
+        value = env.get(name)
+        if value:
+            return value, name
+    raise _missing_key(names[0], names[1:])
+
+
+def _litellm_model(litellm_provider: str, perstack_name: str, model: str) -> str:
+    """Prefix ``model`` with the litellm provider unless it already carries it."""
+    if model.startswith(f"{litellm_provider}/"):
+        return model
+    # "ollama/llama3" under provider "ollama" means the model llama3, not a model named
+    # "ollama/llama3" on the ollama_chat route.
+    if perstack_name != litellm_provider and model.startswith(f"{perstack_name}/"):
+        model = model[len(perstack_name) + 1 :]
+    return f"{litellm_provider}/{model}"
+
+
+def _headers(setting: Any, extra: dict[str, Any]) -> None:
+    headers = _setting_get(setting, "headers")
+    if headers:
+        extra.setdefault("extra_headers", {}).update(dict(headers))
+
+
+def resolve_provider(
+    provider_name: str,
+    model: str,
+    setting: Any | None,
+    env: Mapping[str, str],
+) -> ProviderResolution:
+    """Resolve a provider name and model into litellm call arguments.
+
+    Args:
+        provider_name: Perstack's provider name (``anthropic``, ``openai``, ``google``, ``ollama``,
+            ``azure-openai``, ``amazon-bedrock``, ``google-vertex``, ``deepseek``) or any litellm
+            provider name (``fireworks``/``fireworks_ai``, ``groq``, ``openrouter``, ...).
+        model: The model id as the user named it; a leading ``<litellm provider>/`` is kept as
+            is rather than doubled.
+        setting: The ``[provider.setting]`` table: a ``ProviderSetting`` or a dict with camelCase
+            or snake_case keys. Its values win over the environment fallbacks.
+        env: The environment to read keys and fallbacks from (``os.environ`` merged with .env).
+
+    Returns:
+        The resolution; its ``api_key`` is never logged.
+
+    Raises:
+        MissingApiKeyError: The provider's key variable is not set; the message names it and the
+            fix.
+        ConfigError: A required non-key setting is missing (Azure's resource name or base URL).
+    """
+    name = provider_name.strip()
+    if not name:
+        raise ConfigError("The provider name is empty. Set [provider] providerName or --provider.")
+    if not model.strip():
+        raise ConfigError("The model name is empty. Set model in perstack.toml or --model.")
+    litellm_provider = _PERSTACK_TO_LITELLM.get(name) or _ALIASES.get(name) or name
+    litellm_model = _litellm_model(litellm_provider, name, model)
+    base_url = _setting_get(setting, "base_url")
+    extra: dict[str, Any] = {}
+    api_key: str | None = None
+    key_env: str | None = None
+    api_base: str | None = None
+
+    def done() -> ProviderResolution:
+        _headers(setting, extra)
+        return ProviderResolution(
+            provider_name=name,
+            model=model,
+            litellm_model=litellm_model,
+            api_key=api_key,
+            api_base=api_base,
+            extra=extra,
+            api_key_env=key_env,
+        )
+
+    if name == "anthropic":
+        api_key, key_env = _require_key(env, ("ANTHROPIC_API_KEY",))
+        api_base = base_url or _env(env, "ANTHROPIC_BASE_URL")
+    elif name == "openai":
+        api_key, key_env = _require_key(env, ("OPENAI_API_KEY",))
+        api_base = base_url or _env(env, "OPENAI_BASE_URL")
+        organization = _setting_get(setting, "organization") or _env(env, "OPENAI_ORGANIZATION")
+        if organization:
+            extra["organization"] = organization
+        project = _setting_get(setting, "project") or _env(env, "OPENAI_PROJECT")
+        if project:
+            # litellm has no project argument; the OpenAI SDK sends it as this header.
+            extra["extra_headers"] = {"OpenAI-Project": project}
+    elif name == "google":
+        api_key, key_env = _require_key(
+            env, ("GOOGLE_GENERATIVE_AI_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY")
+        )
+        api_base = base_url or _env(env, "GOOGLE_GENERATIVE_AI_BASE_URL")
+    elif name == "ollama":
+        # Local by default, no key; Ollama's cloud accepts one, so pass it when present.
+        api_key = _env(env, "OLLAMA_API_KEY")
+        key_env = "OLLAMA_API_KEY" if api_key else None
+        api_base = base_url or _env(env, "OLLAMA_BASE_URL")
+        if api_base:
+            # Perstack (AI SDK) URLs end in /api; litellm appends /api/chat itself.
+            api_base = api_base.rstrip("/").removesuffix("/api")
+    elif name == "azure-openai":
+        api_key, key_env = _require_key(env, ("AZURE_API_KEY",))
+        resource = _setting_get(setting, "resource_name") or _env(env, "AZURE_RESOURCE_NAME")
+        api_base = base_url or _env(env, "AZURE_BASE_URL")
+        if not api_base and resource:
+            api_base = f"https://{resource}.openai.azure.com"
+        if not api_base:
+            raise ConfigError(
+                "AZURE_RESOURCE_NAME or baseUrl is not set. Set AZURE_RESOURCE_NAME in your "
+                "environment or .env, or [provider.setting] resourceName / baseUrl in "
+                "perstack.toml."
+            )
+        # AI SDK base URLs end in /openai; litellm appends /openai/deployments/... itself.
+        api_base = api_base.rstrip("/").removesuffix("/openai")
+        api_version = _setting_get(setting, "api_version") or _env(env, "AZURE_API_VERSION")
+        if api_version:
+            extra["api_version"] = api_version
+    elif name == "amazon-bedrock":
+        access_key, key_env = _require_key(env, ("AWS_ACCESS_KEY_ID",))
+        secret, _ = _require_key(env, ("AWS_SECRET_ACCESS_KEY",))
+        region = _setting_get(setting, "region") or _env(env, "AWS_REGION")
+        if not region:
+            raise _missing_key("AWS_REGION")
+        extra.update(
+            aws_access_key_id=access_key, aws_secret_access_key=secret, aws_region_name=region
+        )
+        session_token = _env(env, "AWS_SESSION_TOKEN")
+        if session_token:
+            extra["aws_session_token"] = session_token
+    elif name == "google-vertex":
+        # Application default credentials: no key.
+        project = _setting_get(setting, "project") or _env(env, "GOOGLE_VERTEX_PROJECT")
+        location = _setting_get(setting, "location") or _env(env, "GOOGLE_VERTEX_LOCATION")
+        if project:
+            extra["vertex_project"] = project
+        if location:
+            extra["vertex_location"] = location
+        api_base = base_url or _env(env, "GOOGLE_VERTEX_BASE_URL")
+    elif name == "deepseek":
+        api_key, key_env = _require_key(env, ("DEEPSEEK_API_KEY",))
+        api_base = base_url or _env(env, "DEEPSEEK_BASE_URL")
+    else:
+        env_prefix = name.upper().replace("-", "_")
+        names = _KEY_ENVS.get(litellm_provider, (f"{env_prefix}_API_KEY",))
+        if f"{env_prefix}_API_KEY" not in names:
+            names = (f"{env_prefix}_API_KEY", *names)
+        api_base = base_url or _env(env, f"{env_prefix}_BASE_URL")
+        if litellm_provider in _KEYLESS:
+            api_key = _env(env, *names)
+            key_env = names[0] if api_key else None
+        else:
+            api_key, key_env = _require_key(env, names)
+    return done()
+
+
+# Reasoning ----------------------------------------------------------------------------------------
+
+
+def budget_tokens(budget: str | int) -> int:
+    """The token count of a Perstack reasoning budget (0 when disabled).
+
+    Args:
+        budget: ``none``/``minimal``/``low``/``medium``/``high`` or a token count.
+
+    Raises:
+        ConfigError: ``budget`` is an unknown name or a negative number.
+    """
+    if isinstance(budget, bool):  # bool is an int; never a meaningful budget
+        raise ConfigError(
+            f"reasoningBudget {budget!r} is invalid: use none/minimal/low/medium/high "
+            "or a token count"
+        )
+    if isinstance(budget, int):
+        if budget < 0:
+            raise ConfigError(f"reasoningBudget {budget!r} is invalid: it must not be negative")
+        return budget
+    if budget == "none":
+        return 0
+    try:
+        return REASONING_BUDGET_TOKENS[budget]
+    except KeyError:
+        raise ConfigError(
+            f"reasoningBudget {budget!r} is invalid: use none/minimal/low/medium/high or a token "
+            "count"
+        ) from None
+
+
+def _effort(budget: str | int, tokens: int) -> str:
+    # Perstack's OpenAI mapping: minimal → low, names pass through, numbers by thresholds.
+    if budget == "minimal":
+        return "low"
+    if isinstance(budget, str):
+        return budget
+    if tokens <= 2048:
+        return "low"
+    if tokens <= 5000:
+        return "medium"
+    return "high"
+
+
+def reasoning_options(provider_name: str, litellm_model: str, budget: str | int) -> dict[str, Any]:
+    """The litellm keyword arguments that enable reasoning at ``budget`` (§8.3 of the reference).
+
+    The caller applies them only when the model supports reasoning: sending them to a model that
+    does not is a 400 from most providers.
+
+    Args:
+        provider_name: The user's provider name (``openai``, ``azure-openai``, ``fireworks``...).
+        litellm_model: The resolved litellm model; its prefix selects the provider's option.
+        budget: ``none``/``minimal``/``low``/``medium``/``high`` or a token count; ``none`` and
+            0 disable reasoning.
+
+    Returns:
+        The keyword arguments, empty when reasoning is disabled or the provider takes none.
+
+    Raises:
+        ConfigError: ``budget`` is invalid.
+    """
+    tokens = budget_tokens(budget)
+    if tokens == 0:
+        return {}
+    provider = litellm_model.split("/", 1)[0] if "/" in litellm_model else provider_name
+    if provider_name in ("azure-openai", "deepseek") or provider in ("azure", "deepseek"):
+        # Perstack sends no reasoning options to these; deepseek-reasoner always reasons.
+        return {}
+    if provider in ("ollama", "ollama_chat"):
+        return {"think": True}
+    if provider in ("anthropic", "gemini", "vertex_ai", "bedrock"):
+        # litellm maps this to Anthropic's thinking, Gemini's thinkingConfig (with thoughts
+        # included) and Bedrock's reasoning config.
+        if provider in ("anthropic", "bedrock"):
+            tokens = max(tokens, _ANTHROPIC_MIN_THINKING_TOKENS)
+        return {"thinking": {"type": "enabled", "budget_tokens": tokens}}
+    return {"reasoning_effort": _effort(budget, tokens)}

@@ -1,0 +1,126 @@
+"""The objects a run is made of: the job (shared by every segment) and one run segment."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from runtime.checkpoint import JOB_STATUS_BY_CHECKPOINT, Checkpoint, ExpertRef, Job, Step
+from runtime.events import (
+    TERMINAL_EVENT_TYPES,
+    EventListener,
+    PerstackEvent,
+    StreamReasoning,
+    StreamRunResult,
+    now_ms,
+)
+from runtime.llm import LanguageModel, ToolSpec
+from runtime.skills.types import Skill, ToolDefinition
+from runtime.storage import Storage
+
+logger = logging.getLogger("runtime")
+
+# Deltas are many and small; their start/complete events carry the same information.
+_UNSTORED_EVENT_TYPES = (StreamReasoning, StreamRunResult)
+
+
+@dataclass
+class JobContext:
+    """Everything shared by the run segments of one job."""
+
+    job: Job
+    model: LanguageModel
+    workspace: Path
+    max_steps: int
+    max_retries: int
+    timeout_ms: int
+    reasoning_budget: str | int
+    retry_base_delay_ms: int
+    env: dict[str, str]
+    storage: Storage | None
+    listener: EventListener | None
+    verbose: bool = False
+    memory_checkpoints: dict[str, Checkpoint] = field(default_factory=dict)
+
+    def store_checkpoint(self, checkpoint: Checkpoint) -> None:
+        """Persist a checkpoint (or keep it in memory when storage is off)."""
+        self.memory_checkpoints[checkpoint.id] = checkpoint
+        if self.storage is not None:
+            self.storage.store_checkpoint(checkpoint)
+
+    def publish(self, event: PerstackEvent, *, coordinator: bool = True) -> None:
+        """Store what ``event`` carries, then hand it to the listener.
+
+        The order (store, then emit) means a listener that sees an event can rely on its
+        checkpoint being on disk.
+        """
+        checkpoint: Checkpoint | None = getattr(event, "checkpoint", None)
+        if checkpoint is not None:
+            self.store_checkpoint(checkpoint)
+        if self.storage is not None and not isinstance(event, _UNSTORED_EVENT_TYPES):
+            self.storage.append_event(event.job_id, event.run_id, event.to_json())
+        if coordinator and event.type in TERMINAL_EVENT_TYPES and checkpoint is not None:
+            self.update_job(checkpoint, finished=event.type != "stopRunByDelegate")
+        if self.listener is not None:
+            try:
+                self.listener(event)
+            except Exception:
+                # A broken listener (a UI bug) must not lose the agent's work.
+                logger.exception("event listener raised on %s", event.type)
+
+    def update_job(self, checkpoint: Checkpoint, *, finished: bool) -> None:
+        """Reflect a coordinator checkpoint in job.json."""
+        self.job = self.job.model_copy(
+            update={
+                "status": JOB_STATUS_BY_CHECKPOINT[checkpoint.status],
+                "total_steps": checkpoint.step_number,
+                "usage": checkpoint.usage,
+                "finished_at": now_ms() if finished else None,
+            }
+        )
+        if self.storage is not None:
+            self.storage.store_job(self.job)
+
+    def warn(self, message: str) -> None:
+        """A diagnostic for the operator (stderr), never for stdout."""
+        print(f"perstack: warning: {message}", file=sys.stderr)
+
+
+@dataclass
+class Segment:
+    """One run segment: an expert running with its own context window and skills."""
+
+    job: JobContext
+    expert: ExpertRef
+    run_id: str
+    skills: Sequence[Skill]
+    system_prompt: str
+    tool_index: dict[str, tuple[Skill, ToolDefinition]]
+    coordinator: bool = True
+    invalid_args: dict[str, str] = field(default_factory=dict)
+    """Tool call id → JSON error, for calls whose arguments did not parse."""
+
+    @property
+    def tool_specs(self) -> list[ToolSpec]:
+        """The tools as the model sees them."""
+        return [
+            ToolSpec(name=name, description=definition.description, input_schema=definition.input_schema)
+            for name, (_, definition) in self.tool_index.items()
+        ]
+
+    def event_fields(self, checkpoint: Checkpoint) -> dict[str, Any]:
+        """The base fields of a run event emitted at ``checkpoint``."""
+        return {
+            "job_id": self.job.job.id,
+            "run_id": self.run_id,
+            "expert_key": self.expert.key,
+            "step_number": checkpoint.step_number,
+        }
+
+    def new_step(self, checkpoint: Checkpoint) -> Step:
+        """A fresh step record for the step ``checkpoint`` is at."""
+        return Step(step_number=checkpoint.step_number, started_at=now_ms())

@@ -1,0 +1,552 @@
+"""The agent loop's states (§5.1 of the reference): one function per state, one event each.
+
+Every state function takes the segment and the current :class:`LoopState` and returns a
+:class:`Transition`: the event to publish, the next state, and the new checkpoint and step.
+Checkpoints and steps are immutable; each transition builds new ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from runtime.checkpoint import Checkpoint, RunErrorInfo, Step, ToolCall, ToolResult, Usage
+from runtime.config import BASE_SKILL_NAME
+from runtime.errors import ModelError
+from runtime.events import (
+    AttemptCompletion,
+    CallTools,
+    CompleteRun,
+    CompleteStreamingReasoning,
+    CompleteStreamingRunResult,
+    ContinueToNextStep,
+    FinishAllToolCalls,
+    FinishToolCall,
+    PerstackEvent,
+    ResolveToolResults,
+    ResumeToolCalls,
+    Retry,
+    StartGeneration,
+    StartRun,
+    StartStreamingReasoning,
+    StartStreamingRunResult,
+    StopRunByError,
+    StopRunByExceededMaxSteps,
+    StreamReasoning,
+    StreamRunResult,
+    now_ms,
+)
+from runtime.ids import new_id
+from runtime.llm import (
+    Finish,
+    GenerationRequest,
+    ReasoningDelta,
+    TextDelta,
+    ToolCallChunk,
+)
+from runtime.loop.context import Segment
+from runtime.messages import (
+    ExpertMessage,
+    ExpertPart,
+    FileInlinePart,
+    ImageInlinePart,
+    InstructionMessage,
+    Message,
+    TextPart,
+    ThinkingPart,
+    ToolCallPart,
+    ToolMessage,
+    ToolResultPart,
+    UserMessage,
+    first_text,
+)
+from runtime.skills.base import inline_file_results
+from runtime.skills.types import ToolOutcome
+
+StateName = Literal[
+    "init",
+    "preparingForStep",
+    "generatingToolCall",
+    "callingTool",
+    "resolvingToolResult",
+    "generatingRunResult",
+    "finishingStep",
+    "stopped",
+]
+
+MAX_RETRY_DELAY_MS = 30_000
+_SKIPPED_BY_COMPLETION = (
+    "Not executed: attemptCompletion was called in the same reply. Call attemptCompletion alone."
+)
+
+
+@dataclass
+class LoopState:
+    """What the loop carries between states."""
+
+    checkpoint: Checkpoint
+    step: Step
+    query: str | None = None
+    completion_result: ToolResult | None = None
+    extra_results: list[ToolResult] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Transition:
+    """The outcome of one state."""
+
+    event: PerstackEvent
+    next: StateName
+    checkpoint: Checkpoint
+    step: Step
+
+
+StateFunction = Callable[[Segment, LoopState], Awaitable[Transition]]
+
+
+def _with(model: Any, **update: Any) -> Any:
+    return model.model_copy(update=update)
+
+
+def _finish(step: Step) -> Step:
+    finished: Step = _with(step, finished_at=now_ms())
+    return finished
+
+
+def _add_usage(checkpoint: Checkpoint, step: Step, usage: Usage) -> tuple[Checkpoint, Step]:
+    return _with(checkpoint, usage=checkpoint.usage + usage), _with(step, usage=step.usage + usage)
+
+
+# Init ----------------------------------------------------------------------------------------
+
+
+async def init(seg: Segment, state: LoopState) -> Transition:
+    """Build the input messages for a fresh or continued run (§4.6)."""
+    checkpoint = state.checkpoint
+    inputs: list[Message] = []
+    if checkpoint.status == "init":
+        inputs.append(InstructionMessage(contents=[TextPart(text=seg.system_prompt)], cache=True))
+    inputs.append(UserMessage(contents=[TextPart(text=state.query or "")]))
+    started = _with(
+        checkpoint,
+        status="proceeding",
+        messages=[*checkpoint.messages, *inputs],
+        run_id=seg.run_id,
+        error=None,
+    )
+    step: Step = _with(seg.new_step(started), input_messages=inputs)
+    event = StartRun(
+        **seg.event_fields(checkpoint), initial_checkpoint=checkpoint, input_messages=inputs
+    )
+    return Transition(event, "preparingForStep", started, step)
+
+
+# PreparingForStep ----------------------------------------------------------------------------
+
+
+async def preparing_for_step(seg: Segment, state: LoopState) -> Transition:
+    """Resume pending calls, flush partial results, or start a generation."""
+    checkpoint = state.checkpoint
+    if checkpoint.pending_tool_calls:
+        event: PerstackEvent = ResumeToolCalls(
+            **seg.event_fields(checkpoint),
+            pending_tool_calls=checkpoint.pending_tool_calls,
+            partial_tool_results=checkpoint.partial_tool_results or [],
+        )
+        step = _with(
+            state.step,
+            pending_tool_calls=checkpoint.pending_tool_calls,
+            partial_tool_results=checkpoint.partial_tool_results or [],
+        )
+        return Transition(event, "callingTool", checkpoint, step)
+    if checkpoint.partial_tool_results:
+        message = _tool_message(checkpoint.partial_tool_results)
+        updated = _with(
+            checkpoint,
+            messages=[*checkpoint.messages, message],
+            partial_tool_results=None,
+            pending_tool_calls=None,
+        )
+        step = _with(state.step, new_messages=[*state.step.new_messages, message])
+        event = FinishAllToolCalls(**seg.event_fields(checkpoint), new_messages=[message])
+        return Transition(event, "finishingStep", updated, step)
+    if checkpoint.retry_count:
+        delay = min(seg.job.retry_base_delay_ms * 2 ** (checkpoint.retry_count - 1), MAX_RETRY_DELAY_MS)
+        # Jitter spreads retries of parallel runs hitting the same rate limit.
+        await asyncio.sleep(delay * random.uniform(0.8, 1.2) / 1000)
+    event = StartGeneration(**seg.event_fields(checkpoint), messages=checkpoint.messages)
+    return Transition(event, "generatingToolCall", checkpoint, state.step)
+
+
+# Generation ----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Generated:
+    text: str = ""
+    reasoning: str = ""
+    signature: str | None = None
+    tool_calls: list[ToolCallChunk] = field(default_factory=list)
+    finish: Finish | None = None
+
+
+async def _generate(
+    seg: Segment, checkpoint: Checkpoint, *, with_tools: bool, stream_result: bool
+) -> _Generated:
+    job = seg.job
+    request = GenerationRequest(
+        messages=checkpoint.messages,
+        tools=seg.tool_specs if with_tools else [],
+        reasoning_budget=job.reasoning_budget,
+        timeout_ms=job.timeout_ms,
+    )
+    fields = seg.event_fields(checkpoint)
+    out = _Generated()
+    reasoning_open = result_open = False
+    try:
+        # Enforced here as well as by the model, so every LanguageModel gets the same limit.
+        async with asyncio.timeout(job.timeout_ms / 1000):
+            async for chunk in job.model.stream(request):
+                if isinstance(chunk, ReasoningDelta):
+                    if not reasoning_open:
+                        job.publish(StartStreamingReasoning(**fields), coordinator=seg.coordinator)
+                        reasoning_open = True
+                    out.reasoning += chunk.text
+                    job.publish(StreamReasoning(**fields, delta=chunk.text), coordinator=seg.coordinator)
+                elif isinstance(chunk, TextDelta):
+                    if reasoning_open:
+                        job.publish(
+                            CompleteStreamingReasoning(**fields, text=out.reasoning),
+                            coordinator=seg.coordinator,
+                        )
+                        reasoning_open = False
+                    if stream_result:
+                        if not result_open:
+                            job.publish(StartStreamingRunResult(**fields), coordinator=seg.coordinator)
+                            result_open = True
+                        job.publish(StreamRunResult(**fields, delta=chunk.text), coordinator=seg.coordinator)
+                    out.text += chunk.text
+                elif isinstance(chunk, ToolCallChunk):
+                    out.tool_calls.append(chunk)
+                else:
+                    out.finish = chunk
+                    out.signature = chunk.reasoning_signature
+    except TimeoutError as error:
+        raise ModelError(
+            f"Generation timed out after {job.timeout_ms} ms", name="TimeoutError", retryable=True
+        ) from error
+    if reasoning_open:
+        job.publish(CompleteStreamingReasoning(**fields, text=out.reasoning), coordinator=seg.coordinator)
+    if result_open:
+        job.publish(CompleteStreamingRunResult(**fields, text=out.text), coordinator=seg.coordinator)
+    if out.finish is None:
+        raise ModelError("The model stream ended without a finish", name="IncompleteStream", retryable=True)
+    return out
+
+
+def _expert_parts(generated: _Generated) -> list[ExpertPart]:
+    parts: list[ExpertPart] = []
+    if generated.reasoning:
+        parts.append(ThinkingPart(thinking=generated.reasoning, signature=generated.signature))
+    if generated.text.strip():
+        parts.append(TextPart(text=generated.text))
+    return parts
+
+
+def _context_usage(seg: Segment, usage: Usage, checkpoint: Checkpoint) -> Checkpoint:
+    window = seg.job.model.context_window()
+    if not window:
+        return checkpoint
+    # Occupancy of the last request, not Perstack's cumulative ratio (which exceeds 1).
+    occupancy = (usage.input_tokens + usage.output_tokens) / window
+    return _with(checkpoint, context_window=window, context_window_usage=round(occupancy, 4))
+
+
+def _retry_or_stop(
+    seg: Segment, state: LoopState, error: ModelError, usage: Usage | None = None
+) -> Transition:
+    checkpoint, step = state.checkpoint, state.step
+    if usage is not None:
+        checkpoint, step = _add_usage(checkpoint, step, usage)
+    retries = checkpoint.retry_count or 0
+    if error.retryable and retries < seg.job.max_retries:
+        reason = json.dumps({"error": error.name, "message": error.message})
+        notice = UserMessage(contents=[TextPart(text=reason)])
+        checkpoint = _with(
+            checkpoint, messages=[*checkpoint.messages, notice], retry_count=retries + 1
+        )
+        step = _with(step, new_messages=[*step.new_messages, notice])
+        event: PerstackEvent = Retry(
+            **seg.event_fields(checkpoint),
+            reason=reason,
+            new_messages=[notice],
+            usage=usage or Usage(),
+        )
+        return Transition(event, "finishingStep", checkpoint, step)
+    message = error.message
+    name = error.name
+    if error.retryable:
+        message = f"Max retries ({seg.job.max_retries}) exceeded: {message}"
+        name = "MaxRetriesExceeded" if name == "NoOutput" else name
+    info = RunErrorInfo(
+        name=name, message=message, status_code=error.status_code, is_retryable=error.retryable
+    )
+    checkpoint = _with(checkpoint, status="stoppedByError", error=info)
+    step = _finish(step)
+    stop = StopRunByError(**seg.event_fields(checkpoint), checkpoint=checkpoint, step=step, error=info)
+    return Transition(stop, "stopped", checkpoint, step)
+
+
+def _parse_args(seg: Segment, chunk: ToolCallChunk) -> dict[str, Any]:
+    try:
+        args = json.loads(chunk.arguments or "{}")
+    except json.JSONDecodeError as error:
+        seg.invalid_args[chunk.id] = f"invalid JSON arguments ({error.msg} at position {error.pos})"
+        return {}
+    if not isinstance(args, dict):
+        seg.invalid_args[chunk.id] = "arguments must be a JSON object"
+        return {}
+    return args
+
+
+_KIND_ORDER = {"mcp": 0, "delegate": 1, "interactive": 2}
+
+
+async def generating_tool_call(seg: Segment, state: LoopState) -> Transition:
+    """Ask the model for the next tool calls (or a final text answer)."""
+    try:
+        generated = await _generate(seg, state.checkpoint, with_tools=True, stream_result=False)
+    except ModelError as error:
+        return _retry_or_stop(seg, state, error)
+    assert generated.finish is not None
+    usage = generated.finish.usage
+    checkpoint, step = _add_usage(state.checkpoint, state.step, usage)
+    checkpoint = _context_usage(seg, usage, checkpoint)
+    if generated.finish.finish_reason == "length":
+        return _retry_or_stop(
+            seg,
+            LoopState(checkpoint, step),
+            ModelError("Generation length exceeded. Try again.", name="LengthExceeded", retryable=True),
+        )
+    if not generated.tool_calls:
+        if not generated.text.strip():
+            return _retry_or_stop(
+                seg,
+                LoopState(checkpoint, step),
+                ModelError(
+                    "You must generate a tool call or provide a response. Try again.",
+                    name="NoOutput",
+                    retryable=True,
+                ),
+            )
+        # A text-only reply is the run's result (implicit completion).
+        message = ExpertMessage(contents=_expert_parts(generated))
+        checkpoint = _with(
+            checkpoint, messages=[*checkpoint.messages, message], status="completed", retry_count=0
+        )
+        step = _finish(_with(step, new_messages=[*step.new_messages, message]))
+        event: PerstackEvent = CompleteRun(
+            **seg.event_fields(checkpoint), checkpoint=checkpoint, step=step, text=generated.text, usage=usage
+        )
+        return Transition(event, "stopped", checkpoint, step)
+
+    calls: list[ToolCall] = []
+    for chunk in generated.tool_calls:
+        owner = seg.tool_index.get(chunk.name)
+        skill_name = owner[0].name if owner else ""
+        calls.append(ToolCall(id=chunk.id, skill_name=skill_name, tool_name=chunk.name, args=_parse_args(seg, chunk)))
+    calls.sort(key=lambda c: _KIND_ORDER[seg.tool_index[c.tool_name][0].kind] if c.tool_name in seg.tool_index else 0)
+    parts: list[ExpertPart] = _expert_parts(generated)
+    parts.extend(ToolCallPart(tool_call_id=c.id, tool_name=c.tool_name, args=c.args) for c in calls)
+    message = ExpertMessage(contents=parts)
+    checkpoint = _with(checkpoint, messages=[*checkpoint.messages, message], retry_count=0)
+    step = _with(step, new_messages=[*step.new_messages, message], tool_calls=calls, pending_tool_calls=calls)
+    event = CallTools(**seg.event_fields(checkpoint), new_message=message, tool_calls=calls, usage=usage)
+    return Transition(event, "callingTool", checkpoint, step)
+
+
+# CallingTool ---------------------------------------------------------------------------------
+
+
+def _result(call: ToolCall, outcome: ToolOutcome) -> ToolResult:
+    return ToolResult(
+        id=call.id,
+        skill_name=call.skill_name,
+        tool_name=call.tool_name,
+        result=list(outcome.contents),
+        is_error=True if outcome.is_error else None,
+    )
+
+
+async def _execute(seg: Segment, call: ToolCall) -> ToolResult:
+    if call.id in seg.invalid_args:
+        outcome = ToolOutcome.error(
+            f"Error calling tool {call.tool_name}: {seg.invalid_args.pop(call.id)}. "
+            "Call it again with valid JSON arguments."
+        )
+        return _result(call, outcome)
+    owner = seg.tool_index.get(call.tool_name)
+    if owner is None:
+        available = ", ".join(sorted(seg.tool_index))
+        outcome = ToolOutcome.error(
+            f"Tool {call.tool_name!r} not found. Available tools: {available}"
+        )
+        return _result(call, outcome)
+    skill, _ = owner
+    outcome = await skill.call(call.tool_name, call.args)
+    return _result(call, inline_file_results(call.tool_name, outcome))
+
+
+def _is_completion(call: ToolCall) -> bool:
+    return call.tool_name == "attemptCompletion" and call.skill_name.startswith(BASE_SKILL_NAME)
+
+
+async def calling_tool(seg: Segment, state: LoopState) -> Transition:
+    """Run the step's tool calls (MCP calls in parallel) or handle attemptCompletion."""
+    checkpoint, step = state.checkpoint, state.step
+    calls = list(step.pending_tool_calls or step.tool_calls or [])
+    fields = seg.event_fields(checkpoint)
+    completion = next((c for c in calls if _is_completion(c)), None)
+    if completion is not None:
+        result = await _execute(seg, completion)
+        others = [
+            _result(c, ToolOutcome.error(_SKIPPED_BY_COMPLETION)) for c in calls if c is not completion
+        ]
+        remaining = _remaining_todos(result)
+        if remaining or result.is_error:
+            results = [result, *others]
+            step = _with(step, tool_results=results, pending_tool_calls=None)
+            event: PerstackEvent = ResolveToolResults(**fields, tool_results=results)
+            return Transition(event, "resolvingToolResult", checkpoint, step)
+        last_text = _last_expert_text(checkpoint)
+        if last_text:
+            tool_message = _tool_message([result, *others])
+            answer = ExpertMessage(contents=[TextPart(text=last_text)])
+            checkpoint = _with(
+                checkpoint, messages=[*checkpoint.messages, tool_message, answer], status="completed"
+            )
+            step = _finish(
+                _with(
+                    step,
+                    tool_results=[result, *others],
+                    pending_tool_calls=None,
+                    new_messages=[*step.new_messages, tool_message, answer],
+                )
+            )
+            event = CompleteRun(**fields, checkpoint=checkpoint, step=step, text=last_text, usage=Usage())
+            return Transition(event, "stopped", checkpoint, step)
+        state.extra_results = others
+        step = _with(step, tool_results=[result, *others], pending_tool_calls=None)
+        return Transition(AttemptCompletion(**fields, tool_result=result), "generatingRunResult", checkpoint, step)
+
+    results = list(step.partial_tool_results or [])
+    results.extend(await asyncio.gather(*(_execute(seg, c) for c in calls)))
+    step = _with(step, tool_results=results, pending_tool_calls=None, partial_tool_results=None)
+    checkpoint = _with(checkpoint, pending_tool_calls=None, partial_tool_results=None)
+    return Transition(ResolveToolResults(**fields, tool_results=results), "resolvingToolResult", checkpoint, step)
+
+
+def _remaining_todos(result: ToolResult) -> list[Any]:
+    text = next((p.text for p in result.result if isinstance(p, TextPart)), "")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        return []
+    remaining = data.get("remainingTodos") if isinstance(data, dict) else None
+    return remaining if isinstance(remaining, list) else []
+
+
+def _last_expert_text(checkpoint: Checkpoint) -> str | None:
+    for message in reversed(checkpoint.messages):
+        if isinstance(message, ExpertMessage):
+            text = first_text(message)
+            return text if text and text.strip() else None
+    return None
+
+
+def _tool_message(results: list[ToolResult]) -> ToolMessage:
+    parts = [
+        ToolResultPart(
+            tool_call_id=r.id,
+            tool_name=r.tool_name,
+            contents=[p for p in r.result if isinstance(p, TextPart | ImageInlinePart | FileInlinePart)],
+            is_error=r.is_error,
+        )
+        for r in results
+    ]
+    return ToolMessage(contents=parts)
+
+
+# ResolvingToolResult -------------------------------------------------------------------------
+
+
+async def resolving_tool_result(seg: Segment, state: LoopState) -> Transition:
+    """Add the step's tool results to the conversation as one tool message."""
+    message = _tool_message(list(state.step.tool_results or []))
+    checkpoint = _with(state.checkpoint, messages=[*state.checkpoint.messages, message])
+    step = _with(state.step, new_messages=[*state.step.new_messages, message])
+    event = FinishToolCall(**seg.event_fields(checkpoint), new_messages=[message])
+    return Transition(event, "finishingStep", checkpoint, step)
+
+
+# GeneratingRunResult -------------------------------------------------------------------------
+
+
+async def generating_run_result(seg: Segment, state: LoopState) -> Transition:
+    """Generate the final answer with no tools, streaming it."""
+    checkpoint, step = state.checkpoint, state.step
+    if not isinstance(checkpoint.messages[-1], ToolMessage):
+        message = _tool_message(list(step.tool_results or []))
+        checkpoint = _with(checkpoint, messages=[*checkpoint.messages, message])
+        step = _with(step, new_messages=[*step.new_messages, message])
+    try:
+        generated = await _generate(seg, checkpoint, with_tools=False, stream_result=True)
+    except ModelError as error:
+        return _retry_or_stop(seg, LoopState(checkpoint, step), error)
+    assert generated.finish is not None
+    usage = generated.finish.usage
+    checkpoint, step = _add_usage(checkpoint, step, usage)
+    checkpoint = _context_usage(seg, usage, checkpoint)
+    parts = _expert_parts(generated)
+    if not any(isinstance(p, TextPart) for p in parts):
+        parts.append(TextPart(text=generated.text))
+    answer = ExpertMessage(contents=parts)
+    checkpoint = _with(
+        checkpoint, messages=[*checkpoint.messages, answer], status="completed", retry_count=0
+    )
+    step = _finish(_with(step, new_messages=[*step.new_messages, answer]))
+    event = CompleteRun(
+        **seg.event_fields(checkpoint), checkpoint=checkpoint, step=step, text=generated.text, usage=usage
+    )
+    return Transition(event, "stopped", checkpoint, step)
+
+
+# FinishingStep -------------------------------------------------------------------------------
+
+
+async def finishing_step(seg: Segment, state: LoopState) -> Transition:
+    """Close the step; stop at maxSteps (job-global), else move to the next step."""
+    checkpoint, step = state.checkpoint, _finish(state.step)
+    fields = seg.event_fields(checkpoint)
+    if checkpoint.step_number >= seg.job.max_steps:
+        stopped = _with(checkpoint, status="stoppedByExceededMaxSteps")
+        event: PerstackEvent = StopRunByExceededMaxSteps(**fields, checkpoint=stopped, step=step)
+        return Transition(event, "stopped", stopped, step)
+    following = _with(checkpoint, id=new_id(), step_number=checkpoint.step_number + 1)
+    event = ContinueToNextStep(**fields, checkpoint=checkpoint, step=step, next_checkpoint=following)
+    return Transition(event, "preparingForStep", following, seg.new_step(following))
+
+
+STATES: dict[StateName, StateFunction] = {
+    "init": init,
+    "preparingForStep": preparing_for_step,
+    "generatingToolCall": generating_tool_call,
+    "callingTool": calling_tool,
+    "resolvingToolResult": resolving_tool_result,
+    "generatingRunResult": generating_run_result,
+    "finishingStep": finishing_step,
+}

@@ -1,0 +1,149 @@
+"""Test doubles shipped with the runtime, so tests, the studio and the demo can use them.
+
+:class:`ScriptedModel` is a :class:`~runtime.llm.LanguageModel` that replays scripted replies
+instead of calling a provider. It streams text in small deltas so streaming paths are exercised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from runtime.checkpoint import Usage
+from runtime.errors import ModelError
+from runtime.llm import (
+    Finish,
+    FinishReason,
+    GenerationRequest,
+    ModelChunk,
+    ReasoningDelta,
+    TextDelta,
+    ToolCallChunk,
+)
+from runtime.ids import new_id
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One scripted generation.
+
+    Attributes:
+        text: Answer text (streamed in ``chunk_size`` pieces).
+        tool_calls: ``(tool_name, args)`` pairs; ``args`` may be a dict or raw JSON text (to
+            script invalid arguments).
+        reasoning: Reasoning text streamed before the answer.
+        usage: Usage reported for this generation.
+        finish_reason: Overrides the natural finish reason.
+        error: Raised instead of answering.
+        delay: Seconds to wait before the first chunk (to exercise timeouts).
+    """
+
+    text: str | None = None
+    tool_calls: Sequence[tuple[str, dict[str, Any] | str]] = ()
+    reasoning: str | None = None
+    usage: Usage = field(
+        default_factory=lambda: Usage(input_tokens=10, output_tokens=5, total_tokens=15)
+    )
+    finish_reason: FinishReason | None = None
+    error: ModelError | None = None
+    delay: float = 0.0
+    chunk_size: int = 8
+
+
+def reply(text: str, **kwargs: Any) -> Reply:
+    """A text-only reply."""
+    return Reply(text=text, **kwargs)
+
+
+def call(tool_name: str, /, **args: Any) -> Reply:
+    """A reply with a single tool call."""
+    return Reply(tool_calls=[(tool_name, args)])
+
+
+def calls(*pairs: tuple[str, dict[str, Any] | str], text: str | None = None) -> Reply:
+    """A reply with several tool calls (run in parallel by the loop)."""
+    return Reply(tool_calls=list(pairs), text=text)
+
+
+def fail(message: str, *, retryable: bool, status_code: int | None = None) -> Reply:
+    """A reply that raises a model error."""
+    name = "RateLimitError" if retryable else "AuthenticationError"
+    return Reply(
+        error=ModelError(message, name=name, status_code=status_code, retryable=retryable)
+    )
+
+
+ReplyFunction = Callable[[GenerationRequest], Reply]
+
+
+class ScriptedModel:
+    """A language model that replays scripted replies in order (or asks a function).
+
+    Args:
+        replies: The replies in order, or a function choosing a reply for each request.
+        model_name: The name reported to the runtime.
+        context_window: The context window reported to the runtime.
+
+    Attributes:
+        requests: Every request received, for assertions.
+    """
+
+    def __init__(
+        self,
+        replies: Sequence[Reply] | ReplyFunction,
+        *,
+        model_name: str = "scripted",
+        context_window: int | None = 100_000,
+    ) -> None:
+        self._function: ReplyFunction | None = None
+        self._queue: list[Reply] = []
+        if callable(replies):
+            self._function = replies
+        else:
+            self._queue = list(replies)
+        self._model_name = model_name
+        self._context_window = context_window
+        self.requests: list[GenerationRequest] = []
+
+    @property
+    def model_name(self) -> str:
+        """The name reported to the runtime."""
+        return self._model_name
+
+    def context_window(self) -> int | None:
+        """The context window reported to the runtime."""
+        return self._context_window
+
+    def _next(self, request: GenerationRequest) -> Reply:
+        if self._function is not None:
+            return self._function(request)
+        if not self._queue:
+            raise ModelError(
+                "ScriptedModel has no reply left for this request",
+                name="ScriptExhausted",
+                retryable=False,
+            )
+        return self._queue.pop(0)
+
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[ModelChunk]:
+        """Yield the chunks of the next scripted reply."""
+        self.requests.append(request)
+        scripted = self._next(request)
+        if scripted.delay:
+            await asyncio.sleep(scripted.delay)
+        if scripted.error is not None:
+            raise scripted.error
+        size = max(1, scripted.chunk_size)
+        for source, kind in ((scripted.reasoning, ReasoningDelta), (scripted.text, TextDelta)):
+            if source:
+                for start in range(0, len(source), size):
+                    yield kind(source[start : start + size])
+                    await asyncio.sleep(0)
+        for name, args in scripted.tool_calls:
+            arguments = args if isinstance(args, str) else json.dumps(args)
+            yield ToolCallChunk(id=f"call_{new_id(12)}", name=name, arguments=arguments)
+        natural: FinishReason = "tool-calls" if scripted.tool_calls else "stop"
+        yield Finish(finish_reason=scripted.finish_reason or natural, usage=scripted.usage)

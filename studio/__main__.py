@@ -1,0 +1,49 @@
+"""The ``perstack`` command line.
+
+Sub-commands import what they need on demand, so ``perstack --version`` and ``--help`` stay fast
+and never load litellm or textual.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from runtime.version import __version__
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="perstack",
+        description="Author, run and debug Perstack expert teams.",
+    )
+    parser.add_argument("-V", "--version", action="version", version=f"perstack {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.add_parser("run", help="run an expert headless (JSONL events on stdout)", add_help=False)
+    commands.add_parser("base", help="serve the base skill as an MCP stdio server", add_help=False)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``perstack``."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    parser = _parser()
+    if not args:
+        parser.print_help()
+        return 0
+    command, rest = args[0], args[1:]
+    if command == "run":
+        from runtime.cli import main as run_main
+
+        return run_main(rest)
+    if command == "base":
+        from runtime.cli import serve_base
+
+        return serve_base(rest)
+    parser.parse_args(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

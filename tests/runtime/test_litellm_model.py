@@ -1,0 +1,625 @@
+"""LiteLLMModel through the real litellm path, against the fake OpenAI-compatible server."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from runtime.errors import ModelError
+from runtime.llm import (
+    Finish,
+    GenerationRequest,
+    LanguageModel,
+    ModelChunk,
+    ReasoningDelta,
+    TextDelta,
+    ToolCallChunk,
+    ToolSpec,
+)
+from runtime.llm.litellm_model import LiteLLMModel, _Accumulator, to_openai_messages
+from runtime.llm.providers import resolve_provider
+from runtime.messages import (
+    ExpertMessage,
+    FileInlinePart,
+    ImageInlinePart,
+    ImageUrlPart,
+    InstructionMessage,
+    Message,
+    TextPart,
+    ThinkingPart,
+    ToolCallPart,
+    ToolMessage,
+    ToolResultPart,
+    UserMessage,
+)
+from tests.fakellm import (
+    FakeLLM,
+    reply_delay,
+    reply_disconnect,
+    reply_error,
+    reply_length,
+    reply_text,
+    reply_tool_calls,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+API_KEY = "sk-fake-0123456789"
+TOOLS = [
+    ToolSpec(
+        name="readTextFile",
+        description="Read a text file",
+        input_schema={"type": "object", "properties": {"path": {"type": "string"}}},
+    ),
+    ToolSpec(name="todo", description="Manage todos", input_schema={"type": "object"}),
+]
+
+
+def make_model(base_url: str, model: str = "gpt-4.1") -> LiteLLMModel:
+    resolution = resolve_provider(
+        "openai", model, {"baseUrl": base_url}, {"OPENAI_API_KEY": API_KEY}
+    )
+    return LiteLLMModel(resolution)
+
+
+def ask(text: str = "hi", **kwargs: Any) -> GenerationRequest:
+    return GenerationRequest(
+        messages=[UserMessage(contents=[TextPart(text=text)])], tools=[], **kwargs
+    )
+
+
+async def collect(model: LiteLLMModel, request: GenerationRequest) -> list[ModelChunk]:
+    async with asyncio.timeout(20):
+        return [chunk async for chunk in model.stream(request)]
+
+
+async def fails(model: LiteLLMModel, request: GenerationRequest) -> ModelError:
+    with pytest.raises(ModelError) as info:
+        await collect(model, request)
+    return info.value
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def model(fake_llm: FakeLLM) -> LiteLLMModel:
+    return make_model(fake_llm.base_url)
+
+
+# Happy paths --------------------------------------------------------------------------------------
+
+
+async def test_is_a_language_model(model: LiteLLMModel) -> None:
+    assert isinstance(model, LanguageModel)
+    assert model.model_name == "gpt-4.1"
+    assert API_KEY not in repr(model)
+
+
+async def test_streamed_text(fake_llm: FakeLLM, model: LiteLLMModel) -> None:
+    fake_llm.script(reply_text("Hello from the fake model"))
+    chunks = await collect(model, ask())
+    texts = [c for c in chunks if isinstance(c, TextDelta)]
+    assert len(texts) > 1, "text must stream in several deltas"
+    assert "".join(t.text for t in texts) == "Hello from the fake model"
+    assert isinstance(chunks[-1], Finish)
+    assert chunks[-1].finish_reason == "stop"
+    assert sum(isinstance(c, Finish) for c in chunks) == 1
+    body = fake_llm.last_request
+    assert body["model"] == "gpt-4.1"
+    assert body["stream"] is True
+    assert body["stream_options"] == {"include_usage": True}
+    assert "tools" not in body
+    assert fake_llm.request_headers[0]["authorization"] == f"Bearer {API_KEY}"
+
+
+async def test_reasoning_deltas_come_first_and_in_order(
+    fake_llm: FakeLLM, model: LiteLLMModel
+) -> None:
+    fake_llm.script(reply_text("The answer is 4.", reasoning="2 plus 2 is 4, obviously."))
+    chunks = await collect(model, ask())
+    kinds = [c.kind for c in chunks]
+    assert kinds.index("text") > max(i for i, k in enumerate(kinds) if k == "reasoning")
+    reasoning = "".join(c.text for c in chunks if isinstance(c, ReasoningDelta))
+    assert reasoning == "2 plus 2 is 4, obviously."
+    assert sum(isinstance(c, ReasoningDelta) for c in chunks) > 1
+
+
+async def test_parallel_tool_calls_with_split_arguments(
+    fake_llm: FakeLLM, model: LiteLLMModel
+) -> None:
+    fake_llm.script(
+        reply_tool_calls(
+            [
+                ("readTextFile", {"path": "docs/a very long file name.md"}),
+                ("todo", {"newTodos": ["write tests", "ship"]}),
+            ],
+            text="Let me look.",
+            chunk_size=3,
+        )
+    )
+    request = GenerationRequest(messages=[UserMessage(contents=[TextPart(text="go")])], tools=TOOLS)
+    chunks = await collect(model, request)
+    calls = [c for c in chunks if isinstance(c, ToolCallChunk)]
+    assert calls == [
+        ToolCallChunk(
+            id="call_1", name="readTextFile", arguments='{"path": "docs/a very long file name.md"}'
+        ),
+        ToolCallChunk(id="call_2", name="todo", arguments='{"newTodos": ["write tests", "ship"]}'),
+    ]
+    # Text first, then the whole calls, then the finish.
+    assert [c.kind for c in chunks][-3:] == ["toolCall", "toolCall", "finish"]
+    assert "".join(c.text for c in chunks if isinstance(c, TextDelta)) == "Let me look."
+    finish = chunks[-1]
+    assert isinstance(finish, Finish) and finish.finish_reason == "tool-calls"
+    assert fake_llm.last_request["tools"] == [
+        {
+            "type": "function",
+            "function": {
+                "name": "readTextFile",
+                "description": "Read a text file",
+                "parameters": {"type": "object", "properties": {"path": {"type": "string"}}},
+            },
+        },
+        {
+            "type": "function",
+            "function": {
+                "name": "todo",
+                "description": "Manage todos",
+                "parameters": {"type": "object"},
+            },
+        },
+    ]
+
+
+async def test_invalid_tool_arguments_are_passed_through_raw(
+    fake_llm: FakeLLM, model: LiteLLMModel
+) -> None:
+    fake_llm.script(reply_tool_calls([("todo", '{"newTodos": [', "call_bad")]))
+    chunks = await collect(model, GenerationRequest(messages=ask().messages, tools=TOOLS))
+    assert ToolCallChunk(id="call_bad", name="todo", arguments='{"newTodos": [') in chunks
+
+
+async def test_tool_calls_with_stop_still_yield_the_calls(
+    fake_llm: FakeLLM, model: LiteLLMModel
+) -> None:
+    # litellm itself rewrites "stop" to "tool_calls" when calls are present; the loop treats both
+    # alike. What matters is that the calls arrive.
+    fake_llm.script(reply_tool_calls([("todo", {})], finish_reason="stop"))
+    chunks = await collect(model, GenerationRequest(messages=ask().messages, tools=TOOLS))
+    finish = chunks[-1]
+    assert isinstance(finish, Finish) and finish.finish_reason in ("stop", "tool-calls")
+    assert any(isinstance(c, ToolCallChunk) for c in chunks)
+
+
+async def test_usage_and_cost(fake_llm: FakeLLM, model: LiteLLMModel) -> None:
+    usage = {
+        "prompt_tokens": 1200,
+        "completion_tokens": 300,
+        "reasoning_tokens": 100,
+        "cached_tokens": 200,
+    }
+    fake_llm.script(reply_text("ok", usage=usage))
+    finish = (await collect(model, ask()))[-1]
+    assert isinstance(finish, Finish)
+    got = finish.usage
+    assert (got.input_tokens, got.output_tokens, got.total_tokens) == (1200, 300, 1500)
+    assert (got.reasoning_tokens, got.cached_input_tokens) == (100, 200)
+    # gpt-4.1 is in litellm's (local) price table.
+    assert got.cost_usd is not None and 0 < got.cost_usd < 0.1
+
+
+async def test_unknown_model_has_no_cost_and_no_window(fake_llm: FakeLLM) -> None:
+    model = make_model(fake_llm.base_url, "my-local-finetune")
+    fake_llm.script(reply_text("ok"))
+    finish = (await collect(model, ask()))[-1]
+    assert isinstance(finish, Finish)
+    assert finish.usage.input_tokens == 10
+    assert finish.usage.cost_usd is None
+    assert model.context_window() is None
+
+
+async def test_context_window_of_a_known_model(model: LiteLLMModel) -> None:
+    assert model.context_window() == 1_047_576
+
+
+@pytest.mark.parametrize(
+    ("finish_reason", "expected"),
+    [("length", "length"), ("content_filter", "content-filter")],
+)
+async def test_finish_reasons(
+    fake_llm: FakeLLM, model: LiteLLMModel, finish_reason: str, expected: str
+) -> None:
+    fake_llm.script(reply_text("partial", finish_reason=finish_reason))
+    finish = (await collect(model, ask()))[-1]
+    assert isinstance(finish, Finish) and finish.finish_reason == expected
+
+
+async def test_reply_length_helper(fake_llm: FakeLLM, model: LiteLLMModel) -> None:
+    fake_llm.script(reply_length())
+    finish = (await collect(model, ask()))[-1]
+    assert isinstance(finish, Finish) and finish.finish_reason == "length"
+
+
+@pytest.mark.parametrize(
+    ("model_name", "budget", "effort"),
+    [
+        ("o3", "medium", "medium"),
+        ("o3", "minimal", "low"),
+        ("o3", "none", None),
+        ("gpt-4.1", "high", None),
+    ],
+)
+async def test_reasoning_effort_only_for_reasoning_models(
+    fake_llm: FakeLLM, model_name: str, budget: str, effort: str | None
+) -> None:
+    fake_llm.script(reply_text("ok"))
+    await collect(make_model(fake_llm.base_url, model_name), ask(reasoning_budget=budget))
+    assert fake_llm.last_request.get("reasoning_effort") == effort
+
+
+async def test_consumer_may_stop_early(fake_llm: FakeLLM, model: LiteLLMModel) -> None:
+    fake_llm.script(reply_text("a long answer " * 20), reply_text("second"))
+    stream = model.stream(ask())
+    first = await anext(stream)
+    assert isinstance(first, TextDelta)
+    await stream.aclose()  # type: ignore[attr-defined]
+    chunks = await collect(model, ask())
+    assert "".join(c.text for c in chunks if isinstance(c, TextDelta)) == "second"
+
+
+# Errors -------------------------------------------------------------------------------------------
+
+
+async def test_401_is_not_retryable_and_says_why(fake_llm: FakeLLM, model: LiteLLMModel) -> None:
+    fake_llm.script(reply_error(401, f"Incorrect API key provided: {API_KEY}."))
+    error = await fails(model, ask())
+    assert error.retryable is False
+    assert error.status_code == 401
+    assert error.name == "AuthenticationError"
+    assert "Incorrect API key provided" in error.message
+    assert "OPENAI_API_KEY" in error.message
+    assert API_KEY not in error.message, "the key itself must never reach a message"
+    assert len(fake_llm.requests) == 1, "no retries inside litellm or the SDK"
+
+
+@pytest.mark.parametrize(
+    ("status", "name"),
+    [
+        (400, "BadRequestError"),
+        (403, "PermissionDeniedError"),
+        (404, "NotFoundError"),
+    ],
+)
+async def test_client_errors_are_not_retryable(
+    fake_llm: FakeLLM, model: LiteLLMModel, status: int, name: str
+) -> None:
+    fake_llm.script(reply_error(status, f"Problem {status} with the request"))
+    error = await fails(model, ask())
+    assert (error.retryable, error.status_code, error.name) == (False, status, name)
+    assert f"Problem {status} with the request" in error.message
+
+
+async def test_422_is_not_retryable(fake_llm: FakeLLM, model: LiteLLMModel) -> None:
+    # With drop_params on, litellm retries a 422 once without the parameters the provider named;
+    # when that fails too it returns nothing, which must still be a clear, final error.
+    fake_llm.script(reply_error(422, "Unknown field"), reply_error(422, "Unknown field"))
+    error = await fails(model, ask())
+    assert (error.retryable, error.status_code, error.name) == (
+        False,
+        422,
+        "UnprocessableEntityError",
+    )
+    assert "422" in error.message
+    assert len(fake_llm.requests) == 2
+
+
+@pytest.mark.parametrize(
+    ("status", "name"),
+    [
+        (429, "RateLimitError"),
+        (500, "InternalServerError"),
+        (502, "BadGatewayError"),
+        (503, "ServiceUnavailableError"),
+    ],
+)
+async def test_server_errors_are_retryable(
+    fake_llm: FakeLLM, model: LiteLLMModel, status: int, name: str
+) -> None:
+    fake_llm.script(reply_error(status, "Slow down please", headers={"retry-after": "0"}))
+    error = await fails(model, ask())
+    assert error.retryable is True
+    assert error.status_code == status
+    assert error.name == name
+    assert "Slow down please" in error.message
+    assert len(fake_llm.requests) == 1, "no retries inside litellm or the SDK"
+
+
+async def test_timeout_is_a_retryable_timeout_error(fake_llm: FakeLLM, model: LiteLLMModel) -> None:
+    fake_llm.script(reply_delay(5))
+    started = time.monotonic()
+    error = await fails(model, ask(timeout_ms=300))
+    assert time.monotonic() - started < 3
+    assert (error.name, error.retryable) == ("TimeoutError", True)
+    assert "300 ms" in error.message
+
+
+async def test_timeout_covers_the_whole_generation(fake_llm: FakeLLM, model: LiteLLMModel) -> None:
+    # Every chunk arrives well within the timeout, but the whole stream does not.
+    fake_llm.script(reply_text("x" * 40, chunk_size=1, chunk_delay=0.05))
+    started = time.monotonic()
+    error = await fails(model, ask(timeout_ms=400))
+    assert time.monotonic() - started < 1.5
+    assert (error.name, error.retryable) == ("TimeoutError", True)
+
+
+async def test_unreachable_base_url_names_the_url() -> None:
+    url = f"http://127.0.0.1:{closed_port()}/v1"
+    error = await fails(make_model(url), ask())
+    assert error.retryable is True
+    assert error.name == "APIConnectionError"
+    assert url in error.message
+    assert "connection refused" in error.message
+
+
+async def test_connection_lost_mid_stream(fake_llm: FakeLLM, model: LiteLLMModel) -> None:
+    fake_llm.script(reply_disconnect("Hello, I was about to"))
+    error = await fails(model, ask())
+    assert error.retryable is True
+    assert fake_llm.base_url in error.message
+
+
+async def test_exhausted_script_is_a_clear_500(fake_llm: FakeLLM, model: LiteLLMModel) -> None:
+    error = await fails(model, ask())
+    assert error.status_code == 500
+    assert "fake LLM script exhausted" in error.message
+
+
+async def test_unknown_provider_fails_before_any_request(fake_llm: FakeLLM) -> None:
+    resolution = resolve_provider(
+        "no-such-provider", "m", {"baseUrl": fake_llm.base_url}, {"NO_SUCH_PROVIDER_API_KEY": "k"}
+    )
+    error = await fails(LiteLLMModel(resolution), ask())
+    assert error.name == "UnknownProvider"
+    assert "'no-such-provider'" in error.message
+    assert error.retryable is False
+    assert fake_llm.requests == []
+
+
+# Message conversion -------------------------------------------------------------------------------
+
+PNG = "iVBORw0KGgo="
+PDF = "JVBERi0xLjQ="
+
+
+def conversation() -> list[Message]:
+    return [
+        InstructionMessage(
+            contents=[TextPart(text="You are helpful."), TextPart(text="Be brief.")]
+        ),
+        UserMessage(
+            contents=[
+                TextPart(text="What is in these?"),
+                ImageInlinePart(encoded_data=PNG, mime_type="image/png"),
+                ImageUrlPart(url="https://example.com/cat.jpg", mime_type="image/jpeg"),
+                FileInlinePart(id="doc1", encoded_data=PDF, mime_type="application/pdf"),
+            ]
+        ),
+        ExpertMessage(
+            contents=[
+                ThinkingPart(thinking="I should read the files.", signature="sig-1"),
+                TextPart(text="Reading both."),
+                ToolCallPart(
+                    tool_call_id="call_a", tool_name="readTextFile", args={"path": "a.md"}
+                ),
+                ToolCallPart(
+                    tool_call_id="call_b", tool_name="readImageFile", args={"path": "b.png"}
+                ),
+            ]
+        ),
+        ToolMessage(
+            contents=[
+                ToolResultPart(
+                    tool_call_id="call_a",
+                    tool_name="readTextFile",
+                    contents=[TextPart(text="line 1"), TextPart(text="line 2")],
+                ),
+                ToolResultPart(
+                    tool_call_id="call_b",
+                    tool_name="readImageFile",
+                    contents=[ImageInlinePart(encoded_data=PNG, mime_type="image/png")],
+                ),
+            ]
+        ),
+        UserMessage(contents=[TextPart(text="Thanks, now summarise.")]),
+    ]
+
+
+EXPECTED_OPENAI = [
+    {"role": "system", "content": "You are helpful.\nBe brief."},
+    {
+        "role": "user",
+        "content": [
+            {"type": "text", "text": "What is in these?"},
+            {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}},
+            {"type": "image_url", "image_url": {"url": "https://example.com/cat.jpg"}},
+            {
+                "type": "file",
+                "file": {
+                    "filename": "doc1.pdf",
+                    "format": "application/pdf",
+                    "file_data": f"data:application/pdf;base64,{PDF}",
+                },
+            },
+        ],
+    },
+    {
+        "role": "assistant",
+        "content": "Reading both.",
+        "tool_calls": [
+            {
+                "id": "call_a",
+                "type": "function",
+                "function": {"name": "readTextFile", "arguments": '{"path": "a.md"}'},
+            },
+            {
+                "id": "call_b",
+                "type": "function",
+                "function": {"name": "readImageFile", "arguments": '{"path": "b.png"}'},
+            },
+        ],
+    },
+    {"role": "tool", "tool_call_id": "call_a", "content": "line 1\nline 2"},
+    {
+        "role": "tool",
+        "tool_call_id": "call_b",
+        "content": "[1 attachment(s) follow in the next user message]",
+    },
+    {
+        "role": "user",
+        "content": [
+            {"type": "text", "text": "Attachments returned by tool 'readImageFile' (call call_b):"},
+            {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}},
+        ],
+    },
+    {"role": "user", "content": "Thanks, now summarise."},
+]
+
+
+def test_conversion_to_openai_messages() -> None:
+    assert to_openai_messages(conversation(), provider="openai", model="openai/gpt-4.1") == (
+        EXPECTED_OPENAI
+    )
+
+
+async def test_full_conversation_reaches_the_server(fake_llm: FakeLLM, model: LiteLLMModel) -> None:
+    fake_llm.script(reply_text("Summary."))
+    await collect(model, GenerationRequest(messages=conversation(), tools=TOOLS))
+    # Exactly our conversion, except that litellm drops the file "format" hint OpenAI does not take.
+    expected = copy.deepcopy(EXPECTED_OPENAI)
+    del expected[1]["content"][3]["file"]["format"]
+    assert fake_llm.last_request["messages"] == expected
+
+
+def test_anthropic_gets_signed_thinking_and_cache_marks() -> None:
+    messages: list[Message] = [
+        InstructionMessage(contents=[TextPart(text="sys")], cache=True),
+        ExpertMessage(
+            contents=[
+                ThinkingPart(thinking="signed", signature="sig-1"),
+                ThinkingPart(thinking="unsigned"),
+                ToolCallPart(tool_call_id="c1", tool_name="t", args={}),
+            ]
+        ),
+        UserMessage(contents=[TextPart(text="a"), TextPart(text="b")], cache=True),
+    ]
+    out = to_openai_messages(messages, provider="anthropic", model="anthropic/claude-sonnet-4-5")
+    assert out[0] == {"role": "system", "content": "sys", "cache_control": {"type": "ephemeral"}}
+    assert out[1]["content"] is None
+    assert out[1]["thinking_blocks"] == [
+        {"type": "thinking", "thinking": "signed", "signature": "sig-1"}
+    ]
+    assert out[2]["content"][-1] == {
+        "type": "text",
+        "text": "b",
+        "cache_control": {"type": "ephemeral"},
+    }
+    # Other providers get neither.
+    plain = to_openai_messages(messages, provider="openai", model="openai/gpt-4.1")
+    assert "thinking_blocks" not in plain[1]
+    assert "cache_control" not in plain[0]
+
+
+def test_accumulator_handles_reused_index_with_new_ids() -> None:
+    # Some OpenAI-compatible servers send every parallel call under index 0.
+    def chunk(**delta: Any) -> Any:
+        return SimpleNamespace(
+            usage=None,
+            choices=[SimpleNamespace(finish_reason=None, delta=SimpleNamespace(**delta))],
+        )
+
+    def fragment(call_id: str | None, name: str | None, args: str) -> Any:
+        return SimpleNamespace(
+            index=0, id=call_id, function=SimpleNamespace(name=name, arguments=args)
+        )
+
+    acc = _Accumulator()
+    for c in [
+        chunk(tool_calls=[fragment("a", "one", '{"x":')]),
+        chunk(tool_calls=[fragment(None, None, "1}")]),
+        chunk(tool_calls=[fragment("b", "two", "")]),
+    ]:
+        list(acc.feed(c))
+    assert acc.tool_calls() == [
+        ToolCallChunk(id="a", name="one", arguments='{"x":1}'),
+        ToolCallChunk(id="b", name="two", arguments="{}"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("raw", "has_calls", "expected"),
+    [
+        ("stop", True, "stop"),
+        ("stop", False, "stop"),
+        ("tool_calls", True, "tool-calls"),
+        ("function_call", True, "tool-calls"),
+        ("length", False, "length"),
+        ("content_filter", False, "content-filter"),
+        ("something_new", False, "other"),
+        (None, True, "tool-calls"),
+        (None, False, "stop"),
+    ],
+)
+def test_finish_reason_mapping(raw: str | None, has_calls: bool, expected: str) -> None:
+    acc = _Accumulator()
+    acc.finish_reason = raw
+    assert acc.finish(has_calls) == expected
+
+
+CHILD = """
+import asyncio, os, sys
+from runtime.llm import GenerationRequest, TextDelta
+from runtime.llm.litellm_model import LiteLLMModel
+from runtime.llm.providers import resolve_provider
+from runtime.messages import TextPart, UserMessage
+
+async def main():
+    model = LiteLLMModel(resolve_provider("openai", "gpt-4.1", None, os.environ))
+    request = GenerationRequest(messages=[UserMessage(contents=[TextPart(text="hi")])], tools=[])
+    async for chunk in model.stream(request):
+        if isinstance(chunk, TextDelta):
+            sys.stdout.write(chunk.text)
+
+asyncio.run(main())
+"""
+
+
+def test_a_subprocess_reaches_the_fake_through_openai_base_url(fake_llm: FakeLLM) -> None:
+    # The way CLI tests use the fake: a child process, configured only through the environment.
+    fake_llm.script(reply_text("Hello, child process"))
+    env = {**os.environ, **fake_llm.env()}
+    env.pop("LITELLM_LOCAL_MODEL_COST_MAP", None)  # the model module must set it by itself
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "Hello, child process"
+    assert out.stderr == "", "litellm must not write to stderr or stdout"
+    assert fake_llm.last_request["messages"] == [{"role": "user", "content": "hi"}]
