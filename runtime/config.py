@@ -185,7 +185,8 @@ class McpSseSkill(_McpSkillBase):
         if parsed.scheme in ("http", "https") and is_loopback_host(parsed.hostname):
             return value
         raise ValueError(
-            f"SSE endpoint must be a public HTTPS URL, or a loopback URL for testing (got {value!r})"
+            "SSE endpoint must be a public HTTPS URL, or a loopback URL for testing "
+            f"(got {value!r})"
         )
 
 

@@ -30,10 +30,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args, get_origin
 from urllib.parse import urlparse
 
-import httpx
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
@@ -50,6 +49,7 @@ from runtime.config import (
     PROVIDER_NAME_RE,
     REASONING_LEVELS,
     SEMVER_RE,
+    ExpertConfig,
     McpStdioSkill,
     PerstackConfig,
     ProviderSetting,
@@ -59,6 +59,9 @@ from runtime.config import (
 )
 from runtime.env import PROTECTED_ENV_NAMES
 from runtime.errors import ConfigError, UsageError
+
+if TYPE_CHECKING:
+    import httpx
 
 CONFIG_FILE_NAME = "perstack.toml"
 """The file searched for in the working directory and its parents."""
@@ -305,6 +308,10 @@ def _decode(data: bytes, label: str) -> str:
 
 
 def _fetch_remote(url: str) -> str:
+    # Imported here: httpx pulls in rich (its CLI) when installed, and the runtime must stay
+    # headless and cheap to import; only remote configs need it.
+    import httpx
+
     try:
         with httpx.Client(
             follow_redirects=False, timeout=REMOTE_TIMEOUT_S, transport=_remote_transport
@@ -408,10 +415,14 @@ def _syntax_error(raw: str, text: str, label: str) -> ConfigFileError:
     source_lines = text.splitlines() or [""]
     if match and match.group("line"):
         line, column = int(match.group("line")), int(match.group("column"))
+        where = f"at column {column}"
     else:  # "at end of document": point after the last character
         line, column = len(source_lines), len(source_lines[-1]) + 1
+        where = "at the end of the file"
     # tomllib names keys as Python tuples, ('experts', 'x'); show them as TOML keys instead.
-    message = _TUPLE_REPR_RE.sub(lambda m: _render_keys(ast.literal_eval(m.group())), message)
+    message = _TUPLE_REPR_RE.sub(
+        lambda m: _render_path(tuple(ast.literal_eval(m.group())), None), message
+    )
     source = source_lines[line - 1] if line <= len(source_lines) else ""
     hint = ""
     key, equals, value = source.partition("=")
@@ -421,12 +432,8 @@ def _syntax_error(raw: str, text: str, label: str) -> ConfigFileError:
         hint = f" (strings must be quoted: {key.strip()} = {_quoted(value)})"
     gutter = f"{line:>5} | "
     detail = f"{gutter}{source}\n{' ' * (len(gutter) - 2)}| {' ' * (column - 1)}^"
-    problem = ConfigProblem(line, "", f"invalid TOML: {message} at column {column}{hint}", label)
+    problem = ConfigProblem(line, "", f"invalid TOML: {message} {where}{hint}", label)
     return ConfigFileError([problem], label=label, detail=detail)
-
-
-def _render_keys(keys: Sequence[object]) -> str:
-    return ".".join(_render_bare_or_quoted(str(key)) for key in keys)
 
 
 def _render_bare_or_quoted(key: str) -> str:
@@ -770,51 +777,68 @@ def _suggest(key: str, candidates: Sequence[str]) -> str | None:
 def _unknown_keys(data: dict[str, Any], lines: _KeyLines, label: str) -> list[_Unknown]:
     found: list[_Unknown] = []
     top_level = list(_fields(PerstackConfig))
+    expert_keys = list(_fields(ExpertConfig))
 
-    def walk(
-        node: _Node, value: Any, path: KeyPath, siblings: Sequence[type[BaseModel]] = ()
-    ) -> None:
+    def walk(node: _Node, value: Any, path: KeyPath, context: _KeyContext) -> None:
         if node.kind == "union" and isinstance(value, dict):
             model = _member(node, value.get("type"))
             if model is not None:  # else an unknown or missing skill type: validation says so
-                others = [member for member in node.members if member is not model]
-                walk(_Node("model", model=model), value, path, others)
+                others = tuple(member for member in node.members if member is not model)
+                walk(_Node("model", model=model), value, path, _KeyContext(context.named, others))
         elif node.kind == "model" and node.model is not None and isinstance(value, dict):
             for key, child in value.items():
                 if key in _fields(node.model):
-                    walk(_child(node, key, value), child, (*path, key))
+                    walk(_child(node, key, value), child, (*path, key), _KeyContext())
                 else:
-                    found.append(_unknown(path, key, node.model, siblings))
+                    found.append(unknown(path, key, node.model, context))
         elif node.kind == "map" and isinstance(value, dict):
             for key, child in value.items():
-                walk(_node(node.item), child, (*path, key))
+                walk(_node(node.item), child, (*path, key), _KeyContext(named=True))
         elif node.kind == "list" and isinstance(value, list):
             for index, child in enumerate(value):
-                walk(_node(node.item), child, (*path, index))
+                walk(_node(node.item), child, (*path, index), _KeyContext())
 
-    def _unknown(
-        parent: KeyPath, key: str, model: type[BaseModel], siblings: Sequence[type[BaseModel]]
+    def unknown(
+        parent: KeyPath, key: str, model: type[BaseModel], context: _KeyContext
     ) -> _Unknown:
         path = (*parent, key)
-        known = list(_fields(model))
-        suggestion = _suggest(key, known)
+        suggestion = _suggest(key, list(_fields(model)))
+        owner = next((m for m in context.siblings if key in _fields(m)), None)
+        owner_tag = _type_tag(owner) if owner is not None else None
         if suggestion is not None:
             hint = f"did you mean {suggestion}?"
         elif parent and key in top_level:
             hint = f"did you mean the top-level {key}? " + _top_level_advice(lines)
-            suggestion = None
-        elif key == "name" and model is not PerstackConfig:
+        elif key == "name" and context.named:
             hint = "the name is the table key"
+        elif owner_tag is not None:
+            hint = f"{key} applies to {owner_tag} skills only"
+        elif not parent and key in expert_keys:
+            hint = f'{key} belongs in an [experts."<key>"] table'
+        elif len(key) >= 3 and (
+            ending := [k for k in _fields(model) if _normalized(k).endswith(_normalized(key))]
+        ):
+            # A shortened key: "name" for providerName, "env" for requiredEnv.
+            suggestion = ending[0]
+            hint = f"did you mean {suggestion}?"
         else:
-            owner = next((m for m in siblings if key in _fields(m)), None)
-            tag = _type_tag(owner) if owner is not None else None
-            hint = f"{key} applies to {tag} skills only" if tag else ""
+            hint = ""
         message = f"unknown key (ignored; {hint})" if hint else "unknown key (ignored)"
         warning = ConfigWarning(lines.line_of(path), _render_path(path, data), message, label)
         return _Unknown(warning, parent, key, suggestion)
 
-    walk(_ROOT, data, ())
+    walk(_ROOT, data, (), _KeyContext())
     return found
+
+
+@dataclass(frozen=True)
+class _KeyContext:
+    """Where a table sits, for better unknown-key hints."""
+
+    named: bool = False
+    """The table is an entry of a name-keyed map (an expert, a skill, a tool)."""
+    siblings: tuple[type[BaseModel], ...] = ()
+    """The other models a skill table could have been (to say which type a key belongs to)."""
 
 
 def _top_level_advice(lines: _KeyLines) -> str:

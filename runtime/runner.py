@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from runtime.checkpoint import Checkpoint, ExpertRef, Job, Usage
+from runtime.checkpoint import (
+    Checkpoint,
+    DelegatedBy,
+    DelegationTarget,
+    ExpertRef,
+    Job,
+    ToolResult,
+    Usage,
+)
 from runtime.config_loader import (
     ExpertDefinition,
     LoadedConfig,
@@ -17,14 +26,16 @@ from runtime.config_loader import (
     resolve_expert,
 )
 from runtime.env import load_env
-from runtime.errors import CheckpointError, UsageError
-from runtime.events import EventListener, InitializeRuntime, now_ms
+from runtime.errors import CheckpointError, PerstackError, UsageError
+from runtime.events import EventListener, InitializeRuntime, InteractiveToolCallInfo, now_ms
 from runtime.ids import new_id
 from runtime.llm import LanguageModel
 from runtime.loop import drive
 from runtime.loop.context import JobContext, Segment
-from runtime.loop.prompt import build_system_prompt
+from runtime.loop.prompt import DelegateInfo, build_system_prompt
+from runtime.messages import ExpertMessage, TextPart, first_text
 from runtime.setting import RunSetting
+from runtime.skills.delegate import DelegateSkill
 from runtime.skills.manager import open_skills
 from runtime.storage import Storage, default_storage_root
 from runtime.version import __version__
@@ -73,6 +84,7 @@ async def run(
     base_dir = loaded.path.parent if loaded.path else workspace
     env = load_env(setting.env_path or loaded.config.env_path, base_dir)
     expert = resolve_expert(loaded, setting.expert_key)
+    _check_delegates(loaded, expert)
     if setting.resume_from and not setting.continue_job:
         raise UsageError("--resume-from requires --continue-job <jobId>")
     storage = (
@@ -109,6 +121,7 @@ async def run(
         storage=storage,
         listener=event_listener,
         verbose=setting.verbose,
+        expert_keys=sorted(loaded.config.experts),
     )
     run_id = new_id()
     if storage is not None:
@@ -131,8 +144,31 @@ async def run(
         checkpoint = previous.model_copy(
             update={"id": new_id(), "step_number": previous.step_number + 1, "run_id": run_id}
         )
-    return await _run_segment(
-        context, loaded, expert, checkpoint, setting.query, run_id=run_id, coordinator=True
+    interactive_info = None
+    if previous is not None and previous.status == "stoppedByInteractiveTool":
+        if not setting.interactive_answer:
+            pending = (previous.pending_tool_calls or [None])[0]
+            name = pending.tool_name if pending else "?"
+            raise UsageError(
+                f"Job {previous.job_id!r} is waiting for the answer to interactive tool {name!r}; "
+                "pass the answer as the query with -i"
+            )
+        checkpoint, interactive_info = _answer_interactive(checkpoint, setting.query)
+    elif setting.interactive_answer:
+        status = previous.status if previous is not None else "a new job"
+        raise UsageError(
+            f"-i was given, but there is no pending interactive tool call ({status}); "
+            "use it with --continue or --continue-job on a job that is waiting for an answer"
+        )
+    return await _run_expert(
+        context,
+        loaded,
+        expert,
+        checkpoint,
+        setting.query,
+        run_id=run_id,
+        coordinator=True,
+        interactive_info=interactive_info,
     )
 
 
@@ -147,33 +183,30 @@ def run_sync(
     return asyncio.run(run(setting, event_listener, model=model, config=config))
 
 
-async def _run_segment(
+DELEGATION_DEPTH_LIMIT = 8
+"""Delegation nesting beyond this returns an error to the delegating expert (no runaway recursion)."""
+
+
+async def _run_expert(
     job: JobContext,
     loaded: LoadedConfig,
     expert: ExpertDefinition,
     checkpoint: Checkpoint,
-    query: str,
+    query: str | None,
     *,
     run_id: str,
     coordinator: bool,
+    depth: int = 0,
+    interactive_info: InteractiveToolCallInfo | None = None,
 ) -> Checkpoint:
+    """Run an expert until it stops for a reason other than its delegates.
+
+    Its skills stay up across its segments (a parent resuming after delegation does not respawn
+    its MCP servers). Every segment gets a new run id and its own ``initializeRuntime``.
+    """
     config = loaded.config
-    job.publish(
-        InitializeRuntime(
-            job_id=job.job.id,
-            run_id=run_id,
-            runtime_version=__version__,
-            expert_name=expert.name,
-            experts=sorted(config.experts),
-            model=job.model.model_name,
-            max_steps=job.max_steps,
-            max_retries=job.max_retries,
-            timeout=job.timeout_ms,
-            query=query,
-        ),
-        coordinator=coordinator,
-    )
     async with AsyncExitStack() as stack:
+        _publish_initialize(job, expert, run_id, query, coordinator, interactive_info)
         tool_index = await open_skills(
             job,
             stack,
@@ -182,23 +215,235 @@ async def _run_segment(
             coordinator=coordinator,
             base_command=config.perstack_base_skill_command,
         )
+        delegates = [resolve_expert(loaded, key) for key in expert.delegates]
+        for delegate in delegates:
+            skill = DelegateSkill(delegate.key, delegate.description)
+            for definition in skill.tools():
+                if definition.name in tool_index:
+                    job.warn(
+                        f'expert "{expert.key}": delegate tool {definition.name!r} of '
+                        f'"{delegate.key}" clashes with another tool and is not offered'
+                    )
+                    continue
+                tool_index[definition.name] = (skill, definition)
         rules = [(name, skill.rule) for name, skill in expert.skills.items() if skill.rule]
         prompt = build_system_prompt(
             instruction=expert.instruction,
             now_iso=datetime.now(UTC).isoformat(timespec="seconds"),
             cwd=str(job.workspace),
             skill_rules=rules,
+            delegates=[
+                DelegateInfo(name=d.key, description=d.description or "") for d in delegates
+            ],
         )
-        segment = Segment(
-            job=job,
-            expert=ExpertRef(key=expert.key, name=expert.name, version=expert.version),
+        # A checkpoint saved while delegates were running (e.g. the process was killed) resumes
+        # by running those delegates again.
+        delegates_pending = checkpoint.status == "stoppedByDelegate"
+        while True:
+            if not delegates_pending:
+                segment = Segment(
+                    job=job,
+                    expert=ExpertRef(key=expert.key, name=expert.name, version=expert.version),
+                    run_id=run_id,
+                    skills=[skill for skill, _ in tool_index.values()],
+                    system_prompt=prompt,
+                    tool_index=tool_index,
+                    coordinator=coordinator,
+                    delegate_versions={d.key: d.version for d in delegates},
+                )
+                checkpoint = await drive(segment, checkpoint, query)
+                if checkpoint.status != "stoppedByDelegate":
+                    return checkpoint
+            checkpoint = await _run_delegates(job, loaded, checkpoint, depth=depth)
+            delegates_pending = False
+            run_id = new_id()
+            query = None
+            _publish_initialize(job, expert, run_id, None, coordinator, None)
+
+
+def _publish_initialize(
+    job: JobContext,
+    expert: ExpertDefinition,
+    run_id: str,
+    query: str | None,
+    coordinator: bool,
+    interactive_info: InteractiveToolCallInfo | None,
+) -> None:
+    job.publish(
+        InitializeRuntime(
+            job_id=job.job.id,
             run_id=run_id,
-            skills=[skill for skill, _ in tool_index.values()],
-            system_prompt=prompt,
-            tool_index=tool_index,
-            coordinator=coordinator,
+            runtime_version=__version__,
+            expert_name=expert.name,
+            experts=job.expert_keys,
+            model=job.model.model_name,
+            max_steps=job.max_steps,
+            max_retries=job.max_retries,
+            timeout=job.timeout_ms,
+            query=query,
+            interactive_tool_call=interactive_info,
+        ),
+        coordinator=coordinator,
+    )
+
+
+async def _run_delegates(
+    job: JobContext, loaded: LoadedConfig, parent: Checkpoint, *, depth: int
+) -> Checkpoint:
+    """Run the delegates ``parent`` stopped for, concurrently; return the checkpoint to resume.
+
+    Failures of a delegate (error, max steps, a skill that would not start, the depth limit)
+    become error tool results for the parent instead of ending the job.
+    """
+    targets = parent.delegate_to or []
+    pending = parent.pending_tool_calls or []
+    calls = {c.id: c for c in pending}
+
+    async def one(target: DelegationTarget) -> tuple[ToolResult, Checkpoint | None]:
+        call = calls[target.tool_call_id]
+        skill_name = f"delegate/{target.expert.key}"
+
+        def error(message: str) -> tuple[ToolResult, Checkpoint | None]:
+            text = f"Delegation to {target.expert.key} failed: {message}"
+            return (
+                ToolResult(
+                    id=call.id,
+                    skill_name=skill_name,
+                    tool_name=call.tool_name,
+                    result=[TextPart(text=text)],
+                    is_error=True,
+                ),
+                None,
+            )
+
+        query = call.args.get("query")
+        if not isinstance(query, str) or not query.strip():
+            return error("the query argument is missing; call the delegate with a query string")
+        if depth + 1 > DELEGATION_DEPTH_LIMIT:
+            return error(f"delegation depth limit ({DELEGATION_DEPTH_LIMIT}) reached")
+        child_expert = resolve_expert(loaded, target.expert.key)
+        child_run = new_id()
+        start = Checkpoint(
+            id=new_id(),
+            job_id=parent.job_id,
+            run_id=child_run,
+            status="init",
+            step_number=parent.step_number + 1,
+            messages=[],
+            expert=ExpertRef(
+                key=child_expert.key, name=child_expert.name, version=child_expert.version
+            ),
+            delegated_by=DelegatedBy(
+                expert=parent.expert,
+                tool_call_id=call.id,
+                tool_name=call.tool_name,
+                checkpoint_id=parent.id,
+                run_id=parent.run_id,
+            ),
+            usage=Usage(),
         )
-        return await drive(segment, checkpoint, query)
+        try:
+            final = await _run_expert(
+                job, loaded, child_expert, start, query,
+                run_id=child_run, coordinator=False, depth=depth + 1,
+            )
+        except PerstackError as failure:
+            return error(str(failure))
+        if final.status != "completed":
+            reason = final.error.message if final.error else final.status
+            result, _ = error(f"{final.status}: {reason}")
+            return result, final
+        text = _result_text(final)
+        return (
+            ToolResult(
+                id=call.id,
+                skill_name=skill_name,
+                tool_name=call.tool_name,
+                result=[TextPart(text=text)],
+            ),
+            final,
+        )
+
+    outcomes = await asyncio.gather(*(one(target) for target in targets))
+    results = [result for result, _ in outcomes]
+    finals = [final for _, final in outcomes if final is not None]
+    usage = parent.usage
+    for final in finals:
+        usage = usage + final.usage
+    step = max([parent.step_number, *(f.step_number for f in finals)]) + 1
+    done = {target.tool_call_id for target in targets}
+    return parent.model_copy(
+        update={
+            "id": new_id(),
+            "step_number": step,
+            "usage": usage,
+            "pending_tool_calls": [c for c in pending if c.id not in done] or None,
+            "partial_tool_results": [*(parent.partial_tool_results or []), *results],
+        }
+    )
+
+
+def _result_text(checkpoint: Checkpoint) -> str:
+    for message in reversed(checkpoint.messages):
+        if isinstance(message, ExpertMessage):
+            return first_text(message) or ""
+    return ""
+
+
+def _check_delegates(loaded: LoadedConfig, expert: ExpertDefinition) -> None:
+    """Fail before the job starts when any expert reachable from ``expert`` names a missing one."""
+    seen: set[str] = set()
+    queue = [expert]
+    while queue:
+        current = queue.pop()
+        if current.key in seen:
+            continue
+        seen.add(current.key)
+        for key in current.delegates:
+            try:
+                queue.append(resolve_expert(loaded, key))
+            except UsageError:
+                raise UsageError(
+                    f'Delegate expert "{key}" not found: expert "{current.key}" lists it in '
+                    f"delegates, but {loaded.label} does not define it. Define "
+                    f'[experts."{key}"] or remove it from delegates.'
+                ) from None
+
+
+def _answer_interactive(
+    checkpoint: Checkpoint, answer: str
+) -> tuple[Checkpoint, InteractiveToolCallInfo]:
+    """Bind the user's answer to a pending interactive call (JSON form, else the first one)."""
+    pending = [c for c in checkpoint.pending_tool_calls or []]
+    if checkpoint.status != "stoppedByInteractiveTool" or not pending:
+        raise UsageError(
+            "-i was given, but the job is not waiting for an interactive answer "
+            f"(its last checkpoint is {checkpoint.status!r})"
+        )
+    target, text = pending[0], answer
+    try:
+        data = json.loads(answer)
+    except ValueError:
+        data = None
+    if isinstance(data, dict) and "toolCallId" in data:
+        match = next((c for c in pending if c.id == data["toolCallId"]), None)
+        if match is None:
+            ids = ", ".join(c.id for c in pending)
+            raise UsageError(f"No pending tool call {data['toolCallId']!r}; pending: {ids}")
+        target, text = match, str(data.get("text", ""))
+    result = ToolResult(
+        id=target.id,
+        skill_name=target.skill_name,
+        tool_name=target.tool_name,
+        result=[TextPart(text=text)],
+    )
+    updated = checkpoint.model_copy(
+        update={
+            "pending_tool_calls": [c for c in pending if c.id != target.id] or None,
+            "partial_tool_results": [*(checkpoint.partial_tool_results or []), result],
+        }
+    )
+    return updated, InteractiveToolCallInfo(tool_name=target.tool_name, tool_call_id=target.id, text=text)
 
 
 def _provider_model(

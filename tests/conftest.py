@@ -16,7 +16,7 @@ _ROOT = str(Path(__file__).resolve().parents[1])
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
-from tests.fakellm import FakeLLM  # noqa: E402 - needs the path fix above
+from tests.fakellm import FakeLLM, no_proxy_env  # noqa: E402 - needs the path fix above
 
 # Set at collection too, so a test module that imports litellm at import time never fetches the
 # remote price map.
@@ -25,8 +25,10 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 @pytest.fixture(autouse=True)
 def _litellm_offline(monkeypatch: pytest.MonkeyPatch) -> None:
-    """litellm must never fetch its price map from the network during tests."""
+    """litellm never fetches its price map, and no machine proxy stands before the fake server."""
     monkeypatch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    for name, value in no_proxy_env(os.environ).items():
+        monkeypatch.setenv(name, value)
 
 
 @pytest.fixture(scope="session")

@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import sys
 import threading
 import time
@@ -42,6 +43,7 @@ __all__ = [
     "DisconnectReply",
     "ErrorReply",
     "FakeLLM",
+    "no_proxy_env",
     "Reply",
     "ScriptItem",
     "reply_delay",
@@ -204,7 +206,7 @@ def reply_delay(seconds: float, then: Reply | None = None) -> DelayReply:
     return DelayReply(seconds, then if then is not None else reply_text("late"))
 
 
-def reply_length(text: str = "This answer was cut of", **kwargs: Any) -> ChatReply:
+def reply_length(text: str = "This answer was cut off befo", **kwargs: Any) -> ChatReply:
     """A text answer that stopped at the token limit (finish_reason ``length``)."""
     return reply_text(text, finish_reason="length", **kwargs)
 
@@ -349,6 +351,18 @@ def _stream_chunks(
             "choices": [],
             "usage": _usage_json(reply.usage),
         }
+
+
+def no_proxy_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """NO_PROXY / no_proxy values extended with the loopback hosts."""
+    out: dict[str, str] = {}
+    for name in ("NO_PROXY", "no_proxy"):
+        entries = [e for e in environ.get(name, "").split(",") if e.strip()]
+        for host in ("127.0.0.1", "localhost"):
+            if host not in entries:
+                entries.append(host)
+        out[name] = ",".join(entries)
+    return out
 
 
 # Server -----------------------------------------------------------------------------------------
@@ -589,8 +603,16 @@ class FakeLLM:
         return f"{self.url}/v1"
 
     def env(self, api_key: str = "sk-fake") -> dict[str, str]:
-        """Environment variables that point provider ``openai`` at this server."""
-        return {"OPENAI_BASE_URL": self.base_url, "OPENAI_API_KEY": api_key}
+        """Environment variables that point provider ``openai`` at this server.
+
+        Merge them over ``os.environ`` for a subprocess. They include NO_PROXY entries for the
+        loopback host, so a proxy configured on the machine never intercepts the fake.
+        """
+        return {
+            "OPENAI_BASE_URL": self.base_url,
+            "OPENAI_API_KEY": api_key,
+            **no_proxy_env(os.environ),
+        }
 
     # -- script
 

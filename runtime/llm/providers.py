@@ -297,7 +297,8 @@ def resolve_provider(
         names = _KEY_ENVS.get(litellm_provider, (f"{env_prefix}_API_KEY",))
         if f"{env_prefix}_API_KEY" not in names:
             names = (f"{env_prefix}_API_KEY", *names)
-        api_base = base_url or _env(env, f"{env_prefix}_BASE_URL")
+        # <NAME>_API_BASE is litellm's own spelling (e.g. HOSTED_VLLM_API_BASE).
+        api_base = base_url or _env(env, f"{env_prefix}_BASE_URL", f"{env_prefix}_API_BASE")
         if litellm_provider in _KEYLESS:
             api_key = _env(env, *names)
             key_env = names[0] if api_key else None

@@ -44,6 +44,8 @@ class JobContext:
     storage: Storage | None
     listener: EventListener | None
     verbose: bool = False
+    expert_keys: list[str] = field(default_factory=list)
+    """Every expert key of the config (for initializeRuntime)."""
     memory_checkpoints: dict[str, Checkpoint] = field(default_factory=dict)
 
     def store_checkpoint(self, checkpoint: Checkpoint) -> None:
@@ -101,6 +103,8 @@ class Segment:
     system_prompt: str
     tool_index: dict[str, tuple[Skill, ToolDefinition]]
     coordinator: bool = True
+    delegate_versions: dict[str, str] = field(default_factory=dict)
+    """Delegate expert key → version, for delegateTo targets."""
     invalid_args: dict[str, str] = field(default_factory=dict)
     """Tool call id → JSON error, for calls whose arguments did not parse."""
 

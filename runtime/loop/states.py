@@ -14,11 +14,22 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from runtime.checkpoint import Checkpoint, RunErrorInfo, Step, ToolCall, ToolResult, Usage
+from runtime.checkpoint import (
+    Checkpoint,
+    DelegationTarget,
+    ExpertRef,
+    RunErrorInfo,
+    Step,
+    ToolCall,
+    ToolResult,
+    Usage,
+)
 from runtime.config import BASE_SKILL_NAME
 from runtime.errors import ModelError
 from runtime.events import (
     AttemptCompletion,
+    CallDelegate,
+    CallInteractiveTool,
     CallTools,
     CompleteRun,
     CompleteStreamingReasoning,
@@ -34,8 +45,10 @@ from runtime.events import (
     StartRun,
     StartStreamingReasoning,
     StartStreamingRunResult,
+    StopRunByDelegate,
     StopRunByError,
     StopRunByExceededMaxSteps,
+    StopRunByInteractiveTool,
     StreamReasoning,
     StreamRunResult,
     now_ms,
@@ -74,6 +87,8 @@ StateName = Literal[
     "callingTool",
     "resolvingToolResult",
     "generatingRunResult",
+    "callingDelegate",
+    "callingInteractiveTool",
     "finishingStep",
     "stopped",
 ]
@@ -125,18 +140,25 @@ def _add_usage(checkpoint: Checkpoint, step: Step, usage: Usage) -> tuple[Checkp
 
 
 async def init(seg: Segment, state: LoopState) -> Transition:
-    """Build the input messages for a fresh or continued run (§4.6)."""
+    """Build the input messages for a fresh, continued or resumed run (§4.6).
+
+    A run stopped for delegates or for an interactive answer resumes with its pending calls and
+    partial results (the answer, or the delegates' results, already merged in by the runner);
+    any other run gets the query as a new user message.
+    """
     checkpoint = state.checkpoint
     inputs: list[Message] = []
     if checkpoint.status == "init":
         inputs.append(InstructionMessage(contents=[TextPart(text=seg.system_prompt)], cache=True))
-    inputs.append(UserMessage(contents=[TextPart(text=state.query or "")]))
+    if checkpoint.status not in ("stoppedByDelegate", "stoppedByInteractiveTool"):
+        inputs.append(UserMessage(contents=[TextPart(text=state.query or "")]))
     started = _with(
         checkpoint,
         status="proceeding",
         messages=[*checkpoint.messages, *inputs],
         run_id=seg.run_id,
         error=None,
+        delegate_to=None,
     )
     step: Step = _with(seg.new_step(started), input_messages=inputs)
     event = StartRun(
@@ -398,7 +420,10 @@ async def _execute(seg: Segment, call: ToolCall) -> ToolResult:
         return _result(call, outcome)
     skill, _ = owner
     outcome = await skill.call(call.tool_name, call.args)
-    return _result(call, inline_file_results(call.tool_name, outcome))
+    if call.tool_name in ("readImageFile", "readPdfFile") and not outcome.is_error:
+        # Inlining reads up to 30 MB; keep that off the event loop.
+        outcome = await asyncio.to_thread(inline_file_results, call.tool_name, outcome)
+    return _result(call, outcome)
 
 
 def _is_completion(call: ToolCall) -> bool:
@@ -443,11 +468,72 @@ async def calling_tool(seg: Segment, state: LoopState) -> Transition:
         step = _with(step, tool_results=[result, *others], pending_tool_calls=None)
         return Transition(AttemptCompletion(**fields, tool_result=result), "generatingRunResult", checkpoint, step)
 
+    by_kind: dict[str, list[ToolCall]] = {"mcp": [], "delegate": [], "interactive": []}
+    for c in calls:
+        owner = seg.tool_index.get(c.tool_name)
+        # Unknown tools and bad arguments are answered with an error like any MCP call.
+        kind = owner[0].kind if owner and c.id not in seg.invalid_args else "mcp"
+        by_kind[kind].append(c)
     results = list(step.partial_tool_results or [])
-    results.extend(await asyncio.gather(*(_execute(seg, c) for c in calls)))
+    results.extend(await asyncio.gather(*(_execute(seg, c) for c in by_kind["mcp"])))
+    waiting = [*by_kind["delegate"], *by_kind["interactive"]]
+    if waiting:
+        step = _with(step, partial_tool_results=results, pending_tool_calls=waiting)
+        checkpoint = _with(checkpoint, partial_tool_results=results, pending_tool_calls=waiting)
+        message = _last_expert_message(checkpoint)
+        if by_kind["delegate"]:
+            event = CallDelegate(
+                **fields, new_message=message, tool_calls=by_kind["delegate"], usage=Usage()
+            )
+            return Transition(event, "callingDelegate", checkpoint, step)
+        event = CallInteractiveTool(
+            **fields, new_message=message, tool_call=by_kind["interactive"][0], usage=Usage()
+        )
+        return Transition(event, "callingInteractiveTool", checkpoint, step)
     step = _with(step, tool_results=results, pending_tool_calls=None, partial_tool_results=None)
     checkpoint = _with(checkpoint, pending_tool_calls=None, partial_tool_results=None)
     return Transition(ResolveToolResults(**fields, tool_results=results), "resolvingToolResult", checkpoint, step)
+
+
+def _last_expert_message(checkpoint: Checkpoint) -> ExpertMessage:
+    for message in reversed(checkpoint.messages):
+        if isinstance(message, ExpertMessage):
+            return message
+    return ExpertMessage(contents=[])
+
+
+# CallingDelegate / CallingInteractiveTool ----------------------------------------------------
+
+
+async def calling_delegate(seg: Segment, state: LoopState) -> Transition:
+    """Stop the run so the runner can start the delegates (single or parallel)."""
+    checkpoint, step = state.checkpoint, _finish(state.step)
+    targets = []
+    for c in checkpoint.pending_tool_calls or []:
+        owner = seg.tool_index.get(c.tool_name)
+        if owner is None or owner[0].kind != "delegate":
+            continue
+        key = owner[0].name
+        query = c.args.get("query")
+        targets.append(
+            DelegationTarget(
+                expert=ExpertRef(key=key, name=key, version=seg.delegate_versions.get(key, "1.0.0")),
+                tool_call_id=c.id,
+                tool_name=c.tool_name,
+                query=query if isinstance(query, str) else "",
+            )
+        )
+    stopped = _with(checkpoint, status="stoppedByDelegate", delegate_to=targets)
+    event = StopRunByDelegate(**seg.event_fields(stopped), checkpoint=stopped, step=step)
+    return Transition(event, "stopped", stopped, step)
+
+
+async def calling_interactive_tool(seg: Segment, state: LoopState) -> Transition:
+    """Stop the run until the user answers the first pending interactive call."""
+    checkpoint, step = state.checkpoint, _finish(state.step)
+    stopped = _with(checkpoint, status="stoppedByInteractiveTool")
+    event = StopRunByInteractiveTool(**seg.event_fields(stopped), checkpoint=stopped, step=step)
+    return Transition(event, "stopped", stopped, step)
 
 
 def _remaining_todos(result: ToolResult) -> list[Any]:
@@ -548,5 +634,7 @@ STATES: dict[StateName, StateFunction] = {
     "callingTool": calling_tool,
     "resolvingToolResult": resolving_tool_result,
     "generatingRunResult": generating_run_result,
+    "callingDelegate": calling_delegate,
+    "callingInteractiveTool": calling_interactive_tool,
     "finishingStep": finishing_step,
 }

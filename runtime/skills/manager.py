@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from contextlib import AsyncExitStack
@@ -17,6 +18,7 @@ from runtime.errors import SkillError
 from runtime.events import SkillConnected, SkillDisconnected
 from runtime.loop.context import JobContext
 from runtime.skills.base import BaseSkill
+from runtime.skills.delegate import InteractiveSkillTools
 from runtime.skills.types import Skill, ToolDefinition
 
 _PINNED_BASE = re.compile(re.escape(BASE_SKILL_NAME) + r"@\S+")
@@ -30,7 +32,9 @@ def is_bundled_base(name: str, skill: SkillConfig, base_command: list[str] | Non
     return not any(_PINNED_BASE.fullmatch(arg or "") for arg in argv)
 
 
-def filter_tools(definitions: list[ToolDefinition], pick: list[str], omit: list[str]) -> list[ToolDefinition]:
+def filter_tools(
+    definitions: list[ToolDefinition], pick: list[str], omit: list[str]
+) -> list[ToolDefinition]:
     """Apply omit, then pick (empty pick keeps everything)."""
     kept = [d for d in definitions if d.name not in omit]
     return [d for d in kept if d.name in pick] if pick else kept
@@ -98,8 +102,37 @@ async def _start(
 
         stack.push_async_callback(close_base)
         return base
+    if isinstance(config, InteractiveSkill):
+        return InteractiveSkillTools(name, _interactive_definitions(name, config))
     raise SkillError(
         f'Skill "{name}" ({config.type}) cannot be started: this runtime supports the bundled '
         f'"{BASE_SKILL_NAME}" skill only so far.',
         title="Skill not supported",
     )
+
+
+def _interactive_definitions(name: str, config: InteractiveSkill) -> list[ToolDefinition]:
+    definitions = []
+    for tool_name, tool in config.tools.items():
+        try:
+            schema = json.loads(tool.input_json_schema)
+        except ValueError as error:
+            raise SkillError(
+                f'Interactive skill "{name}": tool "{tool_name}" has an inputJsonSchema that is '
+                f"not valid JSON ({error})",
+                title="Invalid interactive tool",
+            ) from error
+        if not isinstance(schema, dict):
+            raise SkillError(
+                f'Interactive skill "{name}": inputJsonSchema of "{tool_name}" must be a JSON object',
+                title="Invalid interactive tool",
+            )
+        definitions.append(
+            ToolDefinition(
+                skill_name=name,
+                name=tool_name,
+                description=tool.description or f"Ask the user ({tool_name})",
+                input_schema=schema,
+            )
+        )
+    return definitions

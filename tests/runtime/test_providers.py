@@ -352,3 +352,15 @@ def test_provider_resolution_does_not_import_litellm(code: str) -> None:
     probe = f"{code}\nimport sys\nprint('litellm' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_unknown_provider_base_url_fallbacks() -> None:
+    env = {"HOSTED_VLLM_API_BASE": "http://127.0.0.1:8000/v1"}
+    res = resolve_provider("hosted_vllm", "meta/llama", None, env)
+    assert (res.litellm_model, res.api_base, res.api_key) == (
+        "hosted_vllm/meta/llama",
+        "http://127.0.0.1:8000/v1",
+        None,
+    )
+    env = {"GROQ_API_KEY": "k", "GROQ_BASE_URL": "https://proxy.example/groq"}
+    assert resolve_provider("groq", "m", None, env).api_base == "https://proxy.example/groq"
