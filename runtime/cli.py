@@ -159,9 +159,11 @@ def run_command(args: argparse.Namespace, *, store: bool = True) -> int:
         return EXIT_INTERRUPTED
     except PerstackError as error:
         print_error(error)
-        from runtime.errors import ConfigError, UsageError
+        from runtime.errors import CheckpointError, ConfigError, UsageError
 
-        return EXIT_USAGE if isinstance(error, ConfigError | UsageError) else EXIT_ERROR
+        # Raised before the run starts: the user named a bad file, key, expert, job or checkpoint.
+        before_start = ConfigError | UsageError | CheckpointError
+        return EXIT_USAGE if isinstance(error, before_start) else EXIT_ERROR
     if checkpoint.status == "stoppedByError" and checkpoint.error is not None:
         print(f"perstack: run stopped by error: {checkpoint.error.name}: {checkpoint.error.message}", file=sys.stderr)
     return _EXIT_BY_STATUS.get(checkpoint.status, EXIT_ERROR)

@@ -412,11 +412,14 @@ def _line_order(item: ConfigWarning | ConfigProblem) -> tuple[int, str]:
 def _syntax_error(raw: str, text: str, label: str) -> ConfigFileError:
     match = _TOML_ERROR_RE.match(raw)
     message = match.group("message") if match else raw
-    source_lines = text.splitlines() or [""]
+    # Split on "\n" only, as tomllib counts lines (splitlines() also splits on \f, \u2028...).
+    source_lines = [source.rstrip("\r") for source in text.split("\n")]
     if match and match.group("line"):
         line, column = int(match.group("line")), int(match.group("column"))
         where = f"at column {column}"
-    else:  # "at end of document": point after the last character
+    else:  # "at end of document": point after the last character that is not blank
+        while len(source_lines) > 1 and not source_lines[-1].strip():
+            source_lines.pop()
         line, column = len(source_lines), len(source_lines[-1]) + 1
         where = "at the end of the file"
     # tomllib names keys as Python tuples, ('experts', 'x'); show them as TOML keys instead.
@@ -426,10 +429,14 @@ def _syntax_error(raw: str, text: str, label: str) -> ConfigFileError:
     source = source_lines[line - 1] if line <= len(source_lines) else ""
     hint = ""
     key, equals, value = source.partition("=")
-    if message == "Invalid value" and equals and source[column - 1 : column].isalpha():
-        # The usual cause: an unquoted string. Show the line as it should be.
+    value_column = len(key) + 2 + len(value) - len(value.lstrip())
+    if message == "Invalid value" and equals and column == value_column and value.strip():
+        # The usual causes: an unquoted string, or Python's True/False. Show the fixed line.
         value = value.split(" #", 1)[0].strip()
-        hint = f" (strings must be quoted: {key.strip()} = {_quoted(value)})"
+        if value.lower() in ("true", "false"):
+            hint = f" (booleans are lowercase: {key.strip()} = {value.lower()})"
+        elif value[0].isalpha():
+            hint = f" (strings must be quoted: {key.strip()} = {_quoted(value)})"
     gutter = f"{line:>5} | "
     detail = f"{gutter}{source}\n{' ' * (len(gutter) - 2)}| {' ' * (column - 1)}^"
     problem = ConfigProblem(line, "", f"invalid TOML: {message} {where}{hint}", label)
@@ -874,29 +881,32 @@ def _got(value: object) -> str:
     return _short_repr(value) if isinstance(value, str) else _toml_type(value)
 
 
+_EXPECTED_TYPE = {
+    "string_type": "a string",
+    "int_type": "an integer",
+    "int_parsing": "an integer",
+    "int_from_float": "an integer",
+    "float_type": "a number",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "list_type": "an array",
+    "dict_type": "a table",
+    "model_type": "a table",
+    "model_attributes_type": "a table",
+}
+"""What a pydantic type error's field wanted, in TOML words."""
+
+
 def _friendly(error: Mapping[str, Any]) -> str:
     """Rephrase one pydantic error for someone editing a TOML file."""
     kind = error["type"]
     ctx: Mapping[str, Any] = error.get("ctx") or {}
     value = error.get("input")
     message = str(error["msg"])
-    expected = {
-        "string_type": "a string",
-        "int_type": "an integer",
-        "int_parsing": "an integer",
-        "int_from_float": "an integer",
-        "float_type": "a number",
-        "bool_type": "true or false",
-        "bool_parsing": "true or false",
-        "list_type": "an array",
-        "dict_type": "a table",
-        "model_type": "a table",
-        "model_attributes_type": "a table",
-    }
     if kind == "missing":
         return "field required"
-    if kind in expected:
-        return f"must be {expected[kind]} (got {_toml_type(value)})"
+    if kind in _EXPECTED_TYPE:
+        return f"must be {_EXPECTED_TYPE[kind]} (got {_toml_type(value)})"
     if kind == "literal_error":
         return f"must be {ctx['expected']} (got {_got(value)})"
     if kind in ("string_too_short", "too_short") and ctx.get("min_length") == 1:

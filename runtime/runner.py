@@ -476,6 +476,11 @@ def _continuation_checkpoint(
         if not job_ids:
             raise CheckpointError(f"No jobs found in {storage.jobs_dir} to continue")
         job_id = job_ids[0]
+    elif not storage.job_dir(job_id).is_dir():
+        recent = ", ".join(storage.job_ids()[:5]) or "none"
+        raise CheckpointError(
+            f"Job {job_id!r} not found in {storage.jobs_dir} (most recent jobs: {recent})"
+        )
     if setting.resume_from:
         checkpoint = storage.load_checkpoint(job_id, setting.resume_from)
     else:

@@ -423,6 +423,23 @@ def test_syntax_error_at_end_of_document_points_at_the_last_line() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("sandbox = True", "Invalid value at column 11 (booleans are lowercase: sandbox = true)"),
+        (
+            "  model   =   gpt-4  # fast",
+            'Invalid value at column 15 (strings must be quoted: model = "gpt-4")',
+        ),
+        ("provider = { providerName = openai }", "Invalid value at column 29"),
+    ],
+)
+def test_syntax_hints(line: str, expected: str) -> None:
+    with pytest.raises(ConfigFileError) as info:
+        parse_config(f"# header\n{line}\n")
+    assert str(info.value).splitlines()[0] == f"perstack.toml:2: invalid TOML: {expected}"
+
+
 def test_duplicate_tables_are_named_as_toml_keys() -> None:
     with pytest.raises(ConfigFileError) as info:
         parse_config('[experts."a"]\ninstruction = "x"\n[experts."a"]\n')
