@@ -64,31 +64,64 @@ def _reasoning_budget(text: str) -> str | int:
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:
     """Add the options shared by ``run`` and ``start`` (§2.2 of the reference)."""
-    parser.add_argument("--config", metavar="PATH", help="perstack.toml path (default: search upward)")
-    parser.add_argument("--provider", help="provider: anthropic, openai, google, ... or any litellm provider")
+    parser.add_argument(
+        "--config", metavar="PATH", help="perstack.toml path (default: search upward)"
+    )
+    parser.add_argument(
+        "--provider", help="provider: anthropic, openai, google, ... or any litellm provider"
+    )
     parser.add_argument("--model", help="model id (default: perstack.toml, then claude-sonnet-4-5)")
     parser.add_argument(
-        "--reasoning-budget", type=_reasoning_budget, metavar="BUDGET",
+        "--reasoning-budget",
+        type=_reasoning_budget,
+        metavar="BUDGET",
         help="none, minimal, low, medium, high or a token count",
     )
-    parser.add_argument("--max-steps", type=_positive_int, metavar="N", help="job-wide step limit (default 100)")
-    parser.add_argument("--max-retries", type=_non_negative_int, metavar="N", help="retries per generation (default 5)")
-    parser.add_argument("--timeout", type=_positive_int, metavar="MS", help="per-generation timeout in ms (default 300000)")
+    parser.add_argument(
+        "--max-steps", type=_positive_int, metavar="N", help="job-wide step limit (default 100)"
+    )
+    parser.add_argument(
+        "--max-retries",
+        type=_non_negative_int,
+        metavar="N",
+        help="retries per generation (default 5)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_positive_int,
+        metavar="MS",
+        help="per-generation timeout in ms (default 300000)",
+    )
     parser.add_argument("--job-id", metavar="ID", help="id for a new job")
     parser.add_argument(
-        "--env-path", action="append", metavar="PATH",
+        "--env-path",
+        action="append",
+        metavar="PATH",
         help="env file to load (repeatable; default: envPath, then .env and .env.local)",
     )
     parser.add_argument("--verbose", action="store_true", help="also show skills' stderr")
-    parser.add_argument("--continue", dest="continue_latest", action="store_true", help="continue the most recent job")
-    parser.add_argument("--continue-job", metavar="JOB_ID", help="continue this job")
-    parser.add_argument("--resume-from", metavar="CHECKPOINT_ID", help="resume from this checkpoint (needs --continue-job)")
     parser.add_argument(
-        "-i", "--interactive-tool-call-result", dest="interactive", action="store_true",
+        "--continue",
+        dest="continue_latest",
+        action="store_true",
+        help="continue the most recent job",
+    )
+    parser.add_argument("--continue-job", metavar="JOB_ID", help="continue this job")
+    parser.add_argument(
+        "--resume-from",
+        metavar="CHECKPOINT_ID",
+        help="resume from this checkpoint (needs --continue-job)",
+    )
+    parser.add_argument(
+        "-i",
+        "--interactive-tool-call-result",
+        dest="interactive",
+        action="store_true",
         help="the query is the answer to the pending interactive tool call",
     )
     parser.add_argument(
-        "--runtime", choices=["local", "docker", "cursor", "claude-code", "gemini"],
+        "--runtime",
+        choices=["local", "docker", "cursor", "claude-code", "gemini"],
         help="only 'local' runs here; use the Docker image for container isolation",
     )
 
@@ -100,7 +133,9 @@ def build_parser(prog: str = "perstack run") -> argparse.ArgumentParser:
         description="Run an expert headless: one JSON event per line on stdout.",
     )
     parser.add_argument("expert_key", metavar="EXPERT", help="the expert to run")
-    parser.add_argument("query", metavar="QUERY", help="the query (or the interactive answer with -i)")
+    parser.add_argument(
+        "query", metavar="QUERY", help="the query (or the interactive answer with -i)"
+    )
     add_run_options(parser)
     return parser
 
@@ -155,7 +190,10 @@ def run_command(args: argparse.Namespace, *, store: bool = True) -> int:
         )
         checkpoint = asyncio.run(run(setting, emit, config=loaded))
     except KeyboardInterrupt:
-        print("perstack: interrupted; the last checkpoint is saved (continue with --continue)", file=sys.stderr)
+        print(
+            "perstack: interrupted; the last checkpoint is saved (continue with --continue)",
+            file=sys.stderr,
+        )
         return EXIT_INTERRUPTED
     except PerstackError as error:
         print_error(error)
@@ -165,11 +203,16 @@ def run_command(args: argparse.Namespace, *, store: bool = True) -> int:
         before_start = ConfigError | UsageError | CheckpointError
         return EXIT_USAGE if isinstance(error, before_start) else EXIT_ERROR
     if checkpoint.status == "stoppedByError" and checkpoint.error is not None:
-        print(f"perstack: run stopped by error: {checkpoint.error.name}: {checkpoint.error.message}", file=sys.stderr)
+        print(
+            f"perstack: run stopped by error: {checkpoint.error.name}: {checkpoint.error.message}",
+            file=sys.stderr,
+        )
     return _EXIT_BY_STATUS.get(checkpoint.status, EXIT_ERROR)
 
 
-def main(argv: Sequence[str] | None = None, *, prog: str = "perstack run", store: bool = True) -> int:
+def main(
+    argv: Sequence[str] | None = None, *, prog: str = "perstack run", store: bool = True
+) -> int:
     """Parse ``argv`` as a ``run`` command and execute it."""
     args = build_parser(prog).parse_args(argv)
     return run_command(args, store=store)

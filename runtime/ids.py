@@ -1,4 +1,4 @@
-"""Collision-resistant ids in the shape of Perstack's cuid2 ids (lowercase, letter first, 24 chars)."""
+"""Collision-resistant ids shaped like Perstack's cuid2 ids (lowercase, letter first, 24 chars)."""
 
 from __future__ import annotations
 

@@ -147,8 +147,8 @@ async def run(
     interactive_info = None
     if previous is not None and previous.status == "stoppedByInteractiveTool":
         if not setting.interactive_answer:
-            pending = (previous.pending_tool_calls or [None])[0]
-            name = pending.tool_name if pending else "?"
+            pending = previous.pending_tool_calls or []
+            name = pending[0].tool_name if pending else "?"
             raise UsageError(
                 f"Job {previous.job_id!r} is waiting for the answer to interactive tool {name!r}; "
                 "pass the answer as the query with -i"
@@ -184,7 +184,7 @@ def run_sync(
 
 
 DELEGATION_DEPTH_LIMIT = 8
-"""Delegation nesting beyond this returns an error to the delegating expert (no runaway recursion)."""
+"""Deeper delegation returns an error to the delegating expert (no runaway recursion)."""
 
 
 async def _run_expert(
@@ -344,8 +344,14 @@ async def _run_delegates(
         )
         try:
             final = await _run_expert(
-                job, loaded, child_expert, start, query,
-                run_id=child_run, coordinator=False, depth=depth + 1,
+                job,
+                loaded,
+                child_expert,
+                start,
+                query,
+                run_id=child_run,
+                coordinator=False,
+                depth=depth + 1,
             )
         except PerstackError as failure:
             return error(str(failure))
@@ -414,7 +420,7 @@ def _answer_interactive(
     checkpoint: Checkpoint, answer: str
 ) -> tuple[Checkpoint, InteractiveToolCallInfo]:
     """Bind the user's answer to a pending interactive call (JSON form, else the first one)."""
-    pending = [c for c in checkpoint.pending_tool_calls or []]
+    pending = list(checkpoint.pending_tool_calls or [])
     if checkpoint.status != "stoppedByInteractiveTool" or not pending:
         raise UsageError(
             "-i was given, but the job is not waiting for an interactive answer "
@@ -443,7 +449,9 @@ def _answer_interactive(
             "partial_tool_results": [*(checkpoint.partial_tool_results or []), result],
         }
     )
-    return updated, InteractiveToolCallInfo(tool_name=target.tool_name, tool_call_id=target.id, text=text)
+    return updated, InteractiveToolCallInfo(
+        tool_name=target.tool_name, tool_call_id=target.id, text=text
+    )
 
 
 def _provider_model(

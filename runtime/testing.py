@@ -14,6 +14,7 @@ from typing import Any
 
 from runtime.checkpoint import Usage
 from runtime.errors import ModelError
+from runtime.ids import new_id
 from runtime.llm import (
     Finish,
     FinishReason,
@@ -23,7 +24,6 @@ from runtime.llm import (
     TextDelta,
     ToolCallChunk,
 )
-from runtime.ids import new_id
 
 
 @dataclass(frozen=True)
@@ -71,9 +71,7 @@ def calls(*pairs: tuple[str, dict[str, Any] | str], text: str | None = None) -> 
 def fail(message: str, *, retryable: bool, status_code: int | None = None) -> Reply:
     """A reply that raises a model error."""
     name = "RateLimitError" if retryable else "AuthenticationError"
-    return Reply(
-        error=ModelError(message, name=name, status_code=status_code, retryable=retryable)
-    )
+    return Reply(error=ModelError(message, name=name, status_code=status_code, retryable=retryable))
 
 
 ReplyFunction = Callable[[GenerationRequest], Reply]

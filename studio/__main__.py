@@ -20,7 +20,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-V", "--version", action="version", version=f"perstack {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    commands.add_parser("run", help="run an expert headless (JSONL events on stdout)", add_help=False)
+    commands.add_parser(
+        "run", help="run an expert headless (JSONL events on stdout)", add_help=False
+    )
     commands.add_parser("base", help="serve the base skill as an MCP stdio server", add_help=False)
     return parser
 

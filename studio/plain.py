@@ -19,7 +19,9 @@ def _short(text: str, limit: int = 80) -> str:
 
 
 def _args_preview(args: dict[str, Any], limit: int = 60) -> str:
-    inner = ", ".join(f"{key}={json.dumps(value, ensure_ascii=False)}" for key, value in args.items())
+    inner = ", ".join(
+        f"{key}={json.dumps(value, ensure_ascii=False)}" for key, value in args.items()
+    )
     return _short(inner, limit)
 
 
@@ -54,8 +56,13 @@ class PlainView:
         if parent is not None:
             self._depth[event.run_id] = self._depth.get(parent.run_id, 0) + 1
         query = next(
-            (p.text for m in event.input_messages if m.type == "userMessage" for p in m.contents
-             if p.type == "textPart"),
+            (
+                p.text
+                for m in event.input_messages
+                if m.type == "userMessage"
+                for p in m.contents
+                if p.type == "textPart"
+            ),
             "",
         )
         head = self._paint(f"▶ {event.expert_key}", "1;36")
@@ -67,7 +74,10 @@ class PlainView:
 
     def _on_callDelegate(self, event: Any) -> None:
         for call in event.tool_calls:
-            self._line(event.run_id, f"  ⇢ delegate to {call.skill_name}: {_short(str(call.args.get('query', '')), 60)}")
+            self._line(
+                event.run_id,
+                f"  ⇢ delegate to {call.skill_name}: {_short(str(call.args.get('query', '')), 60)}",
+            )
 
     def _on_resolveToolResults(self, event: Any) -> None:
         for result in event.tool_results:
@@ -86,10 +96,21 @@ class PlainView:
         self._line(event.run_id, self._paint("⏸ waiting for your answer", "33"))
 
     def _on_stopRunByExceededMaxSteps(self, event: Any) -> None:
-        self._line(event.run_id, self._paint(f"■ {event.expert_key} stopped: max steps reached at step {event.step_number}", "33"))
+        self._line(
+            event.run_id,
+            self._paint(
+                f"■ {event.expert_key} stopped: max steps reached at step {event.step_number}", "33"
+            ),
+        )
 
     def _on_stopRunByError(self, event: Any) -> None:
-        self._line(event.run_id, self._paint(f"✖ {event.expert_key} stopped by error: {event.error.name}: {event.error.message}", "31"))
+        self._line(
+            event.run_id,
+            self._paint(
+                f"✖ {event.expert_key} stopped by error: {event.error.name}: {event.error.message}",
+                "31",
+            ),
+        )
 
     def _on_completeRun(self, event: Any) -> None:
         usage = event.checkpoint.usage

@@ -68,17 +68,35 @@ def test_run_prints_one_json_event_per_line(workspace: Path, fake_llm: FakeLLM) 
         reply_text("Wrote out/hello.txt"),
     )
     result = perstack(
-        "run", "my-expert", "write hello", "--provider", "openai", "--model", "gpt-4.1",
-        cwd=workspace, env=fake_llm.env(),
+        "run",
+        "my-expert",
+        "write hello",
+        "--provider",
+        "openai",
+        "--model",
+        "gpt-4.1",
+        cwd=workspace,
+        env=fake_llm.env(),
     )
     assert result.returncode == 0, result.stderr
     stream = events(result.stdout)
     kinds = [e["type"] for e in stream if not e["type"].startswith("stream")]
     assert kinds == [
-        "initializeRuntime", "skillConnected", "startRun", "startGeneration", "callTools",
-        "resolveToolResults", "finishToolCall", "continueToNextStep", "startGeneration",
-        "callTools", "attemptCompletion", "startStreamingRunResult",
-        "completeStreamingRunResult", "completeRun", "skillDisconnected",
+        "initializeRuntime",
+        "skillConnected",
+        "startRun",
+        "startGeneration",
+        "callTools",
+        "resolveToolResults",
+        "finishToolCall",
+        "continueToNextStep",
+        "startGeneration",
+        "callTools",
+        "attemptCompletion",
+        "startStreamingRunResult",
+        "completeStreamingRunResult",
+        "completeRun",
+        "skillDisconnected",
     ]
     assert stream[-2]["text"] == "Wrote out/hello.txt"
     assert stream[0]["model"] == "gpt-4.1"
@@ -97,8 +115,15 @@ def test_config_is_found_in_a_parent_directory(workspace: Path, fake_llm: FakeLL
     nested = workspace / "a" / "b"
     nested.mkdir(parents=True)
     result = perstack(
-        "run", "my-expert", "hi", "--provider", "openai", "--model", "gpt-4.1",
-        cwd=nested, env=fake_llm.env(),
+        "run",
+        "my-expert",
+        "hi",
+        "--provider",
+        "openai",
+        "--model",
+        "gpt-4.1",
+        cwd=nested,
+        env=fake_llm.env(),
     )
     assert result.returncode == 0, result.stderr
     assert events(result.stdout)[-2]["text"] == "hello from below"
@@ -107,11 +132,19 @@ def test_config_is_found_in_a_parent_directory(workspace: Path, fake_llm: FakeLL
 def test_any_litellm_provider_name_is_accepted(workspace: Path, fake_llm: FakeLLM) -> None:
     fake_llm.script(reply_text("kimi says hi"))
     result = perstack(
-        "run", "my-expert", "hi", "--provider", "fireworks",
-        "--model", "accounts/fireworks/models/kimi-k2p5",
+        "run",
+        "my-expert",
+        "hi",
+        "--provider",
+        "fireworks",
+        "--model",
+        "accounts/fireworks/models/kimi-k2p5",
         cwd=workspace,
-        env={"FIREWORKS_API_KEY": "fw-test", "FIREWORKS_BASE_URL": fake_llm.base_url,
-             **{k: v for k, v in fake_llm.env().items() if "PROXY" in k.upper()}},
+        env={
+            "FIREWORKS_API_KEY": "fw-test",
+            "FIREWORKS_BASE_URL": fake_llm.base_url,
+            **{k: v for k, v in fake_llm.env().items() if "PROXY" in k.upper()},
+        },
     )
     assert result.returncode == 0, result.stderr
     assert events(result.stdout)[-2]["text"] == "kimi says hi"
@@ -119,7 +152,9 @@ def test_any_litellm_provider_name_is_accepted(workspace: Path, fake_llm: FakeLL
 
 
 def test_missing_api_key_names_the_variable(workspace: Path) -> None:
-    result = perstack("run", "my-expert", "hi", "--provider", "openai", "--model", "gpt-4.1", cwd=workspace)
+    result = perstack(
+        "run", "my-expert", "hi", "--provider", "openai", "--model", "gpt-4.1", cwd=workspace
+    )
     assert result.returncode == 2
     assert "OPENAI_API_KEY is not set" in result.stderr
     assert ".env" in result.stderr
@@ -129,18 +164,40 @@ def test_missing_api_key_names_the_variable(workspace: Path) -> None:
 
 def test_api_key_from_dotenv(workspace: Path, fake_llm: FakeLLM) -> None:
     fake_llm.script(reply_text("from dotenv"))
-    (workspace / ".env").write_text(f"OPENAI_API_KEY=sk-dotenv\nOPENAI_BASE_URL={fake_llm.base_url}\n")
+    (workspace / ".env").write_text(
+        f"OPENAI_API_KEY=sk-dotenv\nOPENAI_BASE_URL={fake_llm.base_url}\n"
+    )
     proxy = {k: v for k, v in fake_llm.env().items() if "PROXY" in k.upper()}
-    result = perstack("run", "my-expert", "hi", "--provider", "openai", "--model", "gpt-4.1",
-                      cwd=workspace, env=proxy)
+    result = perstack(
+        "run",
+        "my-expert",
+        "hi",
+        "--provider",
+        "openai",
+        "--model",
+        "gpt-4.1",
+        cwd=workspace,
+        env=proxy,
+    )
     assert result.returncode == 0, result.stderr
     assert fake_llm.request_headers[0]["authorization"] == "Bearer sk-dotenv"
 
 
 def test_provider_rejection_stops_by_error(workspace: Path, fake_llm: FakeLLM) -> None:
-    fake_llm.script(reply_error(404, "The model `gpt-nope` does not exist", error_type="invalid_request_error"))
-    result = perstack("run", "my-expert", "hi", "--provider", "openai", "--model", "gpt-nope",
-                      cwd=workspace, env=fake_llm.env())
+    fake_llm.script(
+        reply_error(404, "The model `gpt-nope` does not exist", error_type="invalid_request_error")
+    )
+    result = perstack(
+        "run",
+        "my-expert",
+        "hi",
+        "--provider",
+        "openai",
+        "--model",
+        "gpt-nope",
+        cwd=workspace,
+        env=fake_llm.env(),
+    )
     assert result.returncode == 1
     stop = events(result.stdout)[-2]
     assert stop["type"] == "stopRunByError"
@@ -151,8 +208,17 @@ def test_provider_rejection_stops_by_error(workspace: Path, fake_llm: FakeLLM) -
 
 def test_unreachable_base_url(workspace: Path) -> None:
     result = perstack(
-        "run", "my-expert", "hi", "--provider", "openai", "--model", "gpt-4.1", "--max-retries", "0",
-        cwd=workspace, env={"OPENAI_API_KEY": "k", "OPENAI_BASE_URL": "http://127.0.0.1:9/v1"},
+        "run",
+        "my-expert",
+        "hi",
+        "--provider",
+        "openai",
+        "--model",
+        "gpt-4.1",
+        "--max-retries",
+        "0",
+        cwd=workspace,
+        env={"OPENAI_API_KEY": "k", "OPENAI_BASE_URL": "http://127.0.0.1:9/v1"},
     )
     assert result.returncode == 1
     stop = events(result.stdout)[-2]
@@ -162,21 +228,52 @@ def test_unreachable_base_url(workspace: Path) -> None:
 
 def test_max_steps_exits_3(workspace: Path, fake_llm: FakeLLM) -> None:
     fake_llm.script(reply_tool_calls([("todo", {"newTodos": ["a"]})]))
-    result = perstack("run", "my-expert", "hi", "--provider", "openai", "--model", "gpt-4.1",
-                      "--max-steps", "1", cwd=workspace, env=fake_llm.env())
+    result = perstack(
+        "run",
+        "my-expert",
+        "hi",
+        "--provider",
+        "openai",
+        "--model",
+        "gpt-4.1",
+        "--max-steps",
+        "1",
+        cwd=workspace,
+        env=fake_llm.env(),
+    )
     assert result.returncode == 3
     assert events(result.stdout)[-2]["type"] == "stopRunByExceededMaxSteps"
 
 
 def test_interactive_stop_then_answer(workspace: Path, fake_llm: FakeLLM) -> None:
     fake_llm.script(reply_tool_calls([("askName", {"q": "Your name?"})]))
-    first = perstack("run", "asker", "greet me", "--provider", "openai", "--model", "gpt-4.1",
-                     cwd=workspace, env=fake_llm.env())
+    first = perstack(
+        "run",
+        "asker",
+        "greet me",
+        "--provider",
+        "openai",
+        "--model",
+        "gpt-4.1",
+        cwd=workspace,
+        env=fake_llm.env(),
+    )
     assert first.returncode == 0, first.stderr
     assert events(first.stdout)[-2]["type"] == "stopRunByInteractiveTool"
     fake_llm.script(reply_text("Hello, Ada!"))
-    second = perstack("run", "asker", "Ada", "--continue", "-i", "--provider", "openai",
-                      "--model", "gpt-4.1", cwd=workspace, env=fake_llm.env())
+    second = perstack(
+        "run",
+        "asker",
+        "Ada",
+        "--continue",
+        "-i",
+        "--provider",
+        "openai",
+        "--model",
+        "gpt-4.1",
+        cwd=workspace,
+        env=fake_llm.env(),
+    )
     assert second.returncode == 0, second.stderr
     assert events(second.stdout)[-2]["text"] == "Hello, Ada!"
     tool_messages = [m for m in fake_llm.requests[-1]["messages"] if m["role"] == "tool"]
@@ -187,16 +284,25 @@ def test_interactive_stop_then_answer(workspace: Path, fake_llm: FakeLLM) -> Non
     ("toml", "args", "expected"),
     [
         (None, ["run", "my-expert", "hi"], "perstack.toml not found"),
-        ('[experts."w"]\ndescription = "x"\n', ["run", "w", "hi"],
-         'perstack.toml:1 experts."w".instruction: field required'),
+        (
+            '[experts."w"]\ndescription = "x"\n',
+            ["run", "w", "hi"],
+            'perstack.toml:1 experts."w".instruction: field required',
+        ),
         ("[experts\n", ["run", "w", "hi"], "perstack.toml:1"),
         (TOML, ["run", "nobody", "hi"], 'Expert "nobody" not found'),
         (TOML, ["run", "my-expert", "hi", "--max-steps", "zero"], "expected a whole number"),
-        (TOML, ["run", "my-expert", "hi", "--resume-from", "x", "--provider", "openai"],
-         "--resume-from requires --continue-job"),
+        (
+            TOML,
+            ["run", "my-expert", "hi", "--resume-from", "x", "--provider", "openai"],
+            "--resume-from requires --continue-job",
+        ),
         (TOML, ["run", "my-expert", "hi", "-i", "--provider", "openai"], "no pending interactive"),
-        (TOML, ["run", "my-expert", "hi", "--continue-job", "nojob", "--provider", "openai"],
-         "nojob"),
+        (
+            TOML,
+            ["run", "my-expert", "hi", "--continue-job", "nojob", "--provider", "openai"],
+            "nojob",
+        ),
     ],
 )
 def test_bad_input_exits_2_without_traceback(

@@ -112,7 +112,9 @@ class Segment:
     def tool_specs(self) -> list[ToolSpec]:
         """The tools as the model sees them."""
         return [
-            ToolSpec(name=name, description=definition.description, input_schema=definition.input_schema)
+            ToolSpec(
+                name=name, description=definition.description, input_schema=definition.input_schema
+            )
             for name, (_, definition) in self.tool_index.items()
         ]
 

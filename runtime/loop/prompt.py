@@ -14,8 +14,8 @@ class DelegateInfo:
     description: str
 
 
-_META = """You are Perstack, an AI expert that carries out the user's task with the tools available \
-to you. What follows first is how you work; the expert's own instruction comes after it.
+_META = """You are Perstack, an AI expert that carries out the user's task with the tools \
+available to you. What follows first is how you work; the expert's own instruction comes after it.
 
 How you work:
 - Read the user's first message to decide what to do. Form a hypothesis, act, check the result, \
@@ -47,9 +47,7 @@ def build_system_prompt(
     """Assemble the system prompt: working rules, instruction, skill rules, delegates."""
     sections = [_META.format(now=now_iso, cwd=cwd), instruction]
     if skill_rules:
-        sections.append(
-            "\n\n".join(f'"{name}" skill rules:\n{rule}' for name, rule in skill_rules)
-        )
+        sections.append("\n\n".join(f'"{name}" skill rules:\n{rule}' for name, rule in skill_rules))
     if delegates:
         lines = [
             "You can hand tasks to the following experts by calling the expert's name as a tool:"

@@ -12,7 +12,9 @@ import json
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel
 
 from runtime.checkpoint import (
     Checkpoint,
@@ -123,13 +125,15 @@ class Transition:
 StateFunction = Callable[[Segment, LoopState], Awaitable[Transition]]
 
 
-def _with(model: Any, **update: Any) -> Any:
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+def _with(model: _Model, **update: Any) -> _Model:
     return model.model_copy(update=update)
 
 
 def _finish(step: Step) -> Step:
-    finished: Step = _with(step, finished_at=now_ms())
-    return finished
+    return _with(step, finished_at=now_ms())
 
 
 def _add_usage(checkpoint: Checkpoint, step: Step, usage: Usage) -> tuple[Checkpoint, Step]:
@@ -160,7 +164,7 @@ async def init(seg: Segment, state: LoopState) -> Transition:
         error=None,
         delegate_to=None,
     )
-    step: Step = _with(seg.new_step(started), input_messages=inputs)
+    step = _with(seg.new_step(started), input_messages=inputs)
     event = StartRun(
         **seg.event_fields(checkpoint), initial_checkpoint=checkpoint, input_messages=inputs
     )
@@ -197,7 +201,9 @@ async def preparing_for_step(seg: Segment, state: LoopState) -> Transition:
         event = FinishAllToolCalls(**seg.event_fields(checkpoint), new_messages=[message])
         return Transition(event, "finishingStep", updated, step)
     if checkpoint.retry_count:
-        delay = min(seg.job.retry_base_delay_ms * 2 ** (checkpoint.retry_count - 1), MAX_RETRY_DELAY_MS)
+        delay = min(
+            seg.job.retry_base_delay_ms * 2 ** (checkpoint.retry_count - 1), MAX_RETRY_DELAY_MS
+        )
         # Jitter spreads retries of parallel runs hitting the same rate limit.
         await asyncio.sleep(delay * random.uniform(0.8, 1.2) / 1000)
     event = StartGeneration(**seg.event_fields(checkpoint), messages=checkpoint.messages)
@@ -238,7 +244,9 @@ async def _generate(
                         job.publish(StartStreamingReasoning(**fields), coordinator=seg.coordinator)
                         reasoning_open = True
                     out.reasoning += chunk.text
-                    job.publish(StreamReasoning(**fields, delta=chunk.text), coordinator=seg.coordinator)
+                    job.publish(
+                        StreamReasoning(**fields, delta=chunk.text), coordinator=seg.coordinator
+                    )
                 elif isinstance(chunk, TextDelta):
                     if reasoning_open:
                         job.publish(
@@ -248,9 +256,13 @@ async def _generate(
                         reasoning_open = False
                     if stream_result:
                         if not result_open:
-                            job.publish(StartStreamingRunResult(**fields), coordinator=seg.coordinator)
+                            job.publish(
+                                StartStreamingRunResult(**fields), coordinator=seg.coordinator
+                            )
                             result_open = True
-                        job.publish(StreamRunResult(**fields, delta=chunk.text), coordinator=seg.coordinator)
+                        job.publish(
+                            StreamRunResult(**fields, delta=chunk.text), coordinator=seg.coordinator
+                        )
                     out.text += chunk.text
                 elif isinstance(chunk, ToolCallChunk):
                     out.tool_calls.append(chunk)
@@ -262,11 +274,17 @@ async def _generate(
             f"Generation timed out after {job.timeout_ms} ms", name="TimeoutError", retryable=True
         ) from error
     if reasoning_open:
-        job.publish(CompleteStreamingReasoning(**fields, text=out.reasoning), coordinator=seg.coordinator)
+        job.publish(
+            CompleteStreamingReasoning(**fields, text=out.reasoning), coordinator=seg.coordinator
+        )
     if result_open:
-        job.publish(CompleteStreamingRunResult(**fields, text=out.text), coordinator=seg.coordinator)
+        job.publish(
+            CompleteStreamingRunResult(**fields, text=out.text), coordinator=seg.coordinator
+        )
     if out.finish is None:
-        raise ModelError("The model stream ended without a finish", name="IncompleteStream", retryable=True)
+        raise ModelError(
+            "The model stream ended without a finish", name="IncompleteStream", retryable=True
+        )
     return out
 
 
@@ -319,7 +337,9 @@ def _retry_or_stop(
     )
     checkpoint = _with(checkpoint, status="stoppedByError", error=info)
     step = _finish(step)
-    stop = StopRunByError(**seg.event_fields(checkpoint), checkpoint=checkpoint, step=step, error=info)
+    stop = StopRunByError(
+        **seg.event_fields(checkpoint), checkpoint=checkpoint, step=step, error=info
+    )
     return Transition(stop, "stopped", checkpoint, step)
 
 
@@ -352,7 +372,9 @@ async def generating_tool_call(seg: Segment, state: LoopState) -> Transition:
         return _retry_or_stop(
             seg,
             LoopState(checkpoint, step),
-            ModelError("Generation length exceeded. Try again.", name="LengthExceeded", retryable=True),
+            ModelError(
+                "Generation length exceeded. Try again.", name="LengthExceeded", retryable=True
+            ),
         )
     if not generated.tool_calls:
         if not generated.text.strip():
@@ -372,7 +394,11 @@ async def generating_tool_call(seg: Segment, state: LoopState) -> Transition:
         )
         step = _finish(_with(step, new_messages=[*step.new_messages, message]))
         event: PerstackEvent = CompleteRun(
-            **seg.event_fields(checkpoint), checkpoint=checkpoint, step=step, text=generated.text, usage=usage
+            **seg.event_fields(checkpoint),
+            checkpoint=checkpoint,
+            step=step,
+            text=generated.text,
+            usage=usage,
         )
         return Transition(event, "stopped", checkpoint, step)
 
@@ -380,14 +406,29 @@ async def generating_tool_call(seg: Segment, state: LoopState) -> Transition:
     for chunk in generated.tool_calls:
         owner = seg.tool_index.get(chunk.name)
         skill_name = owner[0].name if owner else ""
-        calls.append(ToolCall(id=chunk.id, skill_name=skill_name, tool_name=chunk.name, args=_parse_args(seg, chunk)))
-    calls.sort(key=lambda c: _KIND_ORDER[seg.tool_index[c.tool_name][0].kind] if c.tool_name in seg.tool_index else 0)
+        calls.append(
+            ToolCall(
+                id=chunk.id,
+                skill_name=skill_name,
+                tool_name=chunk.name,
+                args=_parse_args(seg, chunk),
+            )
+        )
+    calls.sort(
+        key=lambda c: (
+            _KIND_ORDER[seg.tool_index[c.tool_name][0].kind] if c.tool_name in seg.tool_index else 0
+        )
+    )
     parts: list[ExpertPart] = _expert_parts(generated)
     parts.extend(ToolCallPart(tool_call_id=c.id, tool_name=c.tool_name, args=c.args) for c in calls)
     message = ExpertMessage(contents=parts)
     checkpoint = _with(checkpoint, messages=[*checkpoint.messages, message], retry_count=0)
-    step = _with(step, new_messages=[*step.new_messages, message], tool_calls=calls, pending_tool_calls=calls)
-    event = CallTools(**seg.event_fields(checkpoint), new_message=message, tool_calls=calls, usage=usage)
+    step = _with(
+        step, new_messages=[*step.new_messages, message], tool_calls=calls, pending_tool_calls=calls
+    )
+    event = CallTools(
+        **seg.event_fields(checkpoint), new_message=message, tool_calls=calls, usage=usage
+    )
     return Transition(event, "callingTool", checkpoint, step)
 
 
@@ -439,7 +480,9 @@ async def calling_tool(seg: Segment, state: LoopState) -> Transition:
     if completion is not None:
         result = await _execute(seg, completion)
         others = [
-            _result(c, ToolOutcome.error(_SKIPPED_BY_COMPLETION)) for c in calls if c is not completion
+            _result(c, ToolOutcome.error(_SKIPPED_BY_COMPLETION))
+            for c in calls
+            if c is not completion
         ]
         remaining = _remaining_todos(result)
         if remaining or result.is_error:
@@ -452,7 +495,9 @@ async def calling_tool(seg: Segment, state: LoopState) -> Transition:
             tool_message = _tool_message([result, *others])
             answer = ExpertMessage(contents=[TextPart(text=last_text)])
             checkpoint = _with(
-                checkpoint, messages=[*checkpoint.messages, tool_message, answer], status="completed"
+                checkpoint,
+                messages=[*checkpoint.messages, tool_message, answer],
+                status="completed",
             )
             step = _finish(
                 _with(
@@ -462,11 +507,15 @@ async def calling_tool(seg: Segment, state: LoopState) -> Transition:
                     new_messages=[*step.new_messages, tool_message, answer],
                 )
             )
-            event = CompleteRun(**fields, checkpoint=checkpoint, step=step, text=last_text, usage=Usage())
+            event = CompleteRun(
+                **fields, checkpoint=checkpoint, step=step, text=last_text, usage=Usage()
+            )
             return Transition(event, "stopped", checkpoint, step)
         state.extra_results = others
         step = _with(step, tool_results=[result, *others], pending_tool_calls=None)
-        return Transition(AttemptCompletion(**fields, tool_result=result), "generatingRunResult", checkpoint, step)
+        return Transition(
+            AttemptCompletion(**fields, tool_result=result), "generatingRunResult", checkpoint, step
+        )
 
     by_kind: dict[str, list[ToolCall]] = {"mcp": [], "delegate": [], "interactive": []}
     for c in calls:
@@ -492,7 +541,9 @@ async def calling_tool(seg: Segment, state: LoopState) -> Transition:
         return Transition(event, "callingInteractiveTool", checkpoint, step)
     step = _with(step, tool_results=results, pending_tool_calls=None, partial_tool_results=None)
     checkpoint = _with(checkpoint, pending_tool_calls=None, partial_tool_results=None)
-    return Transition(ResolveToolResults(**fields, tool_results=results), "resolvingToolResult", checkpoint, step)
+    return Transition(
+        ResolveToolResults(**fields, tool_results=results), "resolvingToolResult", checkpoint, step
+    )
 
 
 def _last_expert_message(checkpoint: Checkpoint) -> ExpertMessage:
@@ -517,7 +568,9 @@ async def calling_delegate(seg: Segment, state: LoopState) -> Transition:
         query = c.args.get("query")
         targets.append(
             DelegationTarget(
-                expert=ExpertRef(key=key, name=key, version=seg.delegate_versions.get(key, "1.0.0")),
+                expert=ExpertRef(
+                    key=key, name=key, version=seg.delegate_versions.get(key, "1.0.0")
+                ),
                 tool_call_id=c.id,
                 tool_name=c.tool_name,
                 query=query if isinstance(query, str) else "",
@@ -559,7 +612,9 @@ def _tool_message(results: list[ToolResult]) -> ToolMessage:
         ToolResultPart(
             tool_call_id=r.id,
             tool_name=r.tool_name,
-            contents=[p for p in r.result if isinstance(p, TextPart | ImageInlinePart | FileInlinePart)],
+            contents=[
+                p for p in r.result if isinstance(p, TextPart | ImageInlinePart | FileInlinePart)
+            ],
             is_error=r.is_error,
         )
         for r in results
@@ -606,7 +661,11 @@ async def generating_run_result(seg: Segment, state: LoopState) -> Transition:
     )
     step = _finish(_with(step, new_messages=[*step.new_messages, answer]))
     event = CompleteRun(
-        **seg.event_fields(checkpoint), checkpoint=checkpoint, step=step, text=generated.text, usage=usage
+        **seg.event_fields(checkpoint),
+        checkpoint=checkpoint,
+        step=step,
+        text=generated.text,
+        usage=usage,
     )
     return Transition(event, "stopped", checkpoint, step)
 
@@ -623,7 +682,9 @@ async def finishing_step(seg: Segment, state: LoopState) -> Transition:
         event: PerstackEvent = StopRunByExceededMaxSteps(**fields, checkpoint=stopped, step=step)
         return Transition(event, "stopped", stopped, step)
     following = _with(checkpoint, id=new_id(), step_number=checkpoint.step_number + 1)
-    event = ContinueToNextStep(**fields, checkpoint=checkpoint, step=step, next_checkpoint=following)
+    event = ContinueToNextStep(
+        **fields, checkpoint=checkpoint, step=step, next_checkpoint=following
+    )
     return Transition(event, "preparingForStep", following, seg.new_step(following))
 
 

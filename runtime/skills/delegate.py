@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from runtime.skills.types import SkillKind, ToolDefinition, ToolOutcome
 
@@ -47,7 +47,7 @@ class DelegateSkill:
 class InteractiveSkillTools:
     """An interactive skill: tools the user answers; calling one pauses the run."""
 
-    kind: Literal["interactive"] = "interactive"
+    kind: SkillKind = "interactive"
 
     def __init__(self, name: str, definitions: list[ToolDefinition]) -> None:
         self.name = name

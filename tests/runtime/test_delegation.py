@@ -1,4 +1,4 @@
-"""Delegation, interactive tools and resume, through run() with a scripted model (§3.5, §4.6, §5.7)."""
+"""Delegation, interactive tools and resume through run(), with a scripted model."""
 
 from __future__ import annotations
 
@@ -72,8 +72,16 @@ async def go(
 
 
 def flow(events: list[PerstackEvent]) -> list[str]:
-    keep = {"startRun", "callDelegate", "stopRunByDelegate", "completeRun", "stopRunByError",
-            "callInteractiveTool", "stopRunByInteractiveTool", "resumeToolCalls"}
+    keep = {
+        "startRun",
+        "callDelegate",
+        "stopRunByDelegate",
+        "completeRun",
+        "stopRunByError",
+        "callInteractiveTool",
+        "stopRunByInteractiveTool",
+        "resumeToolCalls",
+    }
     return [f"{e.type}:{e.expert_key}" for e in events if e.type in keep]
 
 
@@ -87,11 +95,18 @@ async def test_delegation_chain(tmp_path: Path) -> None:
     )
     checkpoint, events = await go(tmp_path, model, "lead", "make a game")
     assert flow(events) == [
-        "startRun:lead", "callDelegate:lead", "stopRunByDelegate:lead",
-        "startRun:@team/coder", "callDelegate:@team/coder", "stopRunByDelegate:@team/coder",
-        "startRun:@team/tester", "completeRun:@team/tester",
-        "startRun:@team/coder", "completeRun:@team/coder",
-        "startRun:lead", "completeRun:lead",
+        "startRun:lead",
+        "callDelegate:lead",
+        "stopRunByDelegate:lead",
+        "startRun:@team/coder",
+        "callDelegate:@team/coder",
+        "stopRunByDelegate:@team/coder",
+        "startRun:@team/tester",
+        "completeRun:@team/tester",
+        "startRun:@team/coder",
+        "completeRun:@team/coder",
+        "startRun:lead",
+        "completeRun:lead",
     ]
     assert checkpoint.status == "completed"
     # Each segment has its own run id and its own initializeRuntime.
@@ -152,7 +167,11 @@ async def test_failed_delegate_returns_an_error_to_the_parent(tmp_path: Path) ->
     checkpoint, events = await go(tmp_path, model, "lead", "go", max_steps=3)
     results = [e for e in events if e.type == "finishAllToolCalls"][0].new_messages[0].contents
     assert results[0].is_error is True
-    assert results[0].contents[0].text.startswith("Delegation to @team/designer failed: stoppedByExceededMaxSteps")
+    assert (
+        results[0]
+        .contents[0]
+        .text.startswith("Delegation to @team/designer failed: stoppedByExceededMaxSteps")
+    )
 
 
 async def test_missing_delegate_fails_before_the_run(tmp_path: Path) -> None:
@@ -176,7 +195,10 @@ async def test_delegate_without_query_gets_an_error_result(tmp_path: Path) -> No
 async def test_interactive_stop_and_resume(tmp_path: Path) -> None:
     model = ScriptedModel(
         [
-            calls(("writeTextFile", {"path": "a.txt", "text": "x"}), ("askColor", {"question": "Which?"})),
+            calls(
+                ("writeTextFile", {"path": "a.txt", "text": "x"}),
+                ("askColor", {"question": "Which?"}),
+            ),
         ]
     )
     stopped, events = await go(tmp_path, model, "asker", "paint it")
@@ -187,7 +209,12 @@ async def test_interactive_stop_and_resume(tmp_path: Path) -> None:
 
     resumed_model = ScriptedModel([reply("Painted it blue.")])
     final, events = await go(
-        tmp_path, resumed_model, "asker", "blue", continue_job=stopped.job_id, interactive_answer=True
+        tmp_path,
+        resumed_model,
+        "asker",
+        "blue",
+        continue_job=stopped.job_id,
+        interactive_answer=True,
     )
     assert final.status == "completed"
     init = events[0]
@@ -205,7 +232,14 @@ async def test_interactive_answer_errors(tmp_path: Path) -> None:
         await go(tmp_path, ScriptedModel([]), "asker", "blue", interactive_answer=True)
     done, _ = await go(tmp_path, ScriptedModel([reply("hi")]), "asker", "hello")
     with pytest.raises(UsageError, match=r"no pending interactive tool call \(completed\)"):
-        await go(tmp_path, ScriptedModel([]), "asker", "x", continue_job=done.job_id, interactive_answer=True)
+        await go(
+            tmp_path,
+            ScriptedModel([]),
+            "asker",
+            "x",
+            continue_job=done.job_id,
+            interactive_answer=True,
+        )
 
 
 async def test_resume_from_an_earlier_checkpoint(tmp_path: Path) -> None:
@@ -218,7 +252,12 @@ async def test_resume_from_an_earlier_checkpoint(tmp_path: Path) -> None:
     )
     assert second.status == "completed"
     # Resumed from step 1: the first run's final answer is not in the history.
-    texts = [p.text for m in second_model.requests[0].messages for p in m.contents if p.type == "textPart"]
+    texts = [
+        p.text
+        for m in second_model.requests[0].messages
+        for p in m.contents
+        if p.type == "textPart"
+    ]
     assert "first" not in texts
 
 
@@ -229,4 +268,6 @@ async def test_resume_errors(tmp_path: Path) -> None:
     from runtime import CheckpointError
 
     with pytest.raises(CheckpointError, match="Checkpoint 'nope' not found"):
-        await go(tmp_path, ScriptedModel([]), "asker", "x", continue_job=done.job_id, resume_from="nope")
+        await go(
+            tmp_path, ScriptedModel([]), "asker", "x", continue_job=done.job_id, resume_from="nope"
+        )

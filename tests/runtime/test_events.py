@@ -35,7 +35,9 @@ from runtime.messages import (
 )
 
 EXPERT = ExpertRef(key="writer", name="writer", version="1.0.0")
-CALL = ToolCall(id="call_1", skill_name="@perstack/base", tool_name="todo", args={"newTodos": ["a"]})
+CALL = ToolCall(
+    id="call_1", skill_name="@perstack/base", tool_name="todo", args={"newTodos": ["a"]}
+)
 RESULT = ToolResult(
     id="call_1", skill_name="@perstack/base", tool_name="todo", result=[TextPart(text="{}")]
 )
@@ -68,12 +70,19 @@ CHECKPOINT = Checkpoint(
     step_number=3,
     messages=[
         InstructionMessage(contents=[TextPart(text="sys")], cache=True),
-        UserMessage(contents=[TextPart(text="q"), ImageUrlPart(url="https://x/y.png", mime_type="image/png")]),
+        UserMessage(
+            contents=[
+                TextPart(text="q"),
+                ImageUrlPart(url="https://x/y.png", mime_type="image/png"),
+            ]
+        ),
         EXPERT_MESSAGE,
         TOOL_MESSAGE,
     ],
     expert=EXPERT,
-    delegate_to=[DelegationTarget(expert=EXPERT, tool_call_id="c2", tool_name="writer", query="go")],
+    delegate_to=[
+        DelegationTarget(expert=EXPERT, tool_call_id="c2", tool_name="writer", query="go")
+    ],
     delegated_by=DelegatedBy(
         expert=EXPERT, tool_call_id="c0", tool_name="writer", checkpoint_id="cp0", run_id="run0"
     ),
@@ -83,15 +92,23 @@ CHECKPOINT = Checkpoint(
     error=RunErrorInfo(name="E", message="m", status_code=500, is_retryable=True),
     retry_count=1,
 )
-STEP = Step(step_number=3, new_messages=[EXPERT_MESSAGE], tool_calls=[CALL], usage=Usage(), started_at=1)
+STEP = Step(
+    step_number=3, new_messages=[EXPERT_MESSAGE], tool_calls=[CALL], usage=Usage(), started_at=1
+)
 RUN = {"job_id": "job1", "run_id": "run1", "expert_key": "writer", "step_number": 3}
 RUNTIME = {"job_id": "job1", "run_id": "run1"}
 
 SAMPLES: list[ev.PerstackEvent] = [
     ev.StartRun(**RUN, initial_checkpoint=CHECKPOINT, input_messages=CHECKPOINT.messages[:2]),
     ev.StartGeneration(**RUN, messages=CHECKPOINT.messages),
-    ev.Retry(**RUN, reason='{"error":"E","message":"m"}', new_messages=[], tool_calls=[CALL],
-             tool_results=[RESULT], usage=Usage()),
+    ev.Retry(
+        **RUN,
+        reason='{"error":"E","message":"m"}',
+        new_messages=[],
+        tool_calls=[CALL],
+        tool_results=[RESULT],
+        usage=Usage(),
+    ),
     ev.CallTools(**RUN, new_message=EXPERT_MESSAGE, tool_calls=[CALL], usage=Usage()),
     ev.CallInteractiveTool(**RUN, new_message=EXPERT_MESSAGE, tool_call=CALL, usage=Usage()),
     ev.CallDelegate(**RUN, new_message=EXPERT_MESSAGE, tool_calls=[CALL], usage=Usage()),
@@ -104,8 +121,12 @@ SAMPLES: list[ev.PerstackEvent] = [
     ev.StopRunByInteractiveTool(**RUN, checkpoint=CHECKPOINT, step=STEP),
     ev.StopRunByDelegate(**RUN, checkpoint=CHECKPOINT, step=STEP),
     ev.StopRunByExceededMaxSteps(**RUN, checkpoint=CHECKPOINT, step=STEP),
-    ev.StopRunByError(**RUN, checkpoint=CHECKPOINT, step=STEP,
-                      error=RunErrorInfo(name="E", message="m", is_retryable=False)),
+    ev.StopRunByError(
+        **RUN,
+        checkpoint=CHECKPOINT,
+        step=STEP,
+        error=RunErrorInfo(name="E", message="m", is_retryable=False),
+    ),
     ev.CompleteRun(**RUN, checkpoint=CHECKPOINT, step=STEP, text="done", usage=Usage()),
     ev.StartStreamingReasoning(**RUN),
     ev.StreamReasoning(**RUN, delta="a"),
@@ -113,18 +134,38 @@ SAMPLES: list[ev.PerstackEvent] = [
     ev.StartStreamingRunResult(**RUN),
     ev.StreamRunResult(**RUN, delta="b"),
     ev.CompleteStreamingRunResult(**RUN, text="b"),
-    ev.InitializeRuntime(**RUNTIME, runtime_version="0.1.0", expert_name="writer", experts=["writer"],
-                         model="m", max_steps=100, max_retries=5, timeout=300000, query="q",
-                         interactive_tool_call=ev.InteractiveToolCallInfo(tool_name="t", tool_call_id="c", text="x")),
+    ev.InitializeRuntime(
+        **RUNTIME,
+        runtime_version="0.1.0",
+        expert_name="writer",
+        experts=["writer"],
+        model="m",
+        max_steps=100,
+        max_retries=5,
+        timeout=300000,
+        query="q",
+        interactive_tool_call=ev.InteractiveToolCallInfo(tool_name="t", tool_call_id="c", text="x"),
+    ),
     ev.SkillStarting(**RUNTIME, skill_name="s", command="uvx", args=["mcp-server-time"]),
-    ev.SkillConnected(**RUNTIME, skill_name="s", server_info=ev.ServerInfo(name="s", version="1"),
-                      spawn_duration_ms=1, handshake_duration_ms=2, tool_discovery_duration_ms=3,
-                      connect_duration_ms=3, total_duration_ms=6),
+    ev.SkillConnected(
+        **RUNTIME,
+        skill_name="s",
+        server_info=ev.ServerInfo(name="s", version="1"),
+        spawn_duration_ms=1,
+        handshake_duration_ms=2,
+        tool_discovery_duration_ms=3,
+        connect_duration_ms=3,
+        total_duration_ms=6,
+    ),
     ev.SkillStderr(**RUNTIME, skill_name="s", message="warn"),
     ev.SkillDisconnected(**RUNTIME, skill_name="s"),
-    ev.DockerBuildProgress(**RUNTIME, stage="building", service="runtime", message="m", progress=0.5),
+    ev.DockerBuildProgress(
+        **RUNTIME, stage="building", service="runtime", message="m", progress=0.5
+    ),
     ev.DockerContainerStatus(**RUNTIME, status="running", service="runtime"),
-    ev.ProxyAccess(**RUNTIME, action="blocked", domain="evil.example", port=443, reason="not allowed"),
+    ev.ProxyAccess(
+        **RUNTIME, action="blocked", domain="evil.example", port=443, reason="not allowed"
+    ),
 ]
 
 
@@ -144,15 +185,36 @@ def test_round_trip(event: ev.PerstackEvent) -> None:
 
 def test_wire_names_are_camel_case() -> None:
     data = json.loads(ev.event_to_json(SAMPLES[0]))
-    assert {"type", "id", "timestamp", "jobId", "runId", "expertKey", "stepNumber",
-            "initialCheckpoint", "inputMessages"} <= set(data)
+    assert {
+        "type",
+        "id",
+        "timestamp",
+        "jobId",
+        "runId",
+        "expertKey",
+        "stepNumber",
+        "initialCheckpoint",
+        "inputMessages",
+    } <= set(data)
     checkpoint = data["initialCheckpoint"]
-    assert {"stepNumber", "delegateTo", "delegatedBy", "pendingToolCalls", "partialToolResults",
-            "retryCount", "schemaVersion"} <= set(checkpoint)
+    assert {
+        "stepNumber",
+        "delegateTo",
+        "delegatedBy",
+        "pendingToolCalls",
+        "partialToolResults",
+        "retryCount",
+        "schemaVersion",
+    } <= set(checkpoint)
     assert checkpoint["usage"]["costUsd"] == 0.001
     part = checkpoint["messages"][2]["contents"][2]
-    assert part == {"type": "toolCallPart", "id": part["id"], "toolCallId": "call_1",
-                    "toolName": "todo", "args": {"newTodos": ["a"]}}
+    assert part == {
+        "type": "toolCallPart",
+        "id": part["id"],
+        "toolCallId": "call_1",
+        "toolName": "todo",
+        "args": {"newTodos": ["a"]},
+    }
 
 
 def test_runtime_events_have_no_expert_key() -> None:

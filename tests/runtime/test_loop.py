@@ -49,7 +49,10 @@ async def go(
         **overrides,
     )
     checkpoint = await run(
-        setting, events.append, model=model, config=parse_config(toml, path=workspace / "perstack.toml")
+        setting,
+        events.append,
+        model=model,
+        config=parse_config(toml, path=workspace / "perstack.toml"),
     )
     return checkpoint, events, model
 
@@ -286,7 +289,9 @@ pick = ["writeTextFile", "attemptCompletion"]
     assert sorted(t.name for t in model.requests[0].tools) == ["attemptCompletion", "writeTextFile"]
 
 
-async def test_storage_layout_and_no_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_storage_layout_and_no_secrets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-very-secret")
     checkpoint, events, _ = await go(tmp_path, [call("todo", newTodos=["a"]), reply("done")])
     job_dir = tmp_path / "perstack" / "jobs" / checkpoint.job_id
@@ -303,7 +308,9 @@ async def test_storage_layout_and_no_secrets(tmp_path: Path, monkeypatch: pytest
     assert "sk-very-secret" not in setting
     lines = (run_dir / "events.jsonl").read_text().splitlines()
     stored = [json.loads(line)["type"] for line in lines]
-    assert stored == [e.type for e in events if e.type not in ("streamRunResult", "streamReasoning")]
+    assert stored == [
+        e.type for e in events if e.type not in ("streamRunResult", "streamReasoning")
+    ]
 
 
 async def test_follow_up_continues_the_conversation(tmp_path: Path) -> None:
