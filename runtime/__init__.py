@@ -10,49 +10,106 @@ Importing this package never imports litellm (loaded on the first model call), t
 studio.
 """
 
-from runtime.checkpoint import (
-    Checkpoint,
-    CheckpointStatus,
-    Job,
-    JobStatus,
-    Step,
-    ToolCall,
-    ToolResult,
-    Usage,
-)
-from runtime.config import PerstackConfig
-from runtime.config_loader import (
-    ConfigWarning,
-    ExpertDefinition,
-    LoadedConfig,
-    load_config,
-    parse_config,
-    resolve_expert,
-)
-from runtime.errors import (
-    CheckpointError,
-    ConfigError,
-    MissingApiKeyError,
-    ModelError,
-    PerstackError,
-    SkillError,
-    UsageError,
-)
-from runtime.events import (
-    EVENT_ADAPTER,
-    TERMINAL_EVENT_TYPES,
-    EventListener,
-    PerstackEvent,
-    RunEventBase,
-    RuntimeEventBase,
-    StreamingEventBase,
-    event_from_json,
-    event_to_json,
-)
-from runtime.llm import LanguageModel
-from runtime.runner import run, run_sync
-from runtime.setting import RunSetting
-from runtime.version import __version__
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from runtime.checkpoint import (
+        Checkpoint,
+        CheckpointStatus,
+        Job,
+        JobStatus,
+        Step,
+        ToolCall,
+        ToolResult,
+        Usage,
+    )
+    from runtime.config import PerstackConfig
+    from runtime.config_loader import (
+        ConfigWarning,
+        ExpertDefinition,
+        LoadedConfig,
+        load_config,
+        parse_config,
+        resolve_expert,
+    )
+    from runtime.errors import (
+        CheckpointError,
+        ConfigError,
+        MissingApiKeyError,
+        ModelError,
+        PerstackError,
+        SkillError,
+        UsageError,
+    )
+    from runtime.events import (
+        EVENT_ADAPTER,
+        TERMINAL_EVENT_TYPES,
+        EventListener,
+        PerstackEvent,
+        RunEventBase,
+        RuntimeEventBase,
+        StreamingEventBase,
+        event_from_json,
+        event_to_json,
+    )
+    from runtime.llm import LanguageModel
+    from runtime.runner import run, run_sync
+    from runtime.setting import RunSetting
+    from runtime.version import __version__
+
+# Public names load on first use: `perstack --version` must not pay for pydantic models, and
+# `import runtime` stays cheap for applications that only need part of it.
+_EXPORTS: dict[str, str] = {
+    "Checkpoint": "runtime.checkpoint",
+    "CheckpointError": "runtime.errors",
+    "CheckpointStatus": "runtime.checkpoint",
+    "ConfigError": "runtime.errors",
+    "ConfigWarning": "runtime.config_loader",
+    "EVENT_ADAPTER": "runtime.events",
+    "EventListener": "runtime.events",
+    "ExpertDefinition": "runtime.config_loader",
+    "Job": "runtime.checkpoint",
+    "JobStatus": "runtime.checkpoint",
+    "LanguageModel": "runtime.llm",
+    "LoadedConfig": "runtime.config_loader",
+    "MissingApiKeyError": "runtime.errors",
+    "ModelError": "runtime.errors",
+    "PerstackConfig": "runtime.config",
+    "PerstackError": "runtime.errors",
+    "PerstackEvent": "runtime.events",
+    "RunEventBase": "runtime.events",
+    "RunSetting": "runtime.setting",
+    "RuntimeEventBase": "runtime.events",
+    "SkillError": "runtime.errors",
+    "Step": "runtime.checkpoint",
+    "StreamingEventBase": "runtime.events",
+    "TERMINAL_EVENT_TYPES": "runtime.events",
+    "ToolCall": "runtime.checkpoint",
+    "ToolResult": "runtime.checkpoint",
+    "Usage": "runtime.checkpoint",
+    "UsageError": "runtime.errors",
+    "__version__": "runtime.version",
+    "event_from_json": "runtime.events",
+    "event_to_json": "runtime.events",
+    "load_config": "runtime.config_loader",
+    "parse_config": "runtime.config_loader",
+    "resolve_expert": "runtime.config_loader",
+    "run": "runtime.runner",
+    "run_sync": "runtime.runner",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'runtime' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "EVENT_ADAPTER",

@@ -571,6 +571,8 @@ class FakeLLM:
         self.default = default
         self.requests: list[dict[str, Any]] = []
         self.request_headers: list[dict[str, str]] = []
+        self.request_times: list[float] = []
+        """Wall-clock time (time.time()) each request arrived, for latency figures."""
         self._queue: deque[ScriptItem] = deque()
         self._lock = threading.Lock()
         self._ids = _Ids()
@@ -647,12 +649,14 @@ class FakeLLM:
             self._queue.clear()
             self.requests.clear()
             self.request_headers.clear()
+            self.request_times.clear()
             self.default = None
 
     def _next(self, body: dict[str, Any], headers: dict[str, str]) -> Reply:
         with self._lock:
             self.requests.append(body)
             self.request_headers.append(headers)
+            self.request_times.append(time.time())
             number = len(self.requests)
             item = self._queue.popleft() if self._queue else self.default
         if item is None:
