@@ -35,6 +35,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     command, rest = args[0], args[1:]
+    if command == "start":
+        from studio.start import main as start_main
+
+        return start_main(rest)
     if command == "run":
         from runtime.cli import main as run_main
 

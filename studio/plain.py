@@ -66,7 +66,12 @@ class PlainView:
             "",
         )
         head = self._paint(f"▶ {event.expert_key}", "1;36")
-        self._line(event.run_id, f"{head} [step {event.step_number}] {_short(query, 70)}")
+        resumed = {
+            "stoppedByDelegate": "(resumed with the delegates' results)",
+            "stoppedByInteractiveTool": "(resumed with your answer)",
+        }.get(event.initial_checkpoint.status, "")
+        text = _short(query, 70) if query else resumed
+        self._line(event.run_id, f"{head} [step {event.step_number}] {text}")
 
     def _on_callTools(self, event: Any) -> None:
         for call in event.tool_calls:

@@ -1,0 +1,58 @@
+"""The bundled demo: an example team and a scripted model that plays it out (no API key)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from runtime.llm import GenerationRequest
+from runtime.testing import Reply, ScriptedModel, call, calls, reply
+
+DEMO_CONFIG = Path(__file__).with_name("perstack.toml")
+DEMO_EXPERT = "game-studio"
+DEMO_QUERY = "Make a tiny maze game for the terminal."
+
+_LEVEL = "#########\n#S..#...#\n#.#.#.#.#\n#.#...#E#\n#########\n"
+_CODE = 'import sys\n\nMAZE = open("levels/level1.txt").read()\nprint(MAZE)\n'
+
+
+def _script() -> dict[str, list[Reply]]:
+    return {
+        "You coordinate a tiny game studio": [
+            calls(
+                ("level-designer", {"query": "Design the first maze level."}),
+                ("programmer", {"query": "Write a script that prints the maze."}),
+                text="I'll have the level designer and the programmer work in parallel.",
+            ),
+            call("attemptCompletion"),
+            reply(
+                "The team built a maze game:\n"
+                "- levels/level1.txt: a 9x5 maze from S to E (level designer)\n"
+                "- src/maze.py: prints the maze (programmer)\n"
+                "Run it with: python src/maze.py",
+                reasoning="Both specialists reported back; summarise their files.",
+            ),
+        ],
+        "You design levels": [
+            call("writeTextFile", path="levels/level1.txt", text=_LEVEL),
+            reply("Saved levels/level1.txt: a 9x5 maze with start S and exit E."),
+        ],
+        "You write small, readable game code": [
+            call("writeTextFile", path="src/maze.py", text=_CODE),
+            reply("Saved src/maze.py; it prints levels/level1.txt."),
+        ],
+    }
+
+
+def demo_model() -> ScriptedModel:
+    """A model that plays the demo team's script, whoever asks."""
+    script = _script()
+
+    def choose(request: GenerationRequest) -> Reply:
+        system = request.messages[0].contents[0]
+        text = getattr(system, "text", "")
+        for marker, queue in script.items():
+            if marker in text and queue:
+                return queue.pop(0)
+        return reply("The demo script has nothing more to say.")
+
+    return ScriptedModel(choose, model_name="demo-scripted (no API key)")

@@ -1,0 +1,137 @@
+"""``perstack start``: run an expert with a live view.
+
+Without a terminal, or with ``--no-tui``, the live view is plain text (one line per step,
+indented by delegation depth) and interactive questions are asked on stdin.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from runtime.cli import EXIT_INTERRUPTED, EXIT_USAGE, add_run_options, print_error
+from studio.plain import PlainView
+
+_EXIT_BY_STATUS = {
+    "completed": 0,
+    "stoppedByInteractiveTool": 0,
+    "stoppedByError": 1,
+    "stoppedByExceededMaxSteps": 3,
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``perstack start``."""
+    parser = argparse.ArgumentParser(
+        prog="perstack start",
+        description="Run an expert with a live view of the team's steps.",
+    )
+    parser.add_argument("expert_key", nargs="?", metavar="EXPERT", help="the expert to run")
+    parser.add_argument("query", nargs="?", metavar="QUERY", help="the query")
+    parser.add_argument("--no-tui", action="store_true", help="plain-text live view")
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="run the bundled demo team on a scripted model (no API key needed)",
+    )
+    add_run_options(parser)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``perstack start``."""
+    args = build_parser().parse_args(argv)
+    return asyncio.run(_start(args))
+
+
+async def _start(args: argparse.Namespace) -> int:
+    from runtime import PerstackError, RunSetting, load_config, run
+
+    model = None
+    workspace = Path.cwd()
+    demo_dir: str | None = None
+    if args.demo:
+        from studio.demo import DEMO_CONFIG, DEMO_EXPERT, DEMO_QUERY, demo_model
+
+        demo_dir = tempfile.mkdtemp(prefix="perstack-demo-")
+        workspace = Path(demo_dir)
+        shutil.copy(DEMO_CONFIG, workspace / "perstack.toml")
+        args.expert_key = args.expert_key or DEMO_EXPERT
+        args.query = args.query or DEMO_QUERY
+        model = demo_model()
+        print(f"Demo: the bundled team on a scripted model (no API key). Workspace: {workspace}")
+    if not args.expert_key or not args.query:
+        print(
+            "perstack: Usage error: perstack start needs EXPERT and QUERY here "
+            "(no terminal UI is available); try: perstack start --demo",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    view = PlainView()
+    query: str = args.query
+    answering = bool(args.interactive)
+    continue_job = args.continue_job
+    try:
+        loaded = load_config(None if args.demo else args.config, workspace)
+        for warning in loaded.warnings:
+            print(f"perstack: warning: {warning}", file=sys.stderr)
+        while True:
+            setting = RunSetting(
+                expert_key=args.expert_key,
+                query=query,
+                workspace=workspace,
+                provider=args.provider,
+                model=args.model,
+                reasoning_budget=args.reasoning_budget,
+                max_steps=args.max_steps,
+                max_retries=args.max_retries,
+                timeout=args.timeout,
+                job_id=args.job_id,
+                env_path=args.env_path,
+                continue_latest=args.continue_latest,
+                continue_job=continue_job,
+                resume_from=args.resume_from,
+                interactive_answer=answering,
+                verbose=args.verbose,
+            )
+            checkpoint = await run(setting, view, model=model, config=loaded)
+            if checkpoint.status != "stoppedByInteractiveTool":
+                break
+            answer = _ask(checkpoint)
+            if answer is None:
+                print(
+                    f"No answer given. Answer later with: perstack run {args.expert_key} "
+                    f'"<answer>" --continue-job {checkpoint.job_id} -i'
+                )
+                break
+            query, answering, continue_job = answer, True, checkpoint.job_id
+            args.resume_from = None
+    except KeyboardInterrupt:
+        print("perstack: interrupted; the last checkpoint is saved", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except PerstackError as error:
+        print_error(error)
+        from runtime import CheckpointError, ConfigError, UsageError
+
+        return EXIT_USAGE if isinstance(error, ConfigError | UsageError | CheckpointError) else 1
+    if demo_dir:
+        print(f"\nThe demo's files are in {demo_dir}")
+    return _EXIT_BY_STATUS.get(checkpoint.status, 1)
+
+
+def _ask(checkpoint: object) -> str | None:
+    pending = getattr(checkpoint, "pending_tool_calls", None) or []
+    if not pending:
+        return None
+    call = pending[0]
+    print(f"\n? {call.tool_name} asks: {call.args}")
+    try:
+        line = input("> ")
+    except EOFError:
+        return None
+    return line.strip() or None
