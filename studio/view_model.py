@@ -1,0 +1,328 @@
+"""The step tree of a job, built from events: job → runs → steps → tool calls.
+
+A pure reducer with no Textual import: the live studio, replays of stored ``events.jsonl`` and the
+tests all feed it the same events. It keeps only what the tree shows (never whole checkpoints), so
+memory stays flat however long the job.
+
+Segments: Perstack gives a run a new run id each time it resumes (after its delegates, or after an
+interactive answer). The tree shows such a resumption as the same run node going on, keyed by the
+expert and the tool call that started it; a follow-up query after a finished run is a new node.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from runtime import PerstackEvent, Usage
+
+RunStatus = Literal["running", "delegating", "waiting", "done", "failed", "stopped", "cancelled"]
+CallStatus = Literal["running", "done", "failed", "waiting", "delegated"]
+
+PREVIEW = 2000
+"""Characters of a tool result kept for the detail pane (long output is folded)."""
+
+
+@dataclass
+class ToolNode:
+    """One tool call of a step."""
+
+    call_id: str
+    tool_name: str
+    skill_name: str
+    args: dict[str, Any]
+    status: CallStatus = "running"
+    result: str = ""
+    is_error: bool = False
+    child_run_ids: list[str] = field(default_factory=list)
+
+
+@dataclass
+class StepNode:
+    """One step of a run."""
+
+    number: int
+    calls: list[ToolNode] = field(default_factory=list)
+    reasoning: str = ""
+    text: str = ""
+    retries: list[str] = field(default_factory=list)
+    started_at: int | None = None
+    finished_at: int | None = None
+
+
+@dataclass
+class RunNode:
+    """One expert run (all its segments), possibly delegated from a tool call of a parent."""
+
+    node_id: str
+    expert_key: str
+    run_ids: list[str]
+    parent_node_id: str | None
+    parent_call_id: str | None
+    query: str = ""
+    status: RunStatus = "running"
+    steps: list[StepNode] = field(default_factory=list)
+    own_usage: Usage = field(default_factory=Usage)
+    result: str = ""
+    streaming_result: str = ""
+    streaming_reasoning: str = ""
+    error: str | None = None
+    started_at: int | None = None
+    finished_at: int | None = None
+    children: list[str] = field(default_factory=list)
+    stale: bool = False
+    """Made with a perstack.toml that has changed since (set by the studio)."""
+
+    def step(self, number: int) -> StepNode:
+        """The step with this number, created on first use."""
+        if not self.steps or self.steps[-1].number != number:
+            for existing in reversed(self.steps):
+                if existing.number == number:
+                    return existing
+            self.steps.append(StepNode(number=number))
+        return self.steps[-1]
+
+
+class JobTree:
+    """The reduced state of one job. Feed it events with :meth:`apply`."""
+
+    def __init__(self, job_id: str | None = None) -> None:
+        self.job_id = job_id
+        self.runs: dict[str, RunNode] = {}
+        self.roots: list[str] = []
+        self.event_count = 0
+        self.version = 0
+        """Bumped on every change, so a view can tell whether to redraw."""
+        self._by_run_id: dict[str, RunNode] = {}
+        self._open_segments: dict[tuple[str, str | None], RunNode] = {}
+
+    # queries ---------------------------------------------------------------------------------
+
+    def node(self, run_id: str) -> RunNode | None:
+        """The run node a run id (of any of its segments) belongs to."""
+        return self._by_run_id.get(run_id)
+
+    def rollup(self, node: RunNode) -> Usage:
+        """Usage of a run and everything it delegated to."""
+        total = node.own_usage
+        for child in node.children:
+            total = total + self.rollup(self.runs[child])
+        return total
+
+    def step_count(self, node: RunNode) -> int:
+        """Steps of this run alone."""
+        return len(node.steps)
+
+    def walk(self) -> list[tuple[int, RunNode]]:
+        """Every run with its depth, parents before children, in start order."""
+        out: list[tuple[int, RunNode]] = []
+
+        def visit(node_id: str, depth: int) -> None:
+            node = self.runs[node_id]
+            out.append((depth, node))
+            for child in node.children:
+                visit(child, depth + 1)
+
+        for root in self.roots:
+            visit(root, 0)
+        return out
+
+    # reducer ---------------------------------------------------------------------------------
+
+    def apply(self, event: PerstackEvent) -> None:
+        """Fold one event into the tree."""
+        self.event_count += 1
+        self.job_id = self.job_id or event.job_id
+        handler = getattr(self, f"_on_{event.type}", None)
+        if handler is not None:
+            handler(event)
+            self.version += 1
+
+    def _on_startRun(self, event: Any) -> None:
+        checkpoint = event.initial_checkpoint
+        parent = checkpoint.delegated_by
+        key = (event.expert_key, parent.tool_call_id if parent else None)
+        resumed = checkpoint.status in ("stoppedByDelegate", "stoppedByInteractiveTool")
+        node = self._open_segments.get(key) if resumed else None
+        if node is None:
+            node = RunNode(
+                node_id=event.run_id,
+                expert_key=event.expert_key,
+                run_ids=[],
+                parent_node_id=None,
+                parent_call_id=parent.tool_call_id if parent else None,
+                started_at=event.timestamp,
+            )
+            self.runs[node.node_id] = node
+            parent_node = self._by_run_id.get(parent.run_id) if parent else None
+            if parent_node is not None:
+                node.parent_node_id = parent_node.node_id
+                parent_node.children.append(node.node_id)
+                for step in reversed(parent_node.steps):
+                    call = next((c for c in step.calls if c.call_id == parent.tool_call_id), None)
+                    if call is not None:
+                        call.child_run_ids.append(node.node_id)
+                        break
+            else:
+                self.roots.append(node.node_id)
+        node.run_ids.append(event.run_id)
+        node.status = "running"
+        node.finished_at = None
+        self._by_run_id[event.run_id] = node
+        self._open_segments[key] = node
+        for message in event.input_messages:
+            if message.type == "userMessage":
+                node.query = node.query or " ".join(
+                    p.text for p in message.contents if p.type == "textPart"
+                )
+        node.step(event.step_number).started_at = event.timestamp
+
+    def _run(self, event: Any) -> RunNode | None:
+        return self._by_run_id.get(event.run_id)
+
+    def _on_startGeneration(self, event: Any) -> None:
+        if node := self._run(event):
+            step = node.step(event.step_number)
+            step.started_at = step.started_at or event.timestamp
+
+    def _on_streamReasoning(self, event: Any) -> None:
+        if node := self._run(event):
+            node.streaming_reasoning += event.delta
+
+    def _on_completeStreamingReasoning(self, event: Any) -> None:
+        if node := self._run(event):
+            node.step(event.step_number).reasoning = event.text
+            node.streaming_reasoning = ""
+
+    def _on_streamRunResult(self, event: Any) -> None:
+        if node := self._run(event):
+            node.streaming_result += event.delta
+
+    def _on_completeStreamingRunResult(self, event: Any) -> None:
+        if node := self._run(event):
+            node.streaming_result = event.text
+
+    def _on_callTools(self, event: Any) -> None:
+        if node := self._run(event):
+            step = node.step(event.step_number)
+            step.text = " ".join(p.text for p in event.new_message.contents if p.type == "textPart")
+            step.calls = [
+                ToolNode(c.id, c.tool_name, c.skill_name, dict(c.args)) for c in event.tool_calls
+            ]
+            node.own_usage = node.own_usage + event.usage
+
+    def _find_call(self, node: RunNode, call_id: str) -> ToolNode | None:
+        for step in reversed(node.steps):
+            for call in step.calls:
+                if call.call_id == call_id:
+                    return call
+        return None
+
+    def _on_resolveToolResults(self, event: Any) -> None:
+        if node := self._run(event):
+            for result in event.tool_results:
+                call = self._find_call(node, result.id)
+                if call is None:
+                    continue
+                text = "\n".join(p.text for p in result.result if p.type == "textPart")
+                if not text and result.result:
+                    text = f"[{result.result[0].type}]"
+                call.result = text[:PREVIEW]
+                call.is_error = bool(result.is_error) or _looks_like_error(text)
+                call.status = "failed" if call.is_error else "done"
+
+    def _on_attemptCompletion(self, event: Any) -> None:
+        if node := self._run(event):
+            call = self._find_call(node, event.tool_result.id)
+            if call is not None:
+                call.status = "done"
+                call.result = "\n".join(
+                    p.text for p in event.tool_result.result if p.type == "textPart"
+                )[:PREVIEW]
+
+    def _on_callDelegate(self, event: Any) -> None:
+        if node := self._run(event):
+            for c in event.tool_calls:
+                if call := self._find_call(node, c.id):
+                    call.status = "delegated"
+
+    def _on_callInteractiveTool(self, event: Any) -> None:
+        if (node := self._run(event)) and (call := self._find_call(node, event.tool_call.id)):
+            call.status = "waiting"
+
+    def _on_retry(self, event: Any) -> None:
+        if node := self._run(event):
+            node.step(event.step_number).retries.append(event.reason)
+            node.own_usage = node.own_usage + event.usage
+
+    def _on_finishAllToolCalls(self, event: Any) -> None:
+        if node := self._run(event):
+            for message in event.new_messages:
+                for part in message.contents:
+                    call = self._find_call(node, part.tool_call_id)
+                    if call is None:
+                        continue
+                    text = "\n".join(c.text for c in part.contents if c.type == "textPart")
+                    call.result = text[:PREVIEW]
+                    call.is_error = bool(part.is_error)
+                    call.status = "failed" if call.is_error else "done"
+
+    def _on_continueToNextStep(self, event: Any) -> None:
+        if node := self._run(event):
+            node.step(event.step_number).finished_at = event.timestamp
+
+    def _stop(self, event: Any, status: RunStatus) -> RunNode | None:
+        node = self._run(event)
+        if node is None:
+            return None
+        node.status = status
+        node.step(event.step_number).finished_at = event.timestamp
+        if status not in ("delegating", "waiting"):
+            node.finished_at = event.timestamp
+            parent = event.checkpoint.delegated_by
+            self._open_segments.pop(
+                (node.expert_key, parent.tool_call_id if parent else None), None
+            )
+        return node
+
+    def _on_stopRunByDelegate(self, event: Any) -> None:
+        self._stop(event, "delegating")
+
+    def _on_stopRunByInteractiveTool(self, event: Any) -> None:
+        self._stop(event, "waiting")
+
+    def _on_stopRunByExceededMaxSteps(self, event: Any) -> None:
+        if node := self._stop(event, "stopped"):
+            node.error = f"max steps reached at step {event.step_number}"
+
+    def _on_stopRunByError(self, event: Any) -> None:
+        if node := self._stop(event, "failed"):
+            node.error = f"{event.error.name}: {event.error.message}"
+
+    def _on_completeRun(self, event: Any) -> None:
+        if node := self._stop(event, "done"):
+            node.result = event.text
+            node.streaming_result = ""
+            node.own_usage = node.own_usage + event.usage
+
+    def mark_cancelled(self) -> None:
+        """Mark every unfinished run as cancelled (the studio cancelled the job)."""
+        for node in self.runs.values():
+            if node.status in ("running", "delegating"):
+                node.status = "cancelled"
+        self.version += 1
+
+
+def _looks_like_error(text: str) -> bool:
+    # Perstack's convention: an in-band JSON error object, or text starting with "error".
+    lowered = text[:8].lower()
+    if lowered.startswith(("error:", "error ")):
+        return True
+    if text.startswith("{") and '"error"' in text[:200]:
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return False
+        return isinstance(data, dict) and isinstance(data.get("error"), str)
+    return False

@@ -1,0 +1,131 @@
+"""The step-tree reducer on real event streams: live, replayed from storage, and edge cases."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from runtime import RunSetting, event_from_json, parse_config, run
+from runtime.events import PerstackEvent
+from runtime.testing import ScriptedModel, call, fail, reply
+from studio.demo import DEMO_CONFIG, DEMO_EXPERT, DEMO_QUERY, demo_model
+from studio.view_model import JobTree
+
+
+async def demo_events(workspace: Path) -> tuple[list[PerstackEvent], object]:
+    events: list[PerstackEvent] = []
+    setting = RunSetting(expert_key=DEMO_EXPERT, query=DEMO_QUERY, workspace=workspace)
+    config = parse_config(DEMO_CONFIG.read_text(), path=workspace / "perstack.toml")
+    checkpoint = await run(setting, events.append, model=demo_model(), config=config)
+    return events, checkpoint
+
+
+async def test_parallel_delegation_tree(tmp_path: Path) -> None:
+    events, checkpoint = await demo_events(tmp_path)
+    tree = JobTree()
+    for event in events:
+        tree.apply(event)
+    walked = [(depth, node.expert_key, node.status) for depth, node in tree.walk()]
+    assert walked == [
+        (0, "game-studio", "done"),
+        (1, "@demo/level-designer", "done"),
+        (1, "@demo/programmer", "done"),
+    ]
+    root = tree.runs[tree.roots[0]]
+    # The coordinator's two segments (before and after delegation) are one node.
+    assert len(root.run_ids) == 2
+    # Children hang under the tool calls that started them, side by side.
+    delegate_calls = root.steps[0].calls
+    assert [c.tool_name for c in delegate_calls] == ["level-designer", "programmer"]
+    assert all(len(c.child_run_ids) == 1 for c in delegate_calls)
+    assert all(c.status == "done" for c in delegate_calls)
+    # Roll-ups equal the runtime's own accounting.
+    assert tree.rollup(root).total_tokens == checkpoint.usage.total_tokens
+    child = tree.runs[delegate_calls[1].child_run_ids[0]]
+    assert child.steps[0].calls[0].tool_name == "writeTextFile"
+    assert child.result.startswith("Saved src/maze.py")
+    assert root.result.startswith("The team built a maze game")
+    assert root.steps[-1].reasoning == "Both specialists reported back; summarise their files."
+
+
+async def test_replay_from_storage_gives_the_same_tree(tmp_path: Path) -> None:
+    events, checkpoint = await demo_events(tmp_path)
+    live = JobTree()
+    for event in events:
+        live.apply(event)
+    replayed = JobTree()
+    job_dir = tmp_path / "perstack" / "jobs" / checkpoint.job_id / "runs"
+    stored = [
+        event_from_json(line)
+        for path in job_dir.glob("*/events.jsonl")
+        for line in path.read_text().splitlines()
+    ]
+    for event in sorted(stored, key=lambda e: (e.timestamp, 0)):
+        replayed.apply(event)
+
+    def shape(tree: JobTree) -> list[tuple[int, str, str, int, int]]:
+        return [
+            (d, n.expert_key, n.status, len(n.steps), tree.rollup(n).total_tokens)
+            for d, n in tree.walk()
+        ]
+
+    assert shape(replayed) == shape(live)
+
+
+TOML = '[experts."solo"]\ninstruction = "Work alone."\n'
+
+
+async def test_error_and_follow_up(tmp_path: Path) -> None:
+    config = parse_config(TOML, path=tmp_path / "perstack.toml")
+    tree = JobTree()
+    first = await run(
+        RunSetting(expert_key="solo", query="q1", workspace=tmp_path),
+        tree.apply,
+        model=ScriptedModel(
+            [call("readTextFile", path="missing.txt"), fail("boom", retryable=False)]
+        ),
+        config=config,
+    )
+    node = tree.runs[tree.roots[0]]
+    assert node.status == "failed"
+    assert node.error == "AuthenticationError: boom"
+    failed_call = node.steps[0].calls[0]
+    assert failed_call.status == "failed" and "does not exist" in failed_call.result
+    await run(
+        RunSetting(expert_key="solo", query="q2", workspace=tmp_path, continue_job=first.job_id),
+        tree.apply,
+        model=ScriptedModel([reply("second")]),
+        config=config,
+    )
+    assert [n.status for _, n in tree.walk()] == ["failed", "done"]
+    assert tree.runs[tree.roots[1]].query == "q2"
+
+
+async def test_streamed_result_accumulates_until_complete(tmp_path: Path) -> None:
+    from runtime.events import CompleteStreamingRunResult, StreamRunResult
+
+    config = parse_config(TOML, path=tmp_path / "perstack.toml")
+    tree = JobTree()
+    events: list[PerstackEvent] = []
+    await run(
+        RunSetting(expert_key="solo", query="q", workspace=tmp_path),
+        events.append,
+        model=ScriptedModel([reply("unused")]),
+        config=config,
+    )
+    start = next(e for e in events if e.type == "startRun")
+    tree.apply(start)
+    node = tree.runs[tree.roots[0]]
+    fields = {
+        "job_id": start.job_id,
+        "run_id": start.run_id,
+        "expert_key": "solo",
+        "step_number": 1,
+    }
+    for i in range(1000):
+        tree.apply(StreamRunResult(**fields, delta=str(i % 10)))
+    assert len(node.streaming_result) == 1000
+    # Deltas of a run the tree has never seen are ignored, not kept.
+    tree.apply(StreamRunResult(**{**fields, "run_id": "elsewhere"}, delta="x"))
+    assert len(tree.runs) == 1
+    tree.apply(CompleteStreamingRunResult(**fields, text="final"))
+    assert node.streaming_result == "final"
