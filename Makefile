@@ -2,6 +2,8 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# Only folders that exist: a fresh checkout may not have every one yet.
+SRC := $(wildcard runtime studio tests snapshots benchmarks)
 
 .PHONY: check setup fmt fmt-check lint typecheck imports test snapshots-update demo bench
 
@@ -17,14 +19,14 @@ $(VENV)/.installed: pyproject.toml
 setup: $(VENV)/.installed
 
 fmt: setup
-	$(BIN)/ruff format runtime studio tests snapshots benchmarks
-	$(BIN)/ruff check --fix runtime studio tests snapshots benchmarks
+	$(BIN)/ruff format $(SRC)
+	$(BIN)/ruff check --fix $(SRC)
 
 fmt-check: setup
-	$(BIN)/ruff format --check runtime studio tests snapshots benchmarks
+	$(BIN)/ruff format --check $(SRC)
 
 lint: setup
-	$(BIN)/ruff check runtime studio tests snapshots benchmarks
+	$(BIN)/ruff check $(SRC)
 
 typecheck: setup
 	$(BIN)/mypy runtime
