@@ -35,9 +35,8 @@ def timed(args: list[str], runs: int = 7, **kwargs: object) -> list[float]:
 
 
 def report(label: str, times: list[float]) -> None:
-    print(
-        f"{label:<40} median {statistics.median(times) * 1000:7.1f} ms   min {min(times) * 1000:7.1f} ms"
-    )
+    median, best = statistics.median(times) * 1000, min(times) * 1000
+    print(f"{label:<40} median {median:7.1f} ms   min {best:7.1f} ms")
 
 
 def main() -> None:

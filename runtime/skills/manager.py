@@ -124,7 +124,8 @@ def _interactive_definitions(name: str, config: InteractiveSkill) -> list[ToolDe
             ) from error
         if not isinstance(schema, dict):
             raise SkillError(
-                f'Interactive skill "{name}": inputJsonSchema of "{tool_name}" must be a JSON object',
+                f'Interactive skill "{name}": inputJsonSchema of "{tool_name}" '
+                "must be a JSON object",
                 title="Invalid interactive tool",
             )
         definitions.append(

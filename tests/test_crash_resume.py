@@ -1,0 +1,125 @@
+"""A run killed with SIGKILL at any point continues from its last complete checkpoint."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.fakellm import FakeLLM, reply_delay, reply_text, reply_tool_calls
+
+TOML = """
+[experts."lead"]
+instruction = "Lead."
+delegates = ["helper"]
+
+[experts."helper"]
+description = "Helps"
+instruction = "Help."
+"""
+
+
+def start(workspace: Path, fake: FakeLLM, *args: str) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    env.update(fake.env())
+    env.pop("PERSTACK_STORAGE_PATH", None)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "studio",
+            "run",
+            *args,
+            "--provider",
+            "openai",
+            "--model",
+            "gpt-4.1",
+        ],
+        cwd=workspace,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for_requests(fake: FakeLLM, count: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while len(fake.requests) < count:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"only {len(fake.requests)} requests arrived")
+        time.sleep(0.02)
+
+
+def kill(process: subprocess.Popen[str]) -> None:
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=30)
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    (tmp_path / "perstack.toml").write_text(TOML)
+    return tmp_path
+
+
+def test_killed_mid_generation_continues_with_completed_steps(
+    workspace: Path, fake_llm: FakeLLM
+) -> None:
+    fake_llm.script(
+        reply_tool_calls([("writeTextFile", {"path": "done.txt", "text": "step one"})]),
+        reply_delay(60, reply_text("never")),
+    )
+    process = start(workspace, fake_llm, "helper", "write a file")
+    wait_for_requests(fake_llm, 2)  # step 1 finished, step 2 is generating
+    kill(process)
+    assert (workspace / "done.txt").read_text() == "step one"
+
+    fake_llm.reset()
+    fake_llm.script(reply_text("picked up where I stopped"))
+    resumed = start(workspace, fake_llm, "helper", "please go on", "--continue")
+    out, err = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, err
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert lines[-2]["type"] == "completeRun"
+    assert lines[-2]["stepNumber"] == 2
+    sent = fake_llm.requests[0]["messages"]
+    # The completed tool call and its result survived the kill.
+    assert any(m["role"] == "tool" and "step one" in m["content"] for m in sent)
+    assert sent[-1] == {"role": "user", "content": "please go on"}
+    job_id = lines[0]["jobId"]
+    job = json.loads((workspace / "perstack/jobs" / job_id / "job.json").read_text())
+    assert job["status"] == "completed"
+
+
+def test_killed_while_a_delegate_runs_continues_the_delegation(
+    workspace: Path, fake_llm: FakeLLM
+) -> None:
+    fake_llm.script(
+        reply_tool_calls([("helper", {"query": "do the part"})]),
+        reply_delay(60, reply_text("never")),
+    )
+    process = start(workspace, fake_llm, "lead", "coordinate")
+    wait_for_requests(fake_llm, 2)  # the lead delegated; the helper is generating
+    kill(process)
+
+    fake_llm.reset()
+    fake_llm.script(reply_text("part done"), reply_text("all done"))
+    resumed = start(workspace, fake_llm, "lead", "go on", "--continue")
+    out, err = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, err
+    lines = [json.loads(line) for line in out.splitlines()]
+    flow = [
+        f"{e['type']}:{e.get('expertKey')}"
+        for e in lines
+        if e["type"] in ("startRun", "completeRun")
+    ]
+    assert flow == ["startRun:helper", "completeRun:helper", "startRun:lead", "completeRun:lead"]
+    assert lines[-2]["text"] == "all done"
+    tool_messages = [m for m in fake_llm.requests[1]["messages"] if m["role"] == "tool"]
+    assert tool_messages[-1]["content"] == "part done"
