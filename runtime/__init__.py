@@ -55,7 +55,7 @@ if TYPE_CHECKING:
         event_from_json,
         event_to_json,
     )
-    from runtime.llm import LanguageModel
+    from runtime.llm import GenerationRequest, LanguageModel
     from runtime.runner import run, run_sync
     from runtime.setting import RunSetting
     from runtime.version import __version__
@@ -73,6 +73,7 @@ _EXPORTS: dict[str, str] = {
     "ExpertDefinition": "runtime.config_loader",
     "Job": "runtime.checkpoint",
     "JobStatus": "runtime.checkpoint",
+    "GenerationRequest": "runtime.llm",
     "LanguageModel": "runtime.llm",
     "LoadedConfig": "runtime.config_loader",
     "MissingApiKeyError": "runtime.errors",
@@ -123,6 +124,7 @@ __all__ = [
     "ExpertDefinition",
     "Job",
     "JobStatus",
+    "GenerationRequest",
     "LanguageModel",
     "LoadedConfig",
     "MissingApiKeyError",

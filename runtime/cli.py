@@ -120,6 +120,12 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         help="the query is the answer to the pending interactive tool call",
     )
     parser.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="run exec and stdio skills in an OS sandbox (bubblewrap): read-only root, "
+        "writable workspace, network only to each skill's allowedDomains",
+    )
+    parser.add_argument(
         "--runtime",
         choices=["local", "docker", "cursor", "claude-code", "gemini"],
         help="only 'local' runs here; use the Docker image for container isolation",
@@ -186,6 +192,7 @@ def run_command(args: argparse.Namespace, *, store: bool = True) -> int:
             resume_from=args.resume_from,
             interactive_answer=args.interactive,
             verbose=args.verbose,
+            sandbox=args.sandbox,
             store=store,
         )
         checkpoint = asyncio.run(run(setting, emit, config=loaded))

@@ -30,6 +30,7 @@ from runtime.errors import CheckpointError, PerstackError, UsageError
 from runtime.events import EventListener, InitializeRuntime, InteractiveToolCallInfo, now_ms
 from runtime.ids import new_id
 from runtime.llm import LanguageModel
+from runtime.lockfile import load_lockfile
 from runtime.loop import drive
 from runtime.loop.context import JobContext, Segment
 from runtime.loop.prompt import DelegateInfo, build_system_prompt
@@ -90,6 +91,11 @@ async def run(
     storage = (
         Storage(setting.storage_path or default_storage_root(workspace)) if setting.store else None
     )
+    sandboxed = setting.sandbox or bool(loaded.config.sandbox)
+    if sandboxed:
+        from runtime.sandbox import require_bwrap
+
+        require_bwrap()  # fails before the job starts, saying what to install
     if model is None:
         model = _provider_model(settings.provider, settings.model, loaded, env)
 
@@ -122,6 +128,8 @@ async def run(
         listener=event_listener,
         verbose=setting.verbose,
         expert_keys=sorted(loaded.config.experts),
+        lockfile=load_lockfile(loaded),
+        sandbox=sandboxed,
     )
     run_id = new_id()
     if storage is not None:

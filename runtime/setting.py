@@ -53,6 +53,8 @@ class RunSetting(BaseModel):
     """Checkpoint id to resume from; requires ``continue_job``."""
     interactive_answer: bool = False
     """Treat ``query`` as the answer to the pending interactive tool call."""
+    sandbox: bool = False
+    """Run exec and stdio skills in an OS sandbox (also ``sandbox = true`` in perstack.toml)."""
     verbose: bool = False
     """Pass skill stderr through to the caller's stderr as well as to events."""
     retry_base_delay_ms: int = Field(default=1000, ge=0)

@@ -12,6 +12,14 @@ from collections.abc import Sequence
 
 from runtime.version import __version__
 
+_COMMANDS = {
+    "start": "run an expert with a live view (--demo: a sample team, no API key)",
+    "run": "run an expert headless (JSONL events on stdout)",
+    "log": "inspect stored jobs, runs, checkpoints and events",
+    "install": "record every expert's tool definitions in perstack.lock",
+    "base": "serve the base skill as an MCP stdio server",
+}
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -20,10 +28,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-V", "--version", action="version", version=f"perstack {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    commands.add_parser(
-        "run", help="run an expert headless (JSONL events on stdout)", add_help=False
-    )
-    commands.add_parser("base", help="serve the base skill as an MCP stdio server", add_help=False)
+    for name, summary in _COMMANDS.items():
+        commands.add_parser(name, help=summary, add_help=False)
     return parser
 
 
@@ -43,6 +49,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from runtime.cli import main as run_main
 
         return run_main(rest)
+    if command == "log":
+        from runtime.log.cli import main as log_main
+
+        return log_main(rest)
+    if command == "install":
+        from runtime.install import main as install_main
+
+        return install_main(rest)
     if command == "base":
         from runtime.cli import serve_base
 

@@ -98,6 +98,7 @@ async def _start(args: argparse.Namespace) -> int:
                 resume_from=args.resume_from,
                 interactive_answer=answering,
                 verbose=args.verbose,
+                sandbox=args.sandbox,
             )
             checkpoint = await run(setting, view, model=model, config=loaded)
             if checkpoint.status != "stoppedByInteractiveTool":

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runtime.checkpoint import JOB_STATUS_BY_CHECKPOINT, Checkpoint, ExpertRef, Job, Step
 from runtime.events import (
@@ -21,6 +21,9 @@ from runtime.events import (
 from runtime.llm import LanguageModel, ToolSpec
 from runtime.skills.types import Skill, ToolDefinition
 from runtime.storage import Storage
+
+if TYPE_CHECKING:
+    from runtime.lockfile import Lockfile
 
 logger = logging.getLogger("runtime")
 
@@ -46,7 +49,11 @@ class JobContext:
     verbose: bool = False
     expert_keys: list[str] = field(default_factory=list)
     """Every expert key of the config (for initializeRuntime)."""
+    sandbox: bool = False
+    """Run exec and stdio skills in an OS sandbox."""
     memory_checkpoints: dict[str, Checkpoint] = field(default_factory=dict)
+    lockfile: Lockfile | None = None
+    """perstack.lock, when present and readable: recorded MCP skills start on first use."""
 
     def store_checkpoint(self, checkpoint: Checkpoint) -> None:
         """Persist a checkpoint (or keep it in memory when storage is off)."""

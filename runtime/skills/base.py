@@ -24,15 +24,18 @@ import signal
 import stat
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from runtime.config import BASE_SKILL_NAME
 from runtime.messages import FileInlinePart, ImageInlinePart, TextPart
 from runtime.skills.types import ResultPart, SkillKind, ToolDefinition, ToolOutcome
+
+if TYPE_CHECKING:
+    from runtime.sandbox import Sandbox
 
 __all__ = ["BaseSkill", "inline_file_results"]
 
@@ -363,12 +366,25 @@ class BaseSkill:
         storage_dir: Where jobs and checkpoints live; denied to every tool and hidden from
             ``listDirectory``. Defaults to ``workspace/perstack``, which is denied in any case,
             as Perstack does.
+        sandbox: When given (``--sandbox``), ``exec`` runs every command inside it: read-only
+            root, writable workspace, no network but ``allowed_domains``.
+        allowed_domains: Domains a sandboxed ``exec`` command may reach (the base skill's
+            ``allowedDomains``); ignored without ``sandbox``.
     """
 
     name: str = BASE_SKILL_NAME
     kind: SkillKind = "mcp"
 
-    def __init__(self, workspace: Path, *, storage_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        workspace: Path,
+        *,
+        storage_dir: Path | None = None,
+        sandbox: Sandbox | None = None,
+        allowed_domains: Sequence[str] = (),
+    ) -> None:
+        self._sandbox = sandbox
+        self._allowed_domains = tuple(allowed_domains)
         self._root = os.path.realpath(os.path.expanduser(workspace))
         self._root_prefix = self._root if self._root.endswith(os.sep) else self._root + os.sep
         denied = [os.path.join(self._root, "perstack")]
@@ -715,20 +731,37 @@ class BaseSkill:
 
     async def _exec(self, args: dict[str, Any]) -> dict[str, Any]:
         command: str = args["command"]
-        want_stdout: bool = args["stdout"]
-        want_stderr: bool = args["stderr"]
         timeout_ms: int = args.get("timeout", _DEFAULT_EXEC_TIMEOUT_MS)
         if not command:
             raise _ToolFailure("command must not be empty")
         if timeout_ms <= 0:
             raise _ToolFailure("timeout must be a positive number of milliseconds")
         cwd = self._resolve_directory(args["cwd"])
+        argv = [command, *args["args"]]
+        env = self._exec_env(args["env"])
+        if self._sandbox is None:
+            return await self._run(args, argv, env, cwd)
+        sandboxed = self._sandbox.wrap(
+            argv, env=env, cwd=cwd, allowed_domains=self._allowed_domains
+        )
+        try:
+            return await self._run(args, sandboxed.argv, sandboxed.env, cwd)
+        finally:
+            # Stops the command's proxy (if it had allowed domains) once it has exited.
+            sandboxed.cleanup()
+
+    async def _run(
+        self, args: dict[str, Any], argv: list[str], env: dict[str, str], cwd: str
+    ) -> dict[str, Any]:
+        command: str = args["command"]
+        want_stdout: bool = args["stdout"]
+        want_stderr: bool = args["stderr"]
+        timeout_ms: int = args.get("timeout", _DEFAULT_EXEC_TIMEOUT_MS)
         try:
             process = await asyncio.create_subprocess_exec(
-                command,
-                *args["args"],
+                *argv,
                 cwd=cwd,
-                env=self._exec_env(args["env"]),
+                env=env,
                 # Never our stdin: under the MCP server it carries the protocol.
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,

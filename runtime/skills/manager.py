@@ -1,35 +1,49 @@
-"""Start an expert's skills for one run segment and close them when it ends."""
+"""Start an expert's skills for one run segment and close them when it ends.
+
+Init order follows Perstack (§5.10): the bundled base skill (in process), then every MCP skill
+**concurrently**, then interactive skills (coordinator only); delegates are added by the runner.
+If any skill fails to start, the ones already started are closed by the caller's exit stack and
+the error ends the run before it starts.
+
+With a lockfile (``JobContext.lockfile``), an MCP skill whose definition is recorded there does
+not start here at all: it advertises the recorded tools and connects on its first tool call, so
+the first model request waits for no server (§7). A skill that is not recorded, or whose
+definition changed since ``perstack install``, is reported and started live.
+
+``lazyInit = true`` without a lockfile behaves as in Perstack: the server starts in the background
+with the others, and the tool list (needed for the first generation) waits for it.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
-import re
 import time
+from collections.abc import Sequence
 from contextlib import AsyncExitStack
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from runtime.config import (
-    BASE_SKILL_NAME,
-    InteractiveSkill,
-    McpStdioSkill,
-    SkillConfig,
-)
+from runtime.config import InteractiveSkill, SkillConfig
 from runtime.errors import SkillError
-from runtime.events import SkillConnected, SkillDisconnected
+from runtime.events import ProxyAccess, SkillConnected, SkillDisconnected
+from runtime.lockfile import skill_definition_hash
 from runtime.loop.context import JobContext
 from runtime.skills.base import BaseSkill
 from runtime.skills.delegate import InteractiveSkillTools
+from runtime.skills.mcp import McpSkill, SkillRuntime, is_bundled_base
 from runtime.skills.types import Skill, ToolDefinition
 
-_PINNED_BASE = re.compile(re.escape(BASE_SKILL_NAME) + r"@\S+")
+if TYPE_CHECKING:
+    from runtime.sandbox import ProxyDecision, Sandbox
 
-
-def is_bundled_base(name: str, skill: SkillConfig, base_command: list[str] | None) -> bool:
-    """Whether the base skill runs in process (unpinned @perstack/base, no override command)."""
-    if name != BASE_SKILL_NAME or not isinstance(skill, McpStdioSkill) or base_command:
-        return False
-    argv = [skill.package_name] if skill.package_name else skill.args
-    return not any(_PINNED_BASE.fullmatch(arg or "") for arg in argv)
+__all__ = [
+    "close_all",
+    "filter_tools",
+    "interactive_definitions",
+    "is_bundled_base",
+    "open_skills",
+    "start_all",
+]
 
 
 def filter_tools(
@@ -51,16 +65,56 @@ async def open_skills(
 ) -> dict[str, tuple[Skill, ToolDefinition]]:
     """Start every skill and return the tool index (tool name → skill and definition).
 
-    Skills are closed by ``stack``, in the caller's task.
+    Skills are closed by ``stack``, in the caller's task. MCP skills start concurrently; each
+    keeps its connection in a task of its own, which ``stack`` stops and waits for.
 
     Raises:
-        SkillError: a skill could not be started.
+        SkillError: a skill could not be started (the message names the skill and its command).
     """
-    index: dict[str, tuple[Skill, ToolDefinition]] = {}
+    sandbox = _sandbox(job, run_id)
+    runtime = SkillRuntime(
+        sandbox=sandbox,
+        env=job.env,
+        workspace=job.workspace,
+        publish=job.publish,
+        job_id=job.job.id,
+        run_id=run_id,
+        verbose=job.verbose,
+        warn=job.warn,
+    )
+    lockfile = job.lockfile
+    opened: list[tuple[SkillConfig, Skill]] = []
+    mcp_skills: list[McpSkill] = []
     for name, config in skills.items():
-        if isinstance(config, InteractiveSkill) and not coordinator:
-            continue  # delegated runs never ask the user
-        skill = await _start(job, stack, name, config, run_id=run_id, base_command=base_command)
+        if isinstance(config, InteractiveSkill):
+            if coordinator:  # delegated runs never ask the user
+                opened.append(
+                    (config, InteractiveSkillTools(name, interactive_definitions(name, config)))
+                )
+            continue
+        if is_bundled_base(name, config, base_command):
+            domains = list(getattr(config, "allowed_domains", None) or [])
+            opened.append((config, _open_bundled_base(job, stack, name, run_id, sandbox, domains)))
+            continue
+        cached = None
+        if lockfile is not None:
+            cached = lockfile.cached_tools(name, config, base_command)
+            digest = skill_definition_hash(name, config, base_command)
+            if cached is None and lockfile.first_report(f"{name}:{digest}"):
+                job.warn(
+                    f'perstack.lock has no up-to-date entry for skill "{name}" (added or changed '
+                    "since `perstack install`); starting it now. Run `perstack install` to "
+                    "update the lockfile."
+                )
+        mcp_skill = McpSkill(name, config, runtime, base_command=base_command, cached_tools=cached)
+        mcp_skills.append(mcp_skill)
+        opened.append((config, mcp_skill))
+    if mcp_skills:
+        # Registered before starting, so a failed start still stops the servers that came up.
+        stack.push_async_callback(close_all, mcp_skills)
+        await start_all([s for s in mcp_skills if not s.deferred])
+    index: dict[str, tuple[Skill, ToolDefinition]] = {}
+    for config, skill in opened:
         pick = getattr(config, "pick", [])
         omit = getattr(config, "omit", [])
         for definition in filter_tools(skill.tools(), pick, omit):
@@ -68,50 +122,102 @@ async def open_skills(
     return index
 
 
-async def _start(
-    job: JobContext,
-    stack: AsyncExitStack,
-    name: str,
-    config: SkillConfig,
-    *,
-    run_id: str,
-    base_command: list[str] | None,
-) -> Skill:
-    fields: dict[str, Any] = {"job_id": job.job.id, "run_id": run_id}
-    if is_bundled_base(name, config, base_command):
-        started = time.perf_counter()
-        base = BaseSkill(job.workspace, storage_dir=job.storage.root if job.storage else None)
-        tools = base.tools()
-        elapsed = round((time.perf_counter() - started) * 1000)
+async def start_all(skills: Sequence[McpSkill]) -> None:
+    """Start MCP skills concurrently; the first failure cancels the rest and is raised.
+
+    Raises:
+        SkillError: a skill could not be started.
+    """
+    if not skills:
+        return
+    if len(skills) == 1:
+        await skills[0].start()
+        return
+    try:
+        async with asyncio.TaskGroup() as group:
+            for skill in skills:
+                group.create_task(skill.start(), name=f"start-skill:{skill.name}")
+    except BaseExceptionGroup as failures:
+        # One clear error (the first skill that failed) instead of a group.
+        first = failures.exceptions[0]
+        while isinstance(first, BaseExceptionGroup) and first.exceptions:
+            first = first.exceptions[0]
+        raise first from None
+
+
+async def close_all(skills: Sequence[McpSkill]) -> None:
+    """Close MCP skills concurrently (each waits up to a few seconds for its server to exit)."""
+    await asyncio.gather(*(skill.close() for skill in skills))
+
+
+def _sandbox(job: JobContext, run_id: str) -> Sandbox | None:
+    if not job.sandbox:
+        return None
+    from runtime.sandbox import Sandbox  # only with --sandbox: it probes bubblewrap
+
+    def on_access(decision: ProxyDecision) -> None:
         job.publish(
-            SkillConnected(
-                **fields,
-                skill_name=name,
-                spawn_duration_ms=0,
-                handshake_duration_ms=0,
-                tool_discovery_duration_ms=elapsed,
-                connect_duration_ms=0,
-                total_duration_ms=elapsed,
+            ProxyAccess(
+                job_id=job.job.id,
+                run_id=run_id,
+                action=decision.action,
+                domain=decision.domain,
+                port=decision.port,
+                reason=decision.reason,
             )
         )
-        del tools
 
-        async def close_base() -> None:
-            await base.close()
-            job.publish(SkillDisconnected(**fields, skill_name=name))
-
-        stack.push_async_callback(close_base)
-        return base
-    if isinstance(config, InteractiveSkill):
-        return InteractiveSkillTools(name, _interactive_definitions(name, config))
-    raise SkillError(
-        f'Skill "{name}" ({config.type}) cannot be started: this runtime supports the bundled '
-        f'"{BASE_SKILL_NAME}" skill only so far.',
-        title="Skill not supported",
+    return Sandbox(
+        job.workspace,
+        storage_dir=job.storage.root if job.storage else None,
+        on_proxy_access=on_access,
     )
 
 
-def _interactive_definitions(name: str, config: InteractiveSkill) -> list[ToolDefinition]:
+def _open_bundled_base(
+    job: JobContext,
+    stack: AsyncExitStack,
+    name: str,
+    run_id: str,
+    sandbox: Sandbox | None,
+    allowed_domains: list[str],
+) -> Skill:
+    fields: dict[str, Any] = {"job_id": job.job.id, "run_id": run_id}
+    started = time.perf_counter()
+    base = BaseSkill(
+        job.workspace,
+        storage_dir=job.storage.root if job.storage else None,
+        sandbox=sandbox,
+        allowed_domains=allowed_domains,
+    )
+    base.tools()
+    elapsed = round((time.perf_counter() - started) * 1000)
+    job.publish(
+        SkillConnected(
+            **fields,
+            skill_name=name,
+            spawn_duration_ms=0,
+            handshake_duration_ms=0,
+            tool_discovery_duration_ms=elapsed,
+            connect_duration_ms=0,
+            total_duration_ms=elapsed,
+        )
+    )
+
+    async def close_base() -> None:
+        await base.close()
+        job.publish(SkillDisconnected(**fields, skill_name=name))
+
+    stack.push_async_callback(close_base)
+    return base
+
+
+def interactive_definitions(name: str, config: InteractiveSkill) -> list[ToolDefinition]:
+    """The tools of an interactive skill, from their ``inputJsonSchema`` strings.
+
+    Raises:
+        SkillError: a schema is not a JSON object.
+    """
     definitions = []
     for tool_name, tool in config.tools.items():
         try:
@@ -124,8 +230,8 @@ def _interactive_definitions(name: str, config: InteractiveSkill) -> list[ToolDe
             ) from error
         if not isinstance(schema, dict):
             raise SkillError(
-                f'Interactive skill "{name}": inputJsonSchema of "{tool_name}" '
-                "must be a JSON object",
+                f'Interactive skill "{name}": inputJsonSchema of "{tool_name}" must be a JSON '
+                "object",
                 title="Invalid interactive tool",
             )
         definitions.append(

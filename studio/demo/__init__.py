@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from runtime.llm import GenerationRequest
+from runtime import GenerationRequest
 from runtime.testing import Reply, ScriptedModel, call, calls, reply
 
 DEMO_CONFIG = Path(__file__).with_name("perstack.toml")

@@ -1,0 +1,216 @@
+"""The ``perstack log`` command line (§11 of the reference).
+
+Exit codes: 0 success (also when the filters match nothing: "No data found"), 1 no jobs in the
+storage directory ("No jobs found in <path>"), 2 bad input (unknown option or id, invalid
+``--step``/``--filter``/``--type``). Errors are one clear message on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import sys
+from collections.abc import Sequence
+from datetime import tzinfo
+from pathlib import Path
+from typing import TextIO
+
+from runtime.log.query import (
+    Criteria,
+    LogError,
+    LogQuery,
+    build_log,
+    parse_filter,
+    parse_step,
+)
+from runtime.log.render import render_json, render_text, use_color
+from runtime.storage import Storage, default_storage_root
+
+EXIT_OK = 0
+EXIT_NO_JOBS = 1
+EXIT_USAGE = 2
+
+DEFAULT_TAKE = 100
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number of at least 0, got {value}")
+    return value
+
+
+def build_parser(prog: str = "perstack log") -> argparse.ArgumentParser:
+    """The argument parser of ``perstack log``."""
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=(
+            "Show a stored job: header, delegation tree and events. Without --job, the latest "
+            "job. Filters combine in this order: --step, --type, --errors, --tools, "
+            "--delegations, --filter; then --offset/--take; then --context."
+        ),
+    )
+    select = parser.add_argument_group("what to show")
+    select.add_argument("--job", metavar="ID", help="a job (default: the latest job)")
+    select.add_argument("--run", metavar="ID", help="only this run segment's events")
+    select.add_argument(
+        "--checkpoint", metavar="ID", help="a checkpoint's header and its run's events"
+    )
+    select.add_argument(
+        "--messages", action="store_true", help="with --checkpoint: list its messages"
+    )
+    select.add_argument(
+        "--storage",
+        metavar="PATH",
+        type=Path,
+        help="storage root (default: $PERSTACK_STORAGE_PATH, else ./perstack)",
+    )
+    filters = parser.add_argument_group("filters")
+    filters.add_argument(
+        "--step", metavar="EXPR", help="step number: 5, >5, >=5, <5, <=5 or 1-10 (inclusive)"
+    )
+    filters.add_argument("--type", metavar="TYPE", help="exact event type, e.g. callTools")
+    filters.add_argument(
+        "--errors", action="store_true", help="only stopRunByError and retry events"
+    )
+    filters.add_argument(
+        "--tools",
+        action="store_true",
+        help="only callTools, resolveToolResults and callInteractiveTool events",
+    )
+    filters.add_argument(
+        "--delegations",
+        action="store_true",
+        help="only callDelegate and stopRunByDelegate events",
+    )
+    filters.add_argument(
+        "--filter",
+        metavar="EXPR",
+        help=(
+            "field comparison on the stored JSON, e.g. '.toolCalls[].toolName == "
+            "\"writeTextFile\"' or '.stepNumber >= 3' ([] = any array element)"
+        ),
+    )
+    paging = parser.add_argument_group("paging")
+    paging.add_argument(
+        "--take",
+        metavar="N",
+        type=_non_negative_int,
+        default=DEFAULT_TAKE,
+        help=f"show at most N matched events (default {DEFAULT_TAKE}; 0 = all)",
+    )
+    paging.add_argument(
+        "--offset", metavar="N", type=_non_negative_int, default=0, help="skip N matched events"
+    )
+    paging.add_argument(
+        "--context",
+        metavar="N",
+        type=_non_negative_int,
+        default=0,
+        help="also show N events before and after each shown match",
+    )
+    output = parser.add_argument_group("output")
+    output.add_argument("--json", action="store_true", help="JSON output (docs/log-json.md)")
+    output.add_argument("--pretty", action="store_true", help="indented JSON (implies --json)")
+    output.add_argument(
+        "--verbose", action="store_true", help="show each tool call's skill and arguments"
+    )
+    output.add_argument(
+        "--summary",
+        action="store_true",
+        help="add a summary (events, errors, tool calls, delegations, step range)",
+    )
+    return parser
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+    tz: tzinfo | None = None,
+) -> int:
+    """Run ``perstack log``.
+
+    Args:
+        argv: Arguments after ``log`` (default: ``sys.argv[1:]``).
+        stdout: Where the report goes (default: ``sys.stdout``).
+        stderr: Where warnings and errors go (default: ``sys.stderr``).
+        tz: Time zone for displayed times (default: the local time zone).
+
+    Returns:
+        The exit code: 0 success, 1 no jobs found, 2 bad input.
+    """
+    out = stdout if stdout is not None else sys.stdout
+    err = stderr if stderr is not None else sys.stderr
+    parser = build_parser()
+    try:
+        args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    except SystemExit as exit_:
+        # argparse has printed its message; --help exits 0, a usage error 2.
+        return int(exit_.code or 0)
+
+    def warn(message: str) -> None:
+        print(f"perstack log: warning: {message}", file=err)
+
+    try:
+        if args.messages and not args.checkpoint:
+            raise LogError("--messages needs --checkpoint <id> (the checkpoint whose messages)")
+        criteria = Criteria(
+            step=parse_step(args.step) if args.step is not None else None,
+            type=args.type,
+            errors=args.errors,
+            tools=args.tools,
+            delegations=args.delegations,
+            expression=parse_filter(args.filter) if args.filter is not None else None,
+            take=args.take,
+            offset=args.offset,
+            context=args.context,
+        )
+        as_json = args.json or args.pretty
+        query = LogQuery(
+            job=args.job,
+            run=args.run,
+            checkpoint=args.checkpoint,
+            criteria=criteria,
+            with_checkpoints=as_json and args.job is not None,
+        )
+        root = args.storage.expanduser().resolve() if args.storage else None
+        storage = Storage(root or default_storage_root(Path.cwd()))
+        # Loading allocates many small objects and no cyclic garbage: pausing the collector
+        # saves about a quarter of the time on a 10,000-event job.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            result = build_log(storage, query, warn)
+            if as_json:
+                text = render_json(result, pretty=args.pretty)
+            else:
+                text = render_text(
+                    result,
+                    color=use_color(out),
+                    verbose=args.verbose,
+                    messages=args.messages,
+                    summary=args.summary,
+                    tz=tz,
+                )
+        finally:
+            if collecting:
+                gc.enable()
+    except LogError as error:
+        print(f"perstack log: {error.message}", file=err)
+        return error.exit_code
+    try:
+        out.write(text + "\n")
+        out.flush()
+    except BrokenPipeError:
+        # `perstack log | head` closed the pipe: the reader has what it wanted.
+        return EXIT_OK
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,203 @@
+"""The studio app and :func:`make_app`, the one factory the CLI, the tests and the snapshots use."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from textual import on
+from textual.app import App, SystemCommand
+from textual.screen import Screen
+from textual.worker import Worker, WorkerState
+
+from studio.keys import bindings
+from studio.messages import ConfigCreated
+from studio.session import display_path, locate_config
+
+Clock = Callable[[], datetime]
+
+
+def local_now() -> datetime:
+    """The wall clock in the local time zone."""
+    return datetime.now(UTC).astimezone()
+
+
+class StudioApp(App[int]):
+    """Perstack Studio: author a perstack.toml (and, next, run its experts).
+
+    The first screen is the main screen when the file exists, else the empty state that offers
+    to create it.
+    """
+
+    CSS_PATH = "studio.tcss"
+    TITLE = "Perstack Studio"
+    BINDINGS = bindings("help", "quit")
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        cwd: Path,
+        data: bytes | None,
+        now: Clock = local_now,
+        watch: bool = True,
+        cursor_blink: bool = True,
+    ) -> None:
+        """Build the app; :func:`make_app` is the way to call this.
+
+        Args:
+            path: The perstack.toml to edit (or to create when ``data`` is ``None``).
+            cwd: The working directory (paths are shown relative to it).
+            data: The file's bytes, or ``None`` when it does not exist.
+            now: The clock, for the times the status line shows.
+            watch: Reload the file when it changes on disk.
+            cursor_blink: Let text cursors blink (snapshots turn it off).
+        """
+        super().__init__()
+        self.path = path
+        self.cwd = cwd
+        self.label = display_path(path, cwd)
+        self._data = data
+        self.now = now
+        self.watch = watch
+        self.cursor_blink = cursor_blink
+
+    def on_mount(self) -> None:
+        # Pushed rather than returned by get_default_screen(): Textual loads a screen's
+        # CSS_PATH when it is pushed, not for the default screen.
+        self.push_screen(self._first_screen())
+
+    def _first_screen(self) -> Screen[object]:
+        """The main screen on the file, or the empty state when there is none."""
+        if self._data is None:
+            from studio.screens.create_config import CreateConfigScreen
+
+            return CreateConfigScreen(self.path, label=self.label)
+        return self._main_screen(self._data)
+
+    def _main_screen(self, data: bytes) -> Screen[object]:
+        from studio.screens.main import MainScreen
+
+        return MainScreen(self.path, label=self.label, data=data)
+
+    @on(ConfigCreated)
+    def _created(self, message: ConfigCreated) -> None:
+        self._data = message.path.read_bytes()
+        self.switch_screen(self._main_screen(self._data))
+        self.notify(f"Created {self.label}.", title="Created")
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        """Textual's system commands, plus help."""
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("view: help", "Keys and how the studio works", self.action_help)
+
+    def action_help(self) -> None:
+        """Show the help screen."""
+        from studio.screens.help import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    async def action_quit(self) -> None:
+        """Quit, asking first when the editor has unsaved edits."""
+        from studio.screens.main import MainScreen
+
+        main = next(
+            (screen for screen in self.screen_stack if isinstance(screen, MainScreen)), None
+        )
+        if main is None or not main.dirty:
+            self.exit(0)
+            return
+        from studio.screens.confirm import ConfirmModal
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self.exit(0)
+
+        await self.push_screen(
+            ConfirmModal(
+                "Quit without saving?",
+                f"{main.label} has unsaved edits. Quit anyway and lose them, or cancel and "
+                "save with Ctrl+S.",
+                confirm_label="Quit without saving",
+                danger=True,
+            ),
+            confirmed,
+        )
+
+    @on(Worker.StateChanged)
+    def _worker_failed(self, event: Worker.StateChanged) -> None:
+        worker = event.worker
+        if event.state != WorkerState.ERROR or worker.error is None:
+            return
+        from studio.screens.error import ErrorModal
+
+        self.push_screen(
+            ErrorModal(
+                "Something went wrong",
+                f"The studio's {worker.name or 'background task'} failed. Your edits are safe "
+                "in the editor.",
+                worker.error,
+            )
+        )
+
+
+def make_app(
+    config: str | Path | None = None,
+    *,
+    cwd: Path | None = None,
+    now: Clock | None = None,
+    theme: str | None = None,
+    watch: bool = True,
+    cursor_blink: bool = True,
+) -> StudioApp:
+    """Build the studio for a perstack.toml, as ``perstack start`` does.
+
+    Args:
+        config: The ``--config`` path; ``None`` searches the working directory and its parents,
+            and offers to create ``perstack.toml`` in the working directory when none is found.
+        cwd: The working directory (default: the process's).
+        now: The clock (tests and snapshots fix it).
+        theme: A Textual theme name (default: Textual's).
+        watch: Reload the file when it changes on disk.
+        cursor_blink: Let text cursors blink.
+
+    Raises:
+        ConfigError: ``config`` is a URL, or the file exists but cannot be read as UTF-8 text.
+    """
+    from runtime import ConfigError
+    from studio.session import decode_config, is_remote
+
+    cwd = (cwd or Path.cwd()).absolute()
+    if config is not None and is_remote(str(config)):
+        raise ConfigError(
+            f"The studio edits local files; {config} is a URL. Download it and open the local "
+            "copy with --config."
+        )
+    path = locate_config(str(config) if config is not None else None, cwd)
+    data: bytes | None
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        data = None
+    except OSError as error:
+        raise ConfigError(f"Cannot read {path}: {error.strerror or error}") from error
+    if data is not None:
+        try:
+            decode_config(data)
+        except UnicodeDecodeError as error:
+            raise ConfigError(
+                f"{path} is not UTF-8 text (byte {error.start}); save it as UTF-8 first."
+            ) from error
+    app = StudioApp(
+        path,
+        cwd=cwd,
+        data=data,
+        now=now or local_now,
+        watch=watch,
+        cursor_blink=cursor_blink,
+    )
+    if theme is not None:
+        app.theme = theme
+    return app

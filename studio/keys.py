@@ -1,0 +1,245 @@
+"""Every key binding of the studio, in one registry.
+
+Each binding has a stable kebab-case id (users remap keys by id through Textual's keymap), a
+description for the footer, a tooltip, and a group for the help screen. Widgets and screens build
+their ``BINDINGS`` from here with :func:`bindings`, so the help screen lists exactly what is bound.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.binding import Binding
+
+
+@dataclass(frozen=True)
+class KeySpec:
+    """One bindable action."""
+
+    id: str
+    """Stable id, used by keymaps (e.g. ``{"save-file": "ctrl+w"}``)."""
+    key: str
+    """Default key(s), comma-separated as in Textual."""
+    action: str
+    """The Textual action the key runs, relative to the widget or screen that binds it."""
+    description: str
+    """Short label for the footer."""
+    tooltip: str
+    """One sentence for the footer tooltip and the help screen."""
+    group: str
+    """Section of the help screen."""
+    show: bool = True
+    """Shown in the footer."""
+    priority: bool = False
+    """Checked before the focused widget sees the key (quit and help only)."""
+    key_display: str | None = None
+    """How to show the key, when Textual's default reads poorly."""
+
+
+GROUPS = ("File", "Team", "Tree", "Editor", "Dialogs", "App")
+"""Help-screen sections, in order."""
+
+KEYS: tuple[KeySpec, ...] = (
+    # File ------------------------------------------------------------------------------------
+    KeySpec(
+        "save-file",
+        "ctrl+s",
+        "save",
+        "Save",
+        "Write perstack.toml to disk (atomically), even when it has problems.",
+        "File",
+    ),
+    KeySpec(
+        "reload-file",
+        "ctrl+r",
+        "reload",
+        "Reload",
+        "Read perstack.toml from disk again; asks first when you have unsaved edits.",
+        "File",
+        show=False,
+    ),
+    # Team ------------------------------------------------------------------------------------
+    KeySpec(
+        "new-expert",
+        "ctrl+n",
+        "new_expert",
+        "New expert",
+        "Add an expert with a form (key, description, instruction, delegates).",
+        "Team",
+    ),
+    KeySpec(
+        "edit-model",
+        "ctrl+o",
+        "edit_model",
+        "Model",
+        "Set the model every expert of the file runs on.",
+        "Team",
+    ),
+    KeySpec(
+        "next-problem",
+        "ctrl+g",
+        "next_problem",
+        "Next problem",
+        "Move the editor to the next problem the diagnostics panel lists.",
+        "Team",
+        show=False,
+    ),
+    # Tree (active when the team tree has focus) ------------------------------------------------
+    KeySpec(
+        "tree-edit",
+        "e",
+        "edit_item",
+        "Edit",
+        "Edit the selected expert or skill (Enter does the same).",
+        "Tree",
+    ),
+    KeySpec(
+        "tree-add-expert",
+        "a",
+        "add_expert",
+        "Add expert",
+        "Add an expert to the team.",
+        "Tree",
+    ),
+    KeySpec(
+        "tree-add-skill",
+        "s",
+        "add_skill",
+        "Add skill",
+        "Add a skill to the selected expert: stdio, SSE, streamable HTTP or interactive.",
+        "Tree",
+    ),
+    KeySpec(
+        "tree-rename",
+        "r",
+        "rename_item",
+        "Rename",
+        "Rename the selected expert; delegates lists that name it follow.",
+        "Tree",
+    ),
+    KeySpec(
+        "tree-delete",
+        "d,delete",
+        "delete_item",
+        "Delete",
+        "Delete the selected expert or skill (asks first).",
+        "Tree",
+    ),
+    # Editor ----------------------------------------------------------------------------------
+    KeySpec(
+        "editor-leave",
+        "escape",
+        "screen.focus_tree",
+        "Leave editor",
+        "Leave the editor for the team tree (Tab indents inside the editor).",
+        "Editor",
+        show=False,
+    ),
+    KeySpec(
+        "focus-tree",
+        "f2",
+        "focus_tree",
+        "Team",
+        "Move the focus to the team tree.",
+        "Editor",
+        show=False,
+    ),
+    KeySpec(
+        "focus-editor",
+        "f3",
+        "focus_editor",
+        "Editor",
+        "Move the focus to the perstack.toml editor.",
+        "Editor",
+        show=False,
+    ),
+    KeySpec(
+        "focus-problems",
+        "f4",
+        "focus_problems",
+        "Problems",
+        "Move the focus to the problems list; Enter on a problem jumps to its line.",
+        "Editor",
+        show=False,
+    ),
+    # Dialogs ---------------------------------------------------------------------------------
+    KeySpec(
+        "form-submit",
+        "ctrl+s",
+        "submit",
+        "Apply",
+        "Apply the form to perstack.toml (the file is saved separately).",
+        "Dialogs",
+    ),
+    KeySpec(
+        "form-cancel",
+        "escape",
+        "cancel",
+        "Cancel",
+        "Close the dialog without changing anything.",
+        "Dialogs",
+    ),
+    KeySpec(
+        "conflict-keep-mine",
+        "m",
+        "keep_mine",
+        "Keep mine",
+        "Keep your unsaved edits; saving then overwrites the file on disk.",
+        "Dialogs",
+    ),
+    KeySpec(
+        "conflict-take-disk",
+        "t",
+        "take_disk",
+        "Take disk",
+        "Load the version on disk; Ctrl+Z in the editor brings your edits back.",
+        "Dialogs",
+    ),
+    # App ----------------------------------------------------------------------------------------
+    KeySpec(
+        "help",
+        "f1",
+        "help",
+        "Help",
+        "Show every key and how the studio works.",
+        "App",
+        priority=True,
+    ),
+    KeySpec(
+        "quit",
+        "ctrl+q",
+        "quit",
+        "Quit",
+        "Leave the studio; asks first when there are unsaved edits.",
+        "App",
+        priority=True,
+    ),
+)
+
+BY_ID: dict[str, KeySpec] = {spec.id: spec for spec in KEYS}
+"""The registry by binding id."""
+
+
+def binding(binding_id: str, *, show: bool | None = None) -> Binding:
+    """The Textual binding for one registry entry.
+
+    Args:
+        binding_id: An id from :data:`KEYS`.
+        show: Override the registry's footer visibility.
+    """
+    spec = BY_ID[binding_id]
+    return Binding(
+        spec.key,
+        spec.action,
+        spec.description,
+        show=spec.show if show is None else show,
+        key_display=spec.key_display,
+        priority=spec.priority,
+        tooltip=spec.tooltip,
+        id=spec.id,
+    )
+
+
+def bindings(*binding_ids: str) -> list[Binding]:
+    """The Textual bindings for several registry entries, in the order given."""
+    return [binding(binding_id) for binding_id in binding_ids]

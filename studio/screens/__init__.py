@@ -1,0 +1,13 @@
+"""The studio's screens: the main screen, the empty state, forms and dialogs."""
+
+from __future__ import annotations
+
+from textual.screen import Screen
+
+
+def settle_cursors(screen: Screen[object]) -> None:
+    """Stop cursor blinking on ``screen`` when the app asks for it (snapshot tests do)."""
+    if getattr(screen.app, "cursor_blink", True):
+        return
+    for widget in screen.query("Input, TextArea"):
+        widget.cursor_blink = False  # type: ignore[attr-defined]

@@ -1,0 +1,87 @@
+"""The help screen: how the studio works, and every key, written from the key registry."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Markdown, Static
+
+from studio.keys import GROUPS, KEYS, binding, bindings
+from studio.screens import settle_cursors
+
+ABOUT = """\
+The studio edits the team in **perstack.toml**: the tree on the left shows each expert with its
+delegates (→) and skills (⚙); the editor shows the file itself; the problems list checks it as
+you type. Choose a problem to jump to its line.
+
+**Forms** (keys in the tree, or the command palette) add, rename and delete experts, edit their
+description, instruction and delegates, the model, and skills with their pick / omit lists. They
+change only what you edit: comments, order and formatting elsewhere stay as they are. Edits land
+in the editor; **Ctrl+S** writes the file (atomically, even when it has problems).
+
+**Hot reload**: when perstack.toml changes on disk (another editor, git, an agent) the studio
+reloads it within a second. If you have unsaved edits it shows the difference and asks which
+version to keep; neither is lost.
+
+**Ctrl+P** opens the command palette: every action, searchable.
+"""
+
+
+def keys_markdown(app_key_display: dict[str, str]) -> str:
+    """The key table, one section per group."""
+    sections: list[str] = []
+    for group in GROUPS:
+        specs = [spec for spec in KEYS if spec.group == group]
+        if not specs:
+            continue
+        rows = [f"### {group}", "", "| Key | Action | |", "| --- | --- | --- |"]
+        for spec in specs:
+            rows.append(f"| `{app_key_display[spec.id]}` | {spec.description} | {spec.tooltip} |")
+        sections.append("\n".join(rows))
+    sections.append(
+        "### Anywhere\n\n| Key | Action | |\n| --- | --- | --- |\n"
+        "| `^p` | Command palette | Search every action. |\n"
+        "| `tab` | Next | Move the focus to the next area (in the editor Tab indents). |"
+    )
+    return "\n\n".join(sections)
+
+
+class HelpScreen(ModalScreen[None]):
+    """Every key, grouped, and a short guide; Escape or F1 closes it."""
+
+    CSS_PATH = "help.tcss"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        *bindings("form-cancel"),
+        Binding("f1", "cancel", show=False),
+    ]
+
+    def compose(self) -> ComposeResult:
+        display = {spec.id: self._key_display(spec.id) for spec in KEYS}
+        with Vertical(id="help-dialog"):
+            yield Static("Perstack Studio: help", id="help-title", markup=False)
+            with VerticalScroll(id="help-body"):
+                yield Markdown(ABOUT, id="help-about")
+                yield Markdown(keys_markdown(display), id="help-keys")
+            yield Static("Esc closes", id="help-footer", markup=False)
+
+    def _key_display(self, binding_id: str) -> str:
+        # A user's keymap may have moved the key; show what is bound now.
+        keymap = getattr(self.app, "_keymap", {}) or {}
+        bound = binding(binding_id)
+        if binding_id in keymap:
+            bound = bound.with_key(keymap[binding_id])
+        return ", ".join(
+            self.app.get_key_display(bound.with_key(key.strip())) for key in bound.key.split(",")
+        )
+
+    def on_mount(self) -> None:
+        settle_cursors(self)
+        self.query_one("#help-body").focus()
+
+    def action_cancel(self) -> None:
+        """Close the help."""
+        self.dismiss(None)

@@ -1,0 +1,1 @@
+"""The studio's widgets: the team tree, the perstack.toml editor and the problems list."""

@@ -1,0 +1,135 @@
+"""The app's shell: the empty state, the command palette, help, quitting, start-up errors."""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from textual.command import CommandPalette
+from textual.widgets import Input
+
+from runtime import ConfigError
+from studio.app import make_app
+from studio.keys import KEYS
+from studio.screens.confirm import ConfirmModal
+from studio.screens.create_config import CreateConfigScreen
+from studio.screens.expert_form import ExpertFormScreen
+from studio.screens.help import HelpScreen
+from studio.screens.main import MainScreen
+from studio.tui import run_tui
+from tests.studio.helpers import SIZE, studio, wait_until
+
+
+async def test_empty_state_creates_a_minimal_config(tmp_path: Path) -> None:
+    app = studio(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        assert isinstance(app.screen, CreateConfigScreen)
+        app.screen.query_one("#empty-key", Input).value = "greeter"
+        await pilot.click("#empty-create")
+        await wait_until(pilot, lambda: isinstance(app.screen, MainScreen))
+        screen = app.screen
+        assert isinstance(screen, MainScreen)
+        path = tmp_path / "perstack.toml"
+        assert screen.editor.text == path.read_text()
+        assert "greeter" in tomllib.loads(path.read_text())["experts"]
+        assert not screen.dirty
+
+
+async def test_empty_state_refuses_a_bad_key(tmp_path: Path) -> None:
+    app = studio(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        app.screen.query_one("#empty-key", Input).value = "Not Valid"
+        await pilot.click("#empty-create")
+        await pilot.pause()
+        assert isinstance(app.screen, CreateConfigScreen)
+        assert "not a valid expert key" in str(app.screen.query_one("#empty-error").render())
+    assert not (tmp_path / "perstack.toml").exists()
+
+
+async def test_finds_the_config_in_a_parent(config_dir: Callable[[str], Path]) -> None:
+    path = config_dir("minimal.toml")
+    child = path.parent / "src" / "deep"
+    child.mkdir(parents=True)
+    app = studio(child)
+    async with app.run_test(size=SIZE):
+        assert isinstance(app.screen, MainScreen)
+        assert app.screen.path == path
+        assert app.screen.label == "perstack.toml" or app.screen.label.endswith("perstack.toml")
+
+
+async def test_command_palette_runs_a_form(config_dir: Callable[[str], Path]) -> None:
+    path = config_dir("team.toml")
+    app = studio(path.parent)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        assert isinstance(screen, MainScreen)
+        await wait_until(pilot, lambda: screen.analysis is not None)
+        await pilot.press("ctrl+p")
+        await wait_until(pilot, lambda: isinstance(app.screen, CommandPalette))
+        await pilot.press(*"edit story")
+        await wait_until(pilot, lambda: app.screen.query_one("CommandList").option_count > 0)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, ExpertFormScreen))
+        assert app.screen.query_one("#expert-key", Input).value == "story-writer"
+
+
+async def test_palette_offers_only_what_makes_sense(config_dir: Callable[[str], Path]) -> None:
+    path = config_dir("invalid/syntax_error.toml")
+    app = studio(path.parent)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        assert isinstance(screen, MainScreen)
+        await wait_until(pilot, lambda: screen.analysis is not None)
+        titles = [command.title for command in screen.palette_commands()]
+        assert "file: save" in titles and "problems: next" in titles
+        assert not any(title.startswith(("expert:", "skill:")) for title in titles)
+
+
+async def test_help_lists_every_key(config_dir: Callable[[str], Path]) -> None:
+    path = config_dir("minimal.toml")
+    app = studio(path.parent)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f1")
+        await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        source = app.screen.query_one("#help-keys").source
+        for spec in KEYS:
+            assert spec.description in source
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: isinstance(app.screen, MainScreen))
+
+
+async def test_every_binding_has_an_id_and_tooltip() -> None:
+    ids = [spec.id for spec in KEYS]
+    assert len(ids) == len(set(ids))
+    assert all(spec.tooltip and spec.description for spec in KEYS)
+
+
+async def test_quit_asks_when_there_are_unsaved_edits(config_dir: Callable[[str], Path]) -> None:
+    path = config_dir("minimal.toml")
+    app = studio(path.parent)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        assert isinstance(screen, MainScreen)
+        screen.editor.insert("# unsaved\n", (0, 0))
+        await wait_until(pilot, lambda: screen.dirty)
+        await pilot.press("ctrl+q")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmModal))
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: app.screen is screen)
+        await pilot.press("ctrl+q")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmModal))
+        await pilot.click("#confirm")
+    assert app.return_code == 0
+
+
+def test_remote_config_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="local files"):
+        make_app("https://raw.githubusercontent.com/x/y/main/perstack.toml", cwd=tmp_path)
+
+
+def test_non_utf8_file_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "perstack.toml").write_bytes(b'model = "\xff"\n')
+    assert run_tui(cwd=tmp_path) == 2
+    assert "not UTF-8" in capsys.readouterr().err
