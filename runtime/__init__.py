@@ -56,7 +56,7 @@ if TYPE_CHECKING:
         event_to_json,
     )
     from runtime.llm import GenerationRequest, LanguageModel
-    from runtime.runner import run, run_sync
+    from runtime.runner import load_config_for, run, run_sync
     from runtime.setting import RunSetting
     from runtime.version import __version__
 
@@ -98,6 +98,7 @@ _EXPORTS: dict[str, str] = {
     "load_config": "runtime.config_loader",
     "parse_config": "runtime.config_loader",
     "resolve_expert": "runtime.config_loader",
+    "load_config_for": "runtime.runner",
     "run": "runtime.runner",
     "run_sync": "runtime.runner",
 }
@@ -146,6 +147,7 @@ __all__ = [
     "event_from_json",
     "event_to_json",
     "load_config",
+    "load_config_for",
     "parse_config",
     "resolve_expert",
     "run",

@@ -156,7 +156,7 @@ def print_error(error: BaseException, stream: TextIO | None = None) -> None:
 def run_command(args: argparse.Namespace, *, store: bool = True) -> int:
     """Execute a parsed ``run`` command and return the process exit code."""
     from runtime import PerstackError, RunSetting, run
-    from runtime.config_loader import load_config
+    from runtime.runner import load_config_for
 
     if args.runtime not in (None, "local"):
         print(
@@ -172,7 +172,7 @@ def run_command(args: argparse.Namespace, *, store: bool = True) -> int:
         out.flush()
 
     try:
-        loaded = load_config(args.config, Path.cwd())
+        loaded = load_config_for(args.expert_key, args.config, Path.cwd())
         for warning in loaded.warnings:
             print(f"perstack: warning: {warning}", file=sys.stderr)
         setting = RunSetting(

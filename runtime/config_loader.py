@@ -1111,9 +1111,16 @@ def resolve_expert(source: LoadedConfig | PerstackConfig, key: str) -> ExpertDef
                     f"{version}. Use {name} or {name}@{version}."
                 )
             found = name
-    if found is None:
-        raise UsageError(_not_found_message(key, list(config.experts), label))
-    expert = config.experts[found]
+    expert_config = config.experts.get(found) if found is not None else None
+    if expert_config is None:
+        from runtime.builtin import builtin_experts
+
+        builtins = builtin_experts()
+        if key not in builtins:
+            raise UsageError(_not_found_message(key, list(config.experts), label))
+        found, expert_config = key, builtins[key]
+    assert found is not None
+    expert = expert_config
     injected = expert.skills is None
     skills: dict[str, SkillConfig] = (
         {BASE_SKILL_NAME: default_base_skill()} if expert.skills is None else dict(expert.skills)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 from contextlib import AsyncExitStack
+from dataclasses import replace
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,16 +25,23 @@ from runtime.config_loader import (
     LoadedConfig,
     effective_settings,
     load_config,
+    parse_config,
     resolve_expert,
 )
 from runtime.env import load_env
-from runtime.errors import CheckpointError, PerstackError, UsageError
-from runtime.events import EventListener, InitializeRuntime, InteractiveToolCallInfo, now_ms
+from runtime.errors import CheckpointError, ConfigError, PerstackError, UsageError
+from runtime.events import (
+    TERMINAL_EVENT_TYPES,
+    EventListener,
+    InitializeRuntime,
+    InteractiveToolCallInfo,
+    now_ms,
+)
 from runtime.ids import new_id
 from runtime.llm import LanguageModel
 from runtime.lockfile import load_lockfile
 from runtime.loop import drive
-from runtime.loop.context import JobContext, Segment
+from runtime.loop.context import CURRENT_CALL, JobContext, Segment
 from runtime.loop.prompt import DelegateInfo, build_system_prompt
 from runtime.messages import ExpertMessage, TextPart, first_text
 from runtime.setting import RunSetting
@@ -72,7 +81,7 @@ async def run(
         CheckpointError: the job or checkpoint to continue from does not exist.
     """
     workspace = (setting.workspace or Path.cwd()).resolve()
-    loaded = config or load_config(setting.config_path, workspace)
+    loaded = config or load_config_for(setting.expert_key, setting.config_path, workspace)
     settings = effective_settings(
         loaded.config,
         provider=setting.provider,
@@ -131,6 +140,7 @@ async def run(
         lockfile=load_lockfile(loaded),
         sandbox=sandboxed,
     )
+    context.nested_runner = partial(_nested_run, context)
     run_id = new_id()
     if storage is not None:
         storage.store_job(job)
@@ -395,6 +405,137 @@ async def _run_delegates(
             "partial_tool_results": [*(parent.partial_tool_results or []), *results],
         }
     )
+
+
+def load_config_for(expert_key: str, config: str | None, cwd: Path) -> LoadedConfig:
+    """Load perstack.toml, or an empty one in ``cwd`` when none exists and the expert is built in.
+
+    Raises:
+        ConfigError: the file is missing (and the expert is not built in) or invalid.
+    """
+    try:
+        return load_config(config, cwd)
+    except ConfigError:
+        from runtime.builtin import builtin_experts
+        from runtime.config_loader import find_config
+
+        if config is not None or expert_key not in builtin_experts():
+            raise
+        try:
+            find_config(None, cwd)
+        except ConfigError:
+            return parse_config("", path=cwd / "perstack.toml")
+        raise
+
+
+async def _nested_run(
+    job: JobContext, expert_key: str, query: str, max_steps: int
+) -> dict[str, Any]:
+    """Run an expert of the workspace's perstack.toml inside this job, for create-expert.
+
+    The file is read afresh (it was just written). The run is linked to the tool call that
+    asked for it, like a delegation, so the event stream and the studio's tree nest it there.
+    Its usage is added to the calling run's.
+    """
+    current = CURRENT_CALL.get()
+    try:
+        loaded = load_config(None, job.workspace)
+        expert = resolve_expert(loaded, expert_key)
+        _check_delegates(loaded, expert)
+    except PerstackError as error:
+        return {"status": "notStarted", "error": str(error)}
+    collector = _RunCollector()
+
+    def tee(event: Any) -> None:
+        collector(event)
+        if job.listener is not None:
+            job.listener(event)
+
+    parent_step = current[1].step_number if current else 0
+    nested = replace(
+        job,
+        listener=tee,
+        max_steps=parent_step + max_steps,
+        expert_keys=sorted(loaded.config.experts),
+        nested_runner=None,
+    )
+    run_id = new_id()
+    delegated_by = None
+    if current is not None:
+        call, parent = current
+        delegated_by = DelegatedBy(
+            expert=parent.expert,
+            tool_call_id=call.id,
+            tool_name=call.tool_name,
+            checkpoint_id=parent.id,
+            run_id=parent.run_id,
+        )
+    start = Checkpoint(
+        id=new_id(),
+        job_id=job.job.id,
+        run_id=run_id,
+        status="init",
+        step_number=parent_step + 1,
+        messages=[],
+        expert=ExpertRef(key=expert.key, name=expert.name, version=expert.version),
+        delegated_by=delegated_by,
+        usage=Usage(),
+    )
+    try:
+        final = await _run_expert(
+            nested, loaded, expert, start, query, run_id=run_id, coordinator=False, depth=1
+        )
+    except PerstackError as error:
+        return {"status": "notStarted", "error": str(error), "runs": collector.runs}
+    job.extra_usage = job.extra_usage + final.usage
+    usage = final.usage
+    return {
+        "status": final.status,
+        "result": _result_text(final) if final.status == "completed" else None,
+        "error": final.error.message if final.error else None,
+        "steps": final.step_number - parent_step,
+        "usage": {"totalTokens": usage.total_tokens, "costUsd": usage.cost_usd},
+        "runs": collector.runs,
+        "problems": collector.problems,
+    }
+
+
+class _RunCollector:
+    """Summarises a nested run's events: each expert run and the problems seen."""
+
+    def __init__(self) -> None:
+        self.runs: list[dict[str, Any]] = []
+        self.problems: list[str] = []
+        self._by_run: dict[str, dict[str, Any]] = {}
+        self._depth: dict[str, int] = {}
+        self._open: dict[tuple[str, str | None], dict[str, Any]] = {}
+
+    def __call__(self, event: Any) -> None:
+        kind = event.type
+        if kind == "startRun":
+            parent = event.initial_checkpoint.delegated_by
+            key = (event.expert_key, parent.tool_call_id if parent else None)
+            entry = self._open.get(key)
+            if entry is None:
+                depth = self._depth.get(parent.run_id, -1) + 1 if parent else 0
+                entry = {"expert": event.expert_key, "depth": depth, "status": "running"}
+                self.runs.append(entry)
+                self._open[key] = entry
+            self._by_run[event.run_id] = entry
+            self._depth[event.run_id] = entry["depth"]
+        elif kind == "resolveToolResults":
+            for result in event.tool_results:
+                if result.is_error:
+                    text = " ".join(p.text for p in result.result if p.type == "textPart")
+                    self.problems.append(f"{event.expert_key}: {result.tool_name}: {text[:200]}")
+        elif kind == "retry":
+            self.problems.append(f"{event.expert_key}: retry: {event.reason[:200]}")
+        elif kind in TERMINAL_EVENT_TYPES and (entry := self._by_run.get(event.run_id)):
+            entry["status"] = event.checkpoint.status
+            entry["lastStep"] = event.step_number
+            entry["totalTokens"] = event.checkpoint.usage.total_tokens
+            if kind == "stopRunByError":
+                self.problems.append(f"{event.expert_key}: stopped: {event.error.message}")
 
 
 def _result_text(checkpoint: Checkpoint) -> str:

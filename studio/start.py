@@ -50,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def _start(args: argparse.Namespace) -> int:
-    from runtime import PerstackError, RunSetting, load_config, run
+    from runtime import PerstackError, RunSetting, load_config_for, run
 
     model = None
     workspace = Path.cwd()
@@ -77,7 +77,7 @@ async def _start(args: argparse.Namespace) -> int:
     answering = bool(args.interactive)
     continue_job = args.continue_job
     try:
-        loaded = load_config(None if args.demo else args.config, workspace)
+        loaded = load_config_for(args.expert_key, None if args.demo else args.config, workspace)
         for warning in loaded.warnings:
             print(f"perstack: warning: {warning}", file=sys.stderr)
         while True:

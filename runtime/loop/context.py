@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runtime.checkpoint import JOB_STATUS_BY_CHECKPOINT, Checkpoint, ExpertRef, Job, Step
+from runtime.checkpoint import (
+    JOB_STATUS_BY_CHECKPOINT,
+    Checkpoint,
+    ExpertRef,
+    Job,
+    Step,
+    ToolCall,
+    Usage,
+)
 from runtime.events import (
     TERMINAL_EVENT_TYPES,
     EventListener,
@@ -26,6 +35,12 @@ if TYPE_CHECKING:
     from runtime.lockfile import Lockfile
 
 logger = logging.getLogger("runtime")
+
+CURRENT_CALL: ContextVar[tuple[ToolCall, Checkpoint] | None] = ContextVar(
+    "perstack_current_call", default=None
+)
+"""The tool call being executed (with the checkpoint it was made at), for skills that start
+nested runs and must link them to the call."""
 
 # Deltas are many and small; their start/complete events carry the same information.
 _UNSTORED_EVENT_TYPES = (StreamReasoning, StreamRunResult)
@@ -51,6 +66,11 @@ class JobContext:
     """Every expert key of the config (for initializeRuntime)."""
     sandbox: bool = False
     """Run exec and stdio skills in an OS sandbox."""
+    extra_usage: Usage = field(default_factory=Usage)
+    """Usage of nested runs started by tools, not yet added to the calling run's checkpoint."""
+    nested_runner: Callable[..., Awaitable[dict[str, Any]]] | None = None
+    """Runs an expert of the workspace's perstack.toml inside this job (create-expert's
+    runExpert); set by the runner."""
     memory_checkpoints: dict[str, Checkpoint] = field(default_factory=dict)
     lockfile: Lockfile | None = None
     """perstack.lock, when present and readable: recorded MCP skills start on first use."""

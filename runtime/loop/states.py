@@ -63,7 +63,7 @@ from runtime.llm import (
     TextDelta,
     ToolCallChunk,
 )
-from runtime.loop.context import Segment
+from runtime.loop.context import CURRENT_CALL, Segment
 from runtime.messages import (
     ExpertMessage,
     ExpertPart,
@@ -445,7 +445,7 @@ def _result(call: ToolCall, outcome: ToolOutcome) -> ToolResult:
     )
 
 
-async def _execute(seg: Segment, call: ToolCall) -> ToolResult:
+async def _execute(seg: Segment, call: ToolCall, checkpoint: Checkpoint) -> ToolResult:
     if call.id in seg.invalid_args:
         outcome = ToolOutcome.error(
             f"Error calling tool {call.tool_name}: {seg.invalid_args.pop(call.id)}. "
@@ -460,7 +460,11 @@ async def _execute(seg: Segment, call: ToolCall) -> ToolResult:
         )
         return _result(call, outcome)
     skill, _ = owner
-    outcome = await skill.call(call.tool_name, call.args)
+    token = CURRENT_CALL.set((call, checkpoint))
+    try:
+        outcome = await skill.call(call.tool_name, call.args)
+    finally:
+        CURRENT_CALL.reset(token)
     if call.tool_name in ("readImageFile", "readPdfFile") and not outcome.is_error:
         # Inlining reads up to 30 MB; keep that off the event loop.
         outcome = await asyncio.to_thread(inline_file_results, call.tool_name, outcome)
@@ -478,7 +482,7 @@ async def calling_tool(seg: Segment, state: LoopState) -> Transition:
     fields = seg.event_fields(checkpoint)
     completion = next((c for c in calls if _is_completion(c)), None)
     if completion is not None:
-        result = await _execute(seg, completion)
+        result = await _execute(seg, completion, checkpoint)
         others = [
             _result(c, ToolOutcome.error(_SKIPPED_BY_COMPLETION))
             for c in calls
@@ -524,7 +528,11 @@ async def calling_tool(seg: Segment, state: LoopState) -> Transition:
         kind = owner[0].kind if owner and c.id not in seg.invalid_args else "mcp"
         by_kind[kind].append(c)
     results = list(step.partial_tool_results or [])
-    results.extend(await asyncio.gather(*(_execute(seg, c) for c in by_kind["mcp"])))
+    results.extend(await asyncio.gather(*(_execute(seg, c, checkpoint) for c in by_kind["mcp"])))
+    if seg.job.extra_usage.total_tokens or seg.job.extra_usage.cost_usd:
+        # Nested runs started by a tool (create-expert's runExpert) are paid by this run.
+        checkpoint, step = _add_usage(checkpoint, step, seg.job.extra_usage)
+        seg.job.extra_usage = Usage()
     waiting = [*by_kind["delegate"], *by_kind["interactive"]]
     if waiting:
         step = _with(step, partial_tool_results=results, pending_tool_calls=waiting)

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
+from runtime.builtin.create_expert import TOOLS_SKILL_NAME, CreateExpertSkill
 from runtime.config import InteractiveSkill, SkillConfig
 from runtime.errors import SkillError
 from runtime.events import ProxyAccess, SkillConnected, SkillDisconnected
@@ -91,6 +92,15 @@ async def open_skills(
                 opened.append(
                     (config, InteractiveSkillTools(name, interactive_definitions(name, config)))
                 )
+            continue
+        if name == TOOLS_SKILL_NAME and job.nested_runner is not None:
+            # create-expert's own tools: in process, like the bundled base skill.
+            opened.append((config, CreateExpertSkill(job.workspace, job.nested_runner)))
+            job.publish(
+                SkillConnected(
+                    job_id=job.job.id, run_id=run_id, skill_name=name, spawn_duration_ms=0
+                )
+            )
             continue
         if is_bundled_base(name, config, base_command):
             domains = list(getattr(config, "allowed_domains", None) or [])

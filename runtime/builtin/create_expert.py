@@ -1,0 +1,253 @@
+"""``create-expert``: a built-in expert that designs, writes, tests and fixes expert teams.
+
+Its own skill, ``@perstack/create-expert``, runs in process next to the base skill and gives it
+what a shell alone would not: validating perstack.toml with line-numbered diagnostics, merging an
+expert into the file through tomlkit (comments and layout kept, a backup made first), and running
+an expert of the file with a step budget, nested in the same job so its runs appear in the event
+stream and the studio's tree.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from runtime.config import BASE_SKILL_NAME, ExpertConfig, McpStdioSkill, default_base_skill
+from runtime.messages import TextPart
+from runtime.skills.types import SkillKind, ToolDefinition, ToolOutcome
+
+CREATE_EXPERT_KEY = "create-expert"
+TOOLS_SKILL_NAME = "@perstack/create-expert"
+
+INSTRUCTION = """You build teams of micro-agents ("experts") for Perstack, defined in \
+perstack.toml in the working directory, and you prove they work before you finish.
+
+How you work:
+1. Understand the request. Decide the team: one coordinator named after the team (the key the \
+user will run, e.g. "ai-gaming") and specialists under its scope ("@ai-gaming/level-designer", \
+"@ai-gaming/programmer"). Each specialist does one thing well. Start small: two or three \
+specialists are usually enough.
+2. Write each expert with writeExpertDefinition: a description (what it does, shown to its \
+parent), an instruction (its domain knowledge and standards, written declaratively: what good \
+work looks like, not a script of steps), delegates for the coordinator, and only the skills it \
+needs. Every expert gets the base skill (files, exec, todo) automatically.
+3. Call validatePerstackToml and fix every error it reports.
+4. Test: call runExpert on the coordinator with two or three realistic queries (a normal case \
+and an edge case), with a small step budget. Read the result, the errors and the delegation \
+tree it returns; look at the files the team wrote.
+5. Fix the definitions where the team went wrong (unclear instruction, missing delegate, a \
+specialist doing another's job) and test again. Iterate until the team works or your budget is \
+nearly spent.
+6. Call attemptCompletion, then report: the team (experts and what each does), how you tested \
+it (queries and outcomes), what you fixed, and how to run it (perstack start <coordinator> \
+"<query>").
+
+perstack.toml essentials:
+- [experts."<key>"] with description, instruction (use multi-line text), delegates = [keys].
+- Keys are lowercase, letters, digits, "-" and "_", optionally with an "@scope/" prefix.
+- An MCP skill: skills."<name>" = {type = "mcpStdioSkill", command = "npx", \
+packageName = "<npm package>"} (or command "uvx" with a Python package), with requiredEnv for \
+API keys it needs and pick to expose only the tools it needs. Only add skills you are sure exist.
+- When asked to improve an existing expert, change that expert and leave the others alone."""
+
+
+def create_expert_config() -> ExpertConfig:
+    """The definition of ``create-expert``."""
+    return ExpertConfig(
+        description="Designs, writes, tests and fixes Perstack expert teams in perstack.toml.",
+        instruction=INSTRUCTION,
+        skills={
+            BASE_SKILL_NAME: default_base_skill(),
+            TOOLS_SKILL_NAME: McpStdioSkill(
+                type="mcpStdioSkill", command="npx", package_name=TOOLS_SKILL_NAME
+            ),
+        },
+    )
+
+
+NestedRunner = Callable[[str, str, int], Awaitable[dict[str, Any]]]
+"""``(expert_key, query, max_steps) -> summary``: runs an expert of the workspace's file."""
+
+
+def _schema(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    return {"type": "object", "properties": properties, "required": required}
+
+
+_TOOLS = [
+    ToolDefinition(
+        skill_name=TOOLS_SKILL_NAME,
+        name="validatePerstackToml",
+        description="Check perstack.toml and list every problem with its line (syntax, schema, "
+        "unknown delegates, unknown keys). Returns {valid, errors, warnings, diagnostics}.",
+        input_schema=_schema(
+            {"path": {"type": "string", "description": "Defaults to perstack.toml."}}, []
+        ),
+    ),
+    ToolDefinition(
+        skill_name=TOOLS_SKILL_NAME,
+        name="writeExpertDefinition",
+        description="Add an expert to perstack.toml, or replace it if it exists, leaving the "
+        "rest of the file (other experts, comments) untouched. A backup of the previous file is "
+        "kept as perstack.toml.bak on the first change.",
+        input_schema=_schema(
+            {
+                "key": {"type": "string"},
+                "description": {"type": "string"},
+                "instruction": {"type": "string"},
+                "delegates": {"type": "array", "items": {"type": "string"}},
+                "skills": {
+                    "type": "object",
+                    "description": "Skill tables by name, with Perstack's camelCase keys.",
+                },
+            },
+            ["key", "description", "instruction"],
+        ),
+    ),
+    ToolDefinition(
+        skill_name=TOOLS_SKILL_NAME,
+        name="removeExpertDefinition",
+        description="Remove an expert (and references to it in delegates) from perstack.toml.",
+        input_schema=_schema({"key": {"type": "string"}}, ["key"]),
+    ),
+    ToolDefinition(
+        skill_name=TOOLS_SKILL_NAME,
+        name="runExpert",
+        description="Run an expert of perstack.toml on a query with a step budget and return a "
+        "summary: status, result, errors and the delegation tree (expert, status, steps, "
+        "tokens of every run).",
+        input_schema=_schema(
+            {
+                "expertKey": {"type": "string"},
+                "query": {"type": "string"},
+                "maxSteps": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
+            },
+            ["expertKey", "query"],
+        ),
+    ),
+]
+
+
+def _ok(data: Any) -> ToolOutcome:
+    return ToolOutcome(contents=[TextPart(text=json.dumps(data, ensure_ascii=False))])
+
+
+class CreateExpertSkill:
+    """The in-process tools of ``create-expert``."""
+
+    name = TOOLS_SKILL_NAME
+    kind: SkillKind = "mcp"
+
+    def __init__(self, workspace: Path, run_nested: NestedRunner) -> None:
+        self._workspace = workspace
+        self._run_nested = run_nested
+        self._backup: Path | None = None
+
+    @property
+    def _config_path(self) -> Path:
+        return self._workspace / "perstack.toml"
+
+    def tools(self) -> list[ToolDefinition]:
+        """The four authoring tools."""
+        return list(_TOOLS)
+
+    async def close(self) -> None:
+        """Nothing to release."""
+
+    async def call(self, tool_name: str, args: dict[str, Any]) -> ToolOutcome:
+        """Run one tool; problems come back as error outcomes the model can act on."""
+        from runtime.errors import PerstackError
+
+        try:
+            if tool_name == "validatePerstackToml":
+                return self._validate(args)
+            if tool_name == "writeExpertDefinition":
+                return self._write(args)
+            if tool_name == "removeExpertDefinition":
+                return self._remove(args)
+            if tool_name == "runExpert":
+                return await self._run(args)
+        except PerstackError as error:
+            return ToolOutcome.error(str(error))
+        return ToolOutcome.error(f"Unknown tool {tool_name!r}")
+
+    def _validate(self, args: dict[str, Any]) -> ToolOutcome:
+        from runtime.diagnostics import diagnose
+
+        path = self._workspace / str(args.get("path") or "perstack.toml")
+        if not path.resolve().is_relative_to(self._workspace.resolve()):
+            return ToolOutcome.error("path must be inside the workspace")
+        if not path.is_file():
+            return ToolOutcome.error(f"{path.name} does not exist yet; write an expert first")
+        found = diagnose(path.read_text(encoding="utf-8"), label=path.name)
+        errors = [d for d in found if d.severity == "error"]
+        return _ok(
+            {
+                "valid": not errors,
+                "errors": len(errors),
+                "warnings": len(found) - len(errors),
+                "diagnostics": [
+                    {"line": d.line, "severity": d.severity, "key": d.key, "message": d.message}
+                    for d in found
+                ],
+            }
+        )
+
+    def _edit(self, change: Callable[[Any], Any]) -> tuple[str, str, Any]:
+        from runtime.authoring import ConfigDocument, backup_config, save_config
+
+        path = self._config_path
+        before = path.read_text(encoding="utf-8") if path.is_file() else ""
+        document = ConfigDocument.parse(before)
+        outcome = change(document)
+        after = document.dumps()
+        if after != before:
+            if before and self._backup is None:
+                self._backup = backup_config(path)
+            save_config(path, after)
+        return before, after, (outcome, document.expert_keys())
+
+    def _write(self, args: dict[str, Any]) -> ToolOutcome:
+        from runtime.authoring import unified_diff
+
+        key = args.get("key")
+        if not isinstance(key, str) or not key:
+            return ToolOutcome.error('key is required (e.g. "@my-team/writer")')
+        table: dict[str, Any] = {
+            "description": args.get("description"),
+            "instruction": args.get("instruction"),
+        }
+        if args.get("delegates"):
+            table["delegates"] = list(args["delegates"])
+        if args.get("skills"):
+            skills = dict(args["skills"])
+            # A skills table must name the base skill (Perstack's rule); add it for the model.
+            skills.setdefault(
+                BASE_SKILL_NAME,
+                {"type": "mcpStdioSkill", "command": "npx", "packageName": BASE_SKILL_NAME},
+            )
+            table["skills"] = skills
+        before, after, (_, keys) = self._edit(lambda doc: doc.merge_expert(key, table))
+        return _ok(
+            {
+                "path": str(self._config_path),
+                "backup": str(self._backup) if self._backup else None,
+                "experts": keys,
+                "diff": unified_diff(before, after),
+            }
+        )
+
+    def _remove(self, args: dict[str, Any]) -> ToolOutcome:
+        key = str(args.get("key", ""))
+        _, _, (changed, keys) = self._edit(lambda doc: doc.delete_expert(key))
+        return _ok({"removed": key, "delegatesUpdatedIn": changed, "experts": keys})
+
+    async def _run(self, args: dict[str, Any]) -> ToolOutcome:
+        key, query = args.get("expertKey"), args.get("query")
+        if not isinstance(key, str) or not isinstance(query, str) or not query.strip():
+            return ToolOutcome.error("expertKey and a non-empty query are required")
+        budget = args.get("maxSteps", 20)
+        if not isinstance(budget, int) or not 1 <= budget <= 100:
+            return ToolOutcome.error("maxSteps must be a whole number from 1 to 100")
+        return _ok(await self._run_nested(key, query, budget))

@@ -1,0 +1,174 @@
+"""create-expert, built in: writes a team, validates it, fixes it, runs it nested, reports."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from runtime import RunSetting, load_config_for, parse_config, run
+from runtime.events import PerstackEvent
+from runtime.llm import GenerationRequest
+from runtime.testing import Reply, ScriptedModel, call, reply
+
+COORDINATOR = "You coordinate the ai-gaming team."
+DESIGNER = "You design levels as text maps."
+
+
+def write(key: str, instruction: str, **extra: Any) -> Reply:
+    return call(
+        "writeExpertDefinition",
+        key=key,
+        description=f"{key} expert",
+        instruction=instruction,
+        **extra,
+    )
+
+
+def scripted() -> ScriptedModel:
+    script: dict[str, list[Reply]] = {
+        "You build teams of micro-agents": [
+            # A deliberate mistake: the delegate key misses the team's scope.
+            write("ai-gaming", COORDINATOR, delegates=["level-designer"]),
+            write("@ai-gaming/level-designer", DESIGNER),
+            call("validatePerstackToml"),
+            write("ai-gaming", COORDINATOR, delegates=["@ai-gaming/level-designer"]),
+            call("validatePerstackToml"),
+            call("runExpert", expertKey="ai-gaming", query="Design one level", maxSteps=10),
+            call("attemptCompletion"),
+            reply("Built ai-gaming with a level designer; tested with one query."),
+        ],
+        COORDINATOR: [call("level-designer", query="one level"), reply("Level 1 is ready.")],
+        DESIGNER: [call("writeTextFile", path="levels/1.txt", text="#S.E#"), reply("saved")],
+    }
+
+    def choose(request: GenerationRequest) -> Reply:
+        system = request.messages[0].contents[0].text
+        for marker, queue in script.items():
+            if marker in system:
+                return queue.pop(0)
+        raise AssertionError("unexpected expert")
+
+    return ScriptedModel(choose)
+
+
+def results(events: list[PerstackEvent], tool: str) -> list[dict[str, Any]]:
+    return [
+        json.loads(r.result[0].text)
+        for e in events
+        if e.type == "resolveToolResults"
+        for r in e.tool_results
+        if r.tool_name == tool
+    ]
+
+
+async def test_create_expert_builds_tests_and_fixes_a_team(tmp_path: Path) -> None:
+    assert not (tmp_path / "perstack.toml").exists()
+    events: list[PerstackEvent] = []
+    loaded = load_config_for("create-expert", None, tmp_path)  # built in: no file needed
+    checkpoint = await run(
+        RunSetting(
+            expert_key="create-expert", query="Form a team named ai-gaming", workspace=tmp_path
+        ),
+        events.append,
+        model=scripted(),
+        config=loaded,
+    )
+    assert checkpoint.status == "completed"
+    first, second = results(events, "validatePerstackToml")
+    assert first["valid"] is False
+    assert any("level-designer" in d["message"] for d in first["diagnostics"])
+    assert second["valid"] is True
+
+    summary = results(events, "runExpert")[0]
+    assert summary["status"] == "completed"
+    assert summary["result"] == "Level 1 is ready."
+    assert [(r["expert"], r["depth"], r["status"]) for r in summary["runs"]] == [
+        ("ai-gaming", 0, "completed"),
+        ("@ai-gaming/level-designer", 1, "completed"),
+    ]
+    # The tested team's runs are in the same event stream, linked to the runExpert call.
+    run_call = next(
+        c
+        for e in events
+        if e.type == "callTools"
+        for c in e.tool_calls
+        if c.tool_name == "runExpert"
+    )
+    nested = next(e for e in events if e.type == "startRun" and e.expert_key == "ai-gaming")
+    assert nested.initial_checkpoint.delegated_by.tool_call_id == run_call.id
+    assert (tmp_path / "levels/1.txt").read_text() == "#S.E#"
+    # The nested usage is paid by create-expert's run: 8 own generations + 4 nested.
+    assert checkpoint.usage.total_tokens == 12 * 15
+
+    written = parse_config((tmp_path / "perstack.toml").read_text())
+    assert set(written.config.experts) == {"ai-gaming", "@ai-gaming/level-designer"}
+    assert written.config.experts["ai-gaming"].delegates == ["@ai-gaming/level-designer"]
+
+
+EXISTING = """# Our team file: keep this comment.
+model = "gpt-4.1"
+
+# The writer stays as it is.
+[experts."writer"]
+instruction = \"\"\"
+Write well.
+\"\"\"
+"""
+
+
+async def test_merge_into_an_existing_file_keeps_comments_and_a_backup(tmp_path: Path) -> None:
+    path = tmp_path / "perstack.toml"
+    path.write_text(EXISTING)
+    model = ScriptedModel(
+        [
+            write("reviewer", "Review the writer's work."),
+            call("attemptCompletion"),
+            reply("Added reviewer."),
+        ]
+    )
+    await run(
+        RunSetting(expert_key="create-expert", query="add a reviewer", workspace=tmp_path),
+        model=model,
+        config=load_config_for("create-expert", None, tmp_path),
+    )
+    text = path.read_text()
+    assert text.startswith(EXISTING)  # everything that was there is byte-identical
+    assert '[experts."reviewer"]' in text or "[experts.reviewer]" in text
+    assert (tmp_path / "perstack.toml.bak").read_text() == EXISTING
+
+
+def test_create_expert_resolves_in_an_empty_directory(tmp_path: Path, fake_llm: Any) -> None:
+    from tests.fakellm import reply_text
+
+    fake_llm.script(reply_text("What team would you like?"))
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    env.update(fake_llm.env())
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "studio",
+            "run",
+            "create-expert",
+            "hello",
+            "--provider",
+            "openai",
+            "--model",
+            "gpt-4.1",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    last = json.loads(result.stdout.splitlines()[-2])
+    assert last["type"] == "completeRun" and last["expertKey"] == "create-expert"
+    tools = {t["function"]["name"] for t in fake_llm.requests[0]["tools"]}
+    assert {"validatePerstackToml", "writeExpertDefinition", "runExpert", "writeTextFile"} <= tools
