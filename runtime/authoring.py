@@ -234,9 +234,7 @@ def _raw_string(value: str, style: StringType) -> str | None:
     return raw if parsed == value else None
 
 
-def _string_item(
-    value: str, like: object = None, *, prefer: Sequence[StringType] = ()
-) -> String:
+def _string_item(value: str, like: object = None, *, prefer: Sequence[StringType] = ()) -> String:
     """``value`` as a string item in the style of ``like`` (the value it replaces), if it fits.
 
     Multi-line text becomes a ``\"\"\"`` string (or stays ``'''`` when it was one); a field that
@@ -254,13 +252,11 @@ def _string_item(
         styles.append(old)
     styles.append(StringType.SLB)
     for style in styles:
-        if not multiline and style in (StringType.SLB, StringType.SLL) or style in (
-            StringType.MLB,
-            StringType.MLL,
-        ):
-            raw = _raw_string(value, style)
-            if raw is not None:
-                return String(style, value, raw, Trivia())
+        if multiline and style in (StringType.SLB, StringType.SLL):
+            continue  # one-line delimiters would need \n escapes: use a multi-line style
+        raw = _raw_string(value, style)
+        if raw is not None:
+            return String(style, value, raw, Trivia())
     return String(StringType.SLB, value, _escape_basic(value), Trivia())
 
 
@@ -311,6 +307,15 @@ def _update_array(array: Array, values: Sequence[Any]) -> None:
                 array.append(item)
             else:
                 array.insert(position, item)
+            _single_line_indent(array, item)
+
+
+def _single_line_indent(array: Array, item: Item) -> None:
+    """Undo tomlkit copying the previous element's leading whitespace, blank lines included."""
+    for group in array._value:
+        indent = group.indent
+        if group.value is item and isinstance(indent, Whitespace) and indent.s.count("\n") > 1:
+            group.indent = Whitespace("\n" + indent.s.rsplit("\n", 1)[1])
 
 
 def _element(value: Any, like: object) -> Item:
@@ -328,7 +333,8 @@ def _value_item(value: Any, like: object = None) -> Item:
         for key, child in value.items():
             table.append(_new_key(str(key), bare_ok=True), _value_item(child))
         return table
-    return tomlkit.item(value)
+    item: Item = tomlkit.item(value)
+    return item
 
 
 def _new_key(name: str, *, bare_ok: bool) -> SingleKey:
@@ -402,6 +408,8 @@ class _Scope:
     container: Container
     item: Table | InlineTable | TOMLDocument
     header: bool
+    inline: bool = False
+    """Written inline: an inline table, or a table made by dotted keys."""
 
 
 def _key_parts(key: Key) -> KeyPath:
@@ -427,7 +435,7 @@ def _flatten(document: TOMLDocument) -> tuple[list[_Entry], list[_Scope]]:
 
     def inline_scopes(item: Item, path: KeyPath) -> None:
         if isinstance(item, InlineTable | Table):
-            scopes.append(_Scope(path, item.value, item, False))
+            scopes.append(_Scope(path, item.value, item, False, inline=True))
             for key, child in item.value.body:
                 if key is not None:
                     inline_scopes(child, path + _key_parts(key))
@@ -573,6 +581,15 @@ def _validate_skill(name: str, skill: Mapping[str, Any]) -> None:
         raise ConfigEditError(_pydantic_problems(error, f'Skill "{name}"')) from None
 
 
+def _without_none(table: Mapping[str, Any]) -> dict[str, Any]:
+    """A deep copy of ``table`` without the keys set to None (TOML has no null: absent)."""
+    return {
+        str(key): _without_none(value) if isinstance(value, Mapping) else copy.deepcopy(value)
+        for key, value in table.items()
+        if value is not None
+    }
+
+
 def _ordered(table: Mapping[str, Any], order: Sequence[str]) -> list[tuple[str, Any]]:
     """The items of ``table`` with the known keys first, in Perstack's order."""
     known = [(key, table[key]) for key in order if key in table]
@@ -591,15 +608,43 @@ class ConfigDocument:
     the document as it was.
     """
 
-    def __init__(self, document: TOMLDocument, text: str, data: dict[str, Any]) -> None:
-        """Wrap an already parsed document; use :meth:`parse` instead."""
-        self._document = document
+    def __init__(self, text: str, data: dict[str, Any], *, label: str = CONFIG_FILE_NAME) -> None:
+        """Wrap text that ``tomllib`` parsed to ``data``; use :meth:`parse` instead."""
         self._text = text
         self._data = data
+        self._label = label
+        self._tree: TOMLDocument | None = None
         # A file written with CRLF everywhere keeps CRLF on the lines edits add.
         self._crlf = "\r\n" in text and _LONE_LF_RE.search(text) is None
         self._stale = False
         """Set when a container body was changed directly: tomlkit's indexes must be rebuilt."""
+
+    @property
+    def _document(self) -> TOMLDocument:
+        """The tomlkit tree of the current text, built on first use.
+
+        tomlkit parses ten times slower than ``tomllib``; reading a document (hot reload,
+        outline, the forms' initial values) never needs it, only the first edit does.
+
+        Raises:
+            ConfigError: tomlkit rejects the text or cannot write it back byte for byte.
+        """
+        if self._tree is None:
+            try:
+                tree = tomlkit.parse(self._text)
+            except (ParseError, TOMLKitError) as error:
+                line = getattr(error, "line", None)
+                raise ConfigFileError(
+                    [ConfigProblem(line, "", f"cannot be edited: {error}", self._label)],
+                    label=self._label,
+                ) from None
+            if tree.as_string() != self._text:
+                raise ConfigError(
+                    f"{self._label} cannot be edited with forms: the TOML library would not "
+                    "write it back unchanged. Edit the text instead."
+                )
+            self._tree = tree
+        return self._tree
 
     # Reading ---------------------------------------------------------------------------------
 
@@ -608,7 +653,9 @@ class ConfigDocument:
         """Parse perstack.toml text for editing.
 
         Only the TOML must be valid: a file with schema errors (a missing instruction, an
-        unknown delegate) can be edited, which is how it gets fixed.
+        unknown delegate) can be edited, which is how it gets fixed. Parsing is as cheap as
+        ``tomllib``: the tomlkit tree edits work on is built on the first edit, which raises
+        ``ConfigError`` in the rare case tomlkit cannot reproduce the text byte for byte.
 
         Args:
             text: The file's text.
@@ -619,27 +666,17 @@ class ConfigDocument:
 
         Raises:
             ConfigError: The text is not valid TOML (a ``ConfigFileError`` whose problem names
-                the line), or tomlkit cannot reproduce it byte for byte.
+                the line).
         """
         try:
             data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError:
+        except tomllib.TOMLDecodeError as error:
             # The loader words syntax errors best (line, column, the fix for common mistakes).
             parse_config(text, path_label=label)
-            raise  # pragma: no cover - parse_config raises for text tomllib rejects
-        try:
-            document = tomlkit.parse(text)
-        except (ParseError, TOMLKitError) as error:
-            line = getattr(error, "line", None)
-            raise ConfigFileError(
-                [ConfigProblem(line, "", f"cannot be edited: {error}", label)], label=label
+            raise ConfigFileError(  # pragma: no cover - parse_config raises for this text
+                [ConfigProblem(None, "", f"invalid TOML: {error}", label)], label=label
             ) from None
-        if document.as_string() != text:
-            raise ConfigError(
-                f"{label} cannot be edited with forms: the TOML library would not write it back "
-                "unchanged. Edit the text instead."
-            )
-        return cls(document, text, data)
+        return cls(text, data, label=label)
 
     def dumps(self) -> str:
         """The document's text; the parsed text itself when nothing was changed."""
@@ -655,6 +692,12 @@ class ConfigDocument:
 
     def expert(self, key: str) -> dict[str, Any]:
         """One expert table as plain Python data (a copy: changing it changes nothing).
+
+        Args:
+            key: The expert key.
+
+        Returns:
+            The table with Perstack's camelCase keys, skills included.
 
         Raises:
             KeyError: No expert ``key`` is defined.
@@ -700,6 +743,10 @@ class ConfigDocument:
         Delegates of other experts that name it are renamed too (``old@1.0.0`` becomes
         ``new@1.0.0``).
 
+        Args:
+            old: The current key.
+            new: The new key.
+
         Raises:
             ConfigEditError: ``old`` is not defined, ``new`` is invalid or already defined.
         """
@@ -722,6 +769,9 @@ class ConfigDocument:
 
         It is also removed from the delegates of the other experts.
 
+        Args:
+            key: The expert key.
+
         Returns:
             The keys of the experts whose delegates changed, in file order.
 
@@ -731,7 +781,11 @@ class ConfigDocument:
         self._require_expert(key)
         expected = copy.deepcopy(self._data)
         del expected["experts"][key]
-        with self._edit(expected, reparse=True):
+        # Without experts, an implicit experts table is gone; an explicit [experts] stays.
+        emptied = (
+            None if expected["experts"] else {k: v for k, v in expected.items() if k != "experts"}
+        )
+        with self._edit(expected, reparse=True, empty_parent=emptied):
             self._delete_table(("experts", key))
             return self._rewrite_delegates(key, None, expected)
 
@@ -776,7 +830,8 @@ class ConfigDocument:
 
         Args:
             key: The expert key.
-            table: The expert table with Perstack's camelCase keys, skills included.
+            table: The expert table with Perstack's camelCase keys, skills included; keys set
+                to None are left out.
             replace: Whether an existing expert may be changed.
 
         Raises:
@@ -784,7 +839,7 @@ class ConfigDocument:
                 or the expert exists and ``replace`` is false.
         """
         _check_expert_key(key)
-        plain = copy.deepcopy(dict(table))
+        plain = _without_none(table)
         try:
             ExpertConfig.model_validate(plain, by_alias=True, by_name=False)
         except ValidationError as error:
@@ -834,6 +889,10 @@ class ConfigDocument:
 
         Removing the last skill removes the skills table, so the expert gets the default base
         skill again.
+
+        Args:
+            expert: The expert key.
+            name: The skill name.
 
         Raises:
             ConfigEditError: No such expert or skill, or ``@perstack/base`` while other skills
@@ -906,6 +965,10 @@ class ConfigDocument:
         A new key is written with the other top-level keys, before the first table header, so
         it really is top-level (a key written after ``[provider]`` would belong to it).
 
+        Args:
+            field: The camelCase key, e.g. ``model``, ``maxSteps``, ``envPath``.
+            value: The value (string, integer, list of strings), or ``None`` to remove the key.
+
         Raises:
             ConfigEditError: ``field`` is not a top-level setting of perstack.toml (or is a
                 table: experts, provider).
@@ -926,22 +989,29 @@ class ConfigDocument:
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
         """Undo every step of a compound edit when one of them fails."""
-        saved = (self._document, self._text, self._data)
+        saved = (self._text, self._data)
         try:
             yield
         except BaseException:
-            self._document, self._text, self._data = saved
+            self._text, self._data = saved
+            self._tree = None  # steps that succeeded changed it in place: rebuild on next use
             raise
 
     @contextlib.contextmanager
-    def _edit(self, expected: dict[str, Any], *, reparse: bool) -> Iterator[None]:
+    def _edit(
+        self,
+        expected: dict[str, Any],
+        *,
+        reparse: bool,
+        empty_parent: dict[str, Any] | None = None,
+    ) -> Iterator[None]:
         """Make one change on the tomlkit document, then keep it only if it means ``expected``.
 
-        ``expected`` is filled in by the body; it is compared on exit. Structural edits change
-        container bodies directly, which leaves tomlkit's indexes stale: ``reparse`` rebuilds
-        the document from the new text.
+        ``expected`` may be completed by the body; it is compared on exit. ``empty_parent`` is
+        also accepted when the edit emptied an implicit table, which then disappears.
+        Structural edits change container bodies directly, which leaves tomlkit's indexes
+        stale: ``reparse`` rebuilds the document from the new text.
         """
-        saved_text = self._text
         self._stale = reparse
         try:
             yield
@@ -954,21 +1024,22 @@ class ConfigDocument:
                 raise ConfigEditError(
                     f"The edit was not applied: it would make the file invalid TOML ({error})."
                 ) from None
-            if data != expected:
+            if data != expected and not (empty_parent is not None and data == empty_parent):
                 raise ConfigEditError(
                     "The edit was not applied: it would change more than asked "
                     "(an unusual layout of the file). Make this change in the text editor."
                 )
         except (TypeError, TOMLKitError) as error:
             # tomlkit refusing a value (e.g. None inside a list): the caller's value is wrong.
-            self._document = tomlkit.parse(saved_text)
+            self._tree = None
             raise ConfigEditError(f"The edit was not applied: {error}") from None
         except BaseException:
             # The tomlkit tree may be half-changed: rebuild it from the last good text.
-            self._document = tomlkit.parse(saved_text)
+            self._tree = None
             raise
         if self._stale or text != self._document.as_string():
-            self._document = tomlkit.parse(text)
+            # Rebuilt from the new text on the next edit (not now: many callers make one edit).
+            self._tree = None
         self._text = text
         self._data = data
 
@@ -1037,7 +1108,11 @@ class ConfigDocument:
             )
             key, old = holder.container.body[index]
             if value is None:
-                del holder.item[field]
+                if isinstance(holder.item, InlineTable):
+                    _inline_remove(holder.item, index)
+                    self._stale = True
+                else:
+                    del holder.item[field]
             elif isinstance(old, Array) and isinstance(value, list | tuple):
                 if _is_multiline_array(old):
                     _update_array(old, list(value))
@@ -1055,9 +1130,14 @@ class ConfigDocument:
             scope = next((s for s in scopes if isinstance(s.item, InlineTable)), scopes[0])
         item = _value_item(value)
         if isinstance(scope.item, InlineTable):
-            scope.item.append(_new_key(field, bare_ok=True), item)
+            _inline_append(scope.item, _new_key(field, bare_ok=True), item)
+            self._stale = True
             return
         self._insert_key(scope.container, field, item, order, top_level=not path)
+        if scope.item is not scope.container:
+            # A table mirrors its container's values as a dict; inserting into the container
+            # directly (to choose the position) must keep that mirror in step for later edits.
+            dict.__setitem__(scope.item, field, item.value)
 
     def _insert_key(
         self,
@@ -1106,12 +1186,15 @@ class ConfigDocument:
                 blank_after = True
             else:
                 position = 0
-        neighbour = body[keyed[-1]][1] if keyed else None
-        if neighbour is not None and not isinstance(neighbour, Whitespace):
-            item.trivia.indent = neighbour.trivia.indent
+        # Indent like the other keys of the table (headers may be indented too).
+        plain = [index for index in keyed if not isinstance(body[index][1], Table | AoT)]
+        if plain:
+            item.trivia.indent = body[plain[-1]][1].trivia.indent
         # Make sure the line before ends, also at the end of a file without a final newline.
         if position > 0:
-            previous = _Entry(container, position - 1, body[position - 1][0], body[position - 1][1], ())
+            previous = _Entry(
+                container, position - 1, body[position - 1][0], body[position - 1][1], ()
+            )
             if not isinstance(previous.item, Table | AoT):
                 _ensure_line_end(previous)
         if position >= len(body):
@@ -1256,12 +1339,11 @@ class ConfigDocument:
             self._delete_table(("experts", expert, "skills", name))
         self._add_skill(expert, name, skill)
 
-    def _rewrite_delegates(
-        self, old: str, new: str | None, expected: dict[str, Any]
-    ) -> list[str]:
+    def _rewrite_delegates(self, old: str, new: str | None, expected: dict[str, Any]) -> list[str]:
         """Rename (or, with ``new`` None, remove) ``old`` in every expert's delegates."""
         changed: list[str] = []
         experts = _plain_experts(self._data)
+        scopes: list[_Scope] | None = None  # element edits do not change the structure
         for key, table in experts.items():
             delegates = table.get("delegates") if isinstance(table, dict) else None
             if not isinstance(delegates, list):
@@ -1286,7 +1368,9 @@ class ConfigDocument:
                         f"@{suffix}" if (suffix := _split_ref(values[index])[1]) else ""
                     )
             expected["experts"][owner]["delegates"] = values
-            for scope in self._scopes(("experts", key)):
+            if scopes is None:
+                scopes = _flatten(self._document)[1]
+            for scope in (scope for scope in scopes if scope.path == ("experts", owner)):
                 array = next(
                     (
                         item
@@ -1315,6 +1399,7 @@ class ConfigDocument:
         key = _new_key(name, bare_ok=not quote)
         entries, scopes = _flatten(self._document)
         holders = [scope for scope in scopes if scope.path == parent]
+        sections = [scope for scope in holders if not scope.inline]
         if not holders:
             # The parent does not exist yet (e.g. no experts): create it as an implicit table.
             if not parent:  # pragma: no cover - the document itself is always a scope
@@ -1323,18 +1408,28 @@ class ConfigDocument:
             holder.value.body.append((key, table))
             self._append_table(parent[:-1], parent[-1], holder, quote=False)
             return
-        inline = next(
-            (scope for scope in holders if isinstance(scope.item, InlineTable)), None
-        )
-        if inline is not None and not any(not isinstance(s.item, InlineTable) for s in holders):
-            inline.item.append(key, _inline_copy(table))
+        inline = next((scope for scope in holders if isinstance(scope.item, InlineTable)), None)
+        if inline is not None and not sections:
+            # A table written inline cannot be extended by a header: extend it in place.
+            assert isinstance(inline.item, InlineTable)
+            _inline_append(inline.item, key, _inline_copy(table))
+            self._stale = True
             return
-        holder = [scope for scope in holders if not isinstance(scope.item, InlineTable)][-1]
-        extent = [entry for entry in entries if _starts_with(entry.path, parent)]
+        owner = parent
+        if not sections:
+            # The parent is spelled with dotted keys (``skills.x.type = ...``): the new header
+            # goes at the end of the nearest section that has its own header.
+            while not sections:
+                owner = owner[:-1]
+                sections = [scope for scope in scopes if scope.path == owner and not scope.inline]
+        section = sections[-1]
+        _name_headers(table, (*parent, name), scopes)
+        extent = [entry for entry in entries if _starts_with(entry.path, owner)]
         # The tail of trivia at the end of the parent's extent, from its first blank line on,
         # belongs to whatever follows: it moves below the new table.
         tail: list[_Entry] = []
-        if extent:
+        last: _Entry | None
+        if extent and owner:
             index = len(extent)
             while index > 0 and extent[index - 1].is_trivia:
                 index -= 1
@@ -1354,7 +1449,7 @@ class ConfigDocument:
             elif "\n" not in last.item.trivia.trail:
                 last.item.trivia.trail += "\n"
         # Raw body appends: tomlkit's append() reorders and re-validates; the edit reparses.
-        body = holder.container.body
+        body = section.container.body
         if last is not None or tail:
             body.append((None, Whitespace("\n")))
         body.append((key, table))
@@ -1407,18 +1502,21 @@ class ConfigDocument:
         for anchor, items in reversed(moves):
             if not items:
                 continue
+            container: Container
             if anchor is None:
+                # Nothing above any more: the file must not start with blank lines.
+                while items and isinstance(items[0], Whitespace) and "\n" in items[0].as_string():
+                    items = items[1:]
                 container, position = self._document, 0
+            elif anchor.header and isinstance(anchor.item, Table):
+                # The anchor is a header: put the lines at the start of its own section.
+                container, position = anchor.item.value, 0
+            elif anchor.header and isinstance(anchor.item, AoT) and anchor.item.body:
+                container = _last_container(anchor.item.body[-1])
+                position = len(container.body)
             else:
                 container, position = anchor.container, anchor.index + 1
-                if not isinstance(anchor.item, Table | AoT | Null):
-                    _ensure_line_end(anchor)
-                elif isinstance(anchor.item, Table):
-                    # The anchor is a header: put the lines at the start of its own section.
-                    container, position = anchor.item.value, 0
-                elif isinstance(anchor.item, AoT) and anchor.item.body:
-                    container = _last_container(anchor.item.body[-1])
-                    position = len(container.body)
+                _ensure_line_end(anchor)
             for offset, item in enumerate(items):
                 container.body.insert(position + offset, (None, item))
 
@@ -1473,6 +1571,80 @@ def _last_container(table: Table) -> Container:
     return container
 
 
+_NAMED_PARTS: Final = frozenset({"experts", "skills", "tools"})
+"""Tables whose keys are names a user chose: written quoted, as in Perstack's docs."""
+
+
+def _header_part(part: str, previous: str | None) -> str:
+    if previous in _NAMED_PARTS or not _BARE_KEY_RE.match(part):
+        return f'"{_escape_basic(part)}"'
+    return part
+
+
+def _name_headers(table: Table, path: KeyPath, scopes: Sequence[_Scope]) -> None:
+    """Spell the headers of a new table (and its sub-tables) from the nearest existing header.
+
+    Without a display name, tomlkit derives a header from the tables around it, which for a
+    table under dotted keys or an oddly spaced header (``[ experts . "a" ]``) is not what a
+    person would write.
+    """
+    prefix: tuple[int, str] = (0, "")
+    for scope in scopes:
+        item = scope.item
+        if (
+            scope.header
+            and isinstance(item, Table)
+            and item.display_name is not None
+            and len(scope.path) > prefix[0]
+            and _starts_with(path, scope.path)
+            and len(scope.path) < len(path)
+            and re.fullmatch(r"[^\s]+", item.display_name)
+        ):
+            prefix = (len(scope.path), item.display_name)
+
+    def name(item: Table, item_path: KeyPath) -> None:
+        if not item.is_super_table():
+            depth, text = prefix
+            parts = [text] if text else []
+            for index in range(depth, len(item_path)):
+                previous = item_path[index - 1] if index > 0 else None
+                parts.append(_header_part(item_path[index], previous))
+            item.display_name = ".".join(parts)
+        for key, child in item.value.body:
+            if key is not None and isinstance(child, Table):
+                name(child, (*item_path, key.key))
+
+    name(table, path)
+
+
+def _inline_append(inline: InlineTable, key: Key, item: Item) -> None:
+    """Append ``key = item`` to an inline table as ``, key = item`` before its closing brace."""
+    body = inline.value.body
+    keyed = [
+        index for index, (k, v) in enumerate(body) if k is not None and not isinstance(v, Null)
+    ]
+    item.trivia.indent = ""
+    if keyed:
+        position = keyed[-1] + 1
+        body[position:position] = [(None, Whitespace(",")), (None, Whitespace(" ")), (key, item)]
+    else:
+        body[:] = [(None, Whitespace(" ")), (key, item), (None, Whitespace(" "))]
+
+
+def _inline_remove(inline: InlineTable, index: int) -> None:
+    """Remove the key at body ``index`` of an inline table with its separating comma."""
+    body = inline.value.body
+    keyed = [i for i, (k, v) in enumerate(body) if k is not None and not isinstance(v, Null)]
+    position = keyed.index(index)
+    if len(keyed) == 1:
+        body[:] = []
+    elif position > 0:
+        # ``a = 1, b = 2`` without ``b``: drop ", b = 2" (from the previous key's end).
+        del body[keyed[position - 1] + 1 : index + 1]
+    else:
+        del body[index : keyed[1]]
+
+
 def _table_item(table: Mapping[str, Any], order: Sequence[str]) -> Table:
     """A header table for ``table``; ``skills`` and ``tools`` become sub-tables."""
     item = tomlkit.table()
@@ -1486,7 +1658,9 @@ def _table_item(table: Mapping[str, Any], order: Sequence[str]) -> Table:
         )  # JSON reads best without escapes
         if isinstance(value, str) and prefer:
             styles = [StringType.MLL, StringType.MLB] if "\n" in value else [StringType.SLL]
-            item.value.body.append((_new_key(key, bare_ok=True), _string_item(value, prefer=styles)))
+            item.value.body.append(
+                (_new_key(key, bare_ok=True), _string_item(value, prefer=styles))
+            )
         else:
             item.value.body.append((_new_key(key, bare_ok=True), _value_item(value)))
     for key, children in subtables:
@@ -1508,11 +1682,15 @@ def _table_item(table: Mapping[str, Any], order: Sequence[str]) -> Table:
 
 
 def _inline_copy(table: Table) -> InlineTable:
+    """A new header table rewritten as an inline table (for a parent that is inline)."""
     inline = tomlkit.inline_table()
     for key, value in table.value.body:
         if key is None:
             continue
-        inline.append(key, _inline_copy(value) if isinstance(value, Table) else value)
+        inline.append(
+            SingleKey(key.key, key.t if isinstance(key, SingleKey) else None),
+            _inline_copy(value) if isinstance(value, Table) else value,
+        )
     return inline
 
 
@@ -1611,7 +1789,8 @@ def minimal_config(expert_key: str = "my-expert") -> str:
         "# perstack.toml: the experts of this project and how they run.\n"
         f'# Run an expert with:  perstack start {key} "what you want done"\n'
         "\n"
-        '# The model (default "claude-sonnet-4-5"); its API key comes from the environment or .env.\n'
+        '# The model (default "claude-sonnet-4-5"); its API key comes from the environment\n'
+        "# or from .env.\n"
         '# model = "claude-sonnet-4-5"\n'
         "\n"
         "# An expert: the table key is its name (lowercase letters, digits, '-' and '_').\n"
