@@ -76,7 +76,7 @@ async def measure(directory: Path) -> tuple[list[float], list[float]]:
     simulated: list[float] = []
     analysed: list[float] = []
     watched: list[float] = []
-    async with app.run_test(size=(120, 40), message_hook=hook) as pilot:
+    async with app.run_test(size=(120, 40), message_hook=hook):
         screen = app.screen
         assert isinstance(screen, MainScreen)
         await wait_for(ConfigWatchStarted)
@@ -93,8 +93,11 @@ async def measure(directory: Path) -> tuple[list[float], list[float]]:
             await painted.wait()
             simulated.append(time.perf_counter() - start)
             analysed.append(done - start)
-            assert screen.tree.outline is not None
-            assert f"expert number 0 (r{revision})" in str(screen.tree.outline.experts[0].description).lower()
+            assert screen.team_tree.outline is not None
+            assert (
+                f"expert number 0 (r{revision})"
+                in str(screen.team_tree.outline.experts[0].description).lower()
+            )
         for revision in range(RUNS + 1, 2 * RUNS + 1):
             text = team(EXPERTS, revision)
             arrived.clear()

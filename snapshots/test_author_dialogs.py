@@ -33,8 +33,8 @@ class TestReloadConflict:
         """You should see the dialog "perstack.toml changed on disk" over the main screen.
 
         It explains that neither version is lost, then shows a diff titled
-        "− on disk   + your edits": a red line adding the critic expert on disk and a green
-        "# my unsaved note" line from the editor. Buttons: "Keep my edits (m)" (focused) and
+        "− on disk   + your edits": red lines for the critic expert that only the disk has, and a
+        green "# my unsaved note" line from the editor. Buttons: "Keep my edits (m)" (focused) and
         "Take the disk version (t)".
         """
 

@@ -14,7 +14,8 @@ class TestMainScreen:
         @ai-gaming/sound-designer@1.0.0 marked "registry"), @ai-gaming/level-designer (v0.3.1)
         with its ⚙ @perstack/base skill ("stdio · pick 3"), and story-writer delegating back to
         game-director. Right, perstack.toml with TOML colours and line numbers, "saved" on its
-        bottom border; below it the Problems list reads "✓ No problems found.". The status line
+        bottom border; below it "Problems · 2 warnings", both on line 25: the delegation cycle
+        game-director → story-writer → game-director, and the registry delegate. The status line
         says "perstack.toml · 3 experts · no unsaved edits · opened" and the footer lists the
         tree's keys (e Edit, a Add expert, s Add skill, r Rename, d Delete) and ^s Save.
         """

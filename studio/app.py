@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, ClassVar
 
 from textual import on
 from textual.app import App, SystemCommand
+from textual.binding import BindingType
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
@@ -32,7 +34,7 @@ class StudioApp(App[int]):
 
     CSS_PATH = "studio.tcss"
     TITLE = "Perstack Studio"
-    BINDINGS = bindings("help", "quit")
+    BINDINGS: ClassVar[list[BindingType]] = [*bindings("help", "quit")]
 
     def __init__(
         self,
@@ -60,7 +62,8 @@ class StudioApp(App[int]):
         self.label = display_path(path, cwd)
         self._data = data
         self.now = now
-        self.watch = watch
+        self.watch_file = watch
+        """Reload the file when it changes on disk."""
         self.cursor_blink = cursor_blink
 
     def on_mount(self) -> None:
@@ -68,7 +71,7 @@ class StudioApp(App[int]):
         # CSS_PATH when it is pushed, not for the default screen.
         self.push_screen(self._first_screen())
 
-    def _first_screen(self) -> Screen[object]:
+    def _first_screen(self) -> Screen[Any]:
         """The main screen on the file, or the empty state when there is none."""
         if self._data is None:
             from studio.screens.create_config import CreateConfigScreen
@@ -76,7 +79,7 @@ class StudioApp(App[int]):
             return CreateConfigScreen(self.path, label=self.label)
         return self._main_screen(self._data)
 
-    def _main_screen(self, data: bytes) -> Screen[object]:
+    def _main_screen(self, data: bytes) -> Screen[Any]:
         from studio.screens.main import MainScreen
 
         return MainScreen(self.path, label=self.label, data=data)
@@ -87,16 +90,18 @@ class StudioApp(App[int]):
         self.switch_screen(self._main_screen(self._data))
         self.notify(f"Created {self.label}.", title="Created")
 
-    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         """Textual's system commands, plus help."""
         yield from super().get_system_commands(screen)
         yield SystemCommand("view: help", "Keys and how the studio works", self.action_help)
 
     def action_help(self) -> None:
-        """Show the help screen."""
+        """Show the help screen, or close it when it is showing."""
         from studio.screens.help import HelpScreen
 
-        if not isinstance(self.screen, HelpScreen):
+        if isinstance(self.screen, HelpScreen):
+            self.screen.dismiss(None)
+        else:
             self.push_screen(HelpScreen())
 
     async def action_quit(self) -> None:

@@ -9,23 +9,14 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
-
-from studio.session import BASE_SKILL_NAME
 
 if TYPE_CHECKING:
     from runtime.authoring import ConfigDocument
 
 T = TypeVar("T")
-
-BASE_SKILL_TABLE: dict[str, Any] = {
-    "type": "mcpStdioSkill",
-    "command": "npx",
-    "packageName": BASE_SKILL_NAME,
-}
-"""The ``@perstack/base`` skill the skill form adds when an expert gets its first skill."""
 
 SKILL_FIELDS: dict[str, tuple[str, ...]] = {
     "mcpStdioSkill": (
@@ -55,19 +46,22 @@ SKILL_FIELDS: dict[str, tuple[str, ...]] = {
 """The keys the skill form edits, per skill type (camelCase, as in perstack.toml)."""
 
 
-def edit_text(text: str, change: Callable[[ConfigDocument], T]) -> tuple[str, T]:
+def edit_text(
+    text: str, change: Callable[[ConfigDocument], T], *, label: str = "perstack.toml"
+) -> tuple[str, T]:
     """Apply ``change`` to the document ``text`` parses to.
 
     Returns:
         The new text and what ``change`` returned.
 
     Raises:
+        ConfigEditError: The document refused the change (the message says why).
         ConfigError: ``text`` is not valid TOML.
-        ValueError, KeyError: ``change`` was refused by the document (e.g. a duplicate key).
+        KeyError: An expert or skill the change names is not in the text.
     """
     from runtime.authoring import ConfigDocument
 
-    document = ConfigDocument.parse(text)
+    document = ConfigDocument.parse(text, label=label)
     result = change(document)
     return document.dumps(), result
 
@@ -227,29 +221,22 @@ def apply_skill(
     expert: str,
     fields: SkillFields,
     original: SkillFields | None,
-    *,
-    add_base: bool = False,
 ) -> None:
     """Add the skill (``original`` is ``None``) or change the keys the form changed.
+
+    Adding an expert's first skill adds ``@perstack/base`` too (the document does it: a skills
+    table without it is an error).
 
     Args:
         document: The document to change.
         expert: The expert the skill belongs to.
         fields: What the form holds.
         original: The skill as it was, or ``None`` to add it.
-        add_base: Also add ``@perstack/base`` first (an expert's first skills table must have it).
     """
     if original is None:
-        if add_base and fields.name != BASE_SKILL_NAME:
-            document.add_skill(expert, BASE_SKILL_NAME, dict(BASE_SKILL_TABLE))
         document.add_skill(expert, fields.name, dict(fields.values))
         return
     for name in SKILL_FIELDS.get(original.type, ()):
         new, old = fields.values.get(name), original.values.get(name)
         if new != old:
             document.set_skill_field(expert, fields.name, name, new)
-
-
-def referenced_by(delegates: Mapping[str, Sequence[str]], key: str) -> list[str]:
-    """The experts whose delegates name ``key``."""
-    return [expert for expert, names in delegates.items() if key in names]

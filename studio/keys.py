@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 
 
 @dataclass(frozen=True)
@@ -240,6 +240,6 @@ def binding(binding_id: str, *, show: bool | None = None) -> Binding:
     )
 
 
-def bindings(*binding_ids: str) -> list[Binding]:
+def bindings(*binding_ids: str) -> list[BindingType]:
     """The Textual bindings for several registry entries, in the order given."""
     return [binding(binding_id) for binding_id in binding_ids]

@@ -12,7 +12,6 @@ Everything here is pure and unit-testable; screens call it from workers and hand
 
 from __future__ import annotations
 
-import json
 import re
 import tomllib
 from collections.abc import Iterator, Mapping
@@ -446,11 +445,3 @@ def changed_lines(old: str, new: str) -> tuple[int, int, int]:
     ):
         tail += 1
     return first, len(old_lines) - tail, len(new_lines) - tail
-
-
-def json_or_none(value: str) -> Any:
-    """``json.loads(value)``, or ``None`` when it is not JSON."""
-    try:
-        return json.loads(value)
-    except ValueError:
-        return None

@@ -46,7 +46,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``perstack start``."""
     args = build_parser().parse_args(argv)
+    if _use_tui(args) and not (args.expert_key and args.query) and not args.demo:
+        from studio.tui import run_tui
+
+        return run_tui(config=args.config, cwd=Path.cwd())
     return asyncio.run(_start(args))
+
+
+def _use_tui(args: argparse.Namespace) -> bool:
+    # The full-screen studio needs a terminal on both ends; anything else gets plain text.
+    return not args.no_tui and sys.stdout.isatty() and sys.stdin.isatty()
 
 
 async def _start(args: argparse.Namespace) -> int:

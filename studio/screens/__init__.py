@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from textual.screen import Screen
 
 
-def settle_cursors(screen: Screen[object]) -> None:
+def settle_cursors(screen: Screen[Any]) -> None:
     """Stop cursor blinking on ``screen`` when the app asks for it (snapshot tests do)."""
     if getattr(screen.app, "cursor_blink", True):
         return

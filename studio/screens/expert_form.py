@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from textual import on
 from textual.app import ComposeResult
@@ -62,16 +62,20 @@ class ExpertFormScreen(ModalScreen[ExpertFields | None]):
         original: ExpertFields | None,
         *,
         experts: Sequence[str],
+        check: Callable[[ExpertFields], str | None] | None = None,
     ) -> None:
         """Build the form.
 
         Args:
             original: The expert to edit, or ``None`` to add one.
             experts: Keys of every expert in the file (offered as delegates).
+            check: Tries the edit on the file; returns why it would be refused, so the form
+                can say so and stay open.
         """
         super().__init__()
         self._original = original
         self._experts = list(experts)
+        self._check_edit = check
 
     def compose(self) -> ComposeResult:
         original = self._original
@@ -181,6 +185,8 @@ class ExpertFormScreen(ModalScreen[ExpertFields | None]):
             taken=self._experts,
             original_key=self._original.key if self._original else None,
         )
+        if problem is None and self._check_edit is not None:
+            problem = self._check_edit(fields)
         if problem:
             self.query_one("#form-error", Static).update(problem)
             return

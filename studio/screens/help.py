@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Markdown, Static
@@ -51,13 +51,10 @@ def keys_markdown(app_key_display: dict[str, str]) -> str:
 
 
 class HelpScreen(ModalScreen[None]):
-    """Every key, grouped, and a short guide; Escape or F1 closes it."""
+    """Every key, grouped, and a short guide; Escape or F1 (the app's help key) closes it."""
 
     CSS_PATH = "help.tcss"
-    BINDINGS: ClassVar[list[BindingType]] = [
-        *bindings("form-cancel"),
-        Binding("f1", "cancel", show=False),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = bindings("form-cancel")
 
     def compose(self) -> ComposeResult:
         display = {spec.id: self._key_display(spec.id) for spec in KEYS}

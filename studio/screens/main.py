@@ -16,11 +16,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
+from textual.binding import BindingType
 from textual.command import Provider
 from textual.containers import Horizontal, Vertical
 from textual.reactive import var
@@ -55,7 +57,6 @@ from studio.widgets.expert_tree import ExpertTree, TreeItem
 
 if TYPE_CHECKING:
     from runtime.authoring import ConfigDocument
-
     from studio.app import StudioApp
     from studio.screens.conflict import Choice, ReloadConflictScreen
 
@@ -100,7 +101,7 @@ class MainScreen(Screen[None]):
 
     CSS_PATH = "main.tcss"
     COMMANDS: ClassVar[set[type[Provider] | Callable[[], type[Provider]]]] = {StudioCommands}
-    BINDINGS = bindings(
+    BINDINGS: ClassVar[list[BindingType]] = bindings(
         "save-file",
         "new-expert",
         "edit-model",
@@ -147,7 +148,7 @@ class MainScreen(Screen[None]):
         return self.query_one("#editor", ConfigEditor)
 
     @property
-    def tree(self) -> ExpertTree:
+    def team_tree(self) -> ExpertTree:
         """The team tree."""
         return self.query_one("#expert-tree", ExpertTree)
 
@@ -183,8 +184,8 @@ class MainScreen(Screen[None]):
         # with one kind): compared with the editor's text to know whether there are edits.
         self._baseline = self.editor.text
         if self._outline is not None:
-            self.tree.show_outline(self._outline)
-        self.tree.focus()
+            self.team_tree.show_outline(self._outline)
+        self.team_tree.focus()
         self._update_titles()
         # After the first frame: the analysis imports the runtime's validation (pydantic) in a
         # thread, which would otherwise compete with the first paint for the GIL.
@@ -192,7 +193,7 @@ class MainScreen(Screen[None]):
 
     def _start_background_work(self) -> None:
         self._request_analysis(immediate=True)
-        if self.studio.watch:
+        if self.studio.watch_file:
             self.run_worker(
                 self._watch(),
                 name="config-watcher",
@@ -277,11 +278,11 @@ class MainScreen(Screen[None]):
         if analysis.outline is not None:
             self._outline = analysis.outline
         if self._outline is not None:
-            self.tree.show_outline(
+            self.team_tree.show_outline(
                 self._outline, analysis.problem_experts, stale=analysis.outline is None
             )
         if self._select_after_analysis is not None:
-            self.tree.select_expert(self._select_after_analysis)
+            self.team_tree.select_expert(self._select_after_analysis)
             self._select_after_analysis = None
         self._update_titles()
 
@@ -296,7 +297,7 @@ class MainScreen(Screen[None]):
     def _follow_tree(self, event: Tree.NodeHighlighted[TreeItem]) -> None:
         # Only when the user moves in the tree: a rebuild while typing must not move the editor.
         item = event.node.data
-        if self.tree.has_focus and item is not None and item.line is not None:
+        if self.team_tree.has_focus and item is not None and item.line is not None:
             self.editor.go_to(item.line)
 
     @on(Tree.NodeSelected, "#expert-tree")
@@ -310,7 +311,7 @@ class MainScreen(Screen[None]):
                 base = item.name[: item.name.index("@", 1)]
                 target = base if base in self._outline.expert_keys else None
             if target is not None:
-                self.tree.select_expert(target)
+                self.team_tree.select_expert(target)
         elif item.kind == "model":
             self.action_edit_model()
 
@@ -331,7 +332,7 @@ class MainScreen(Screen[None]):
     def action_focus_tree(self) -> None:
         """Focus the team tree."""
         self.query_one(TabbedContent).active = "author"
-        self.tree.focus()
+        self.team_tree.focus()
 
     def action_focus_editor(self) -> None:
         """Focus the editor."""
@@ -355,24 +356,34 @@ class MainScreen(Screen[None]):
         Returns:
             Whether the edit was made (else a notification says why not).
         """
-        from runtime import ConfigError
-
-        try:
-            new_text, _ = edit_text(self.editor.text, change)
-        except ConfigError as error:
-            self.notify(
-                f"Fix the TOML syntax first (see Problems): {error}",
-                title="Cannot edit",
-                severity="error",
-            )
-            return False
-        except (KeyError, ValueError) as error:
-            self.notify(str(error).strip("'\""), title="Edit refused", severity="error")
+        new_text, problem = self._try_edit(change)
+        if new_text is None:
+            self.notify(problem or "The edit was refused.", title="Cannot edit", severity="error")
             return False
         self._replace_text(new_text)
         self.notify(done, title="Edited")
         self._request_analysis(immediate=True, inline=True)
         return True
+
+    def _try_edit(self, change: Callable[[ConfigDocument], object]) -> tuple[str | None, str]:
+        """The editor's text with ``change`` applied, or ``None`` and why it cannot be."""
+        from runtime import ConfigError
+        from runtime.authoring import ConfigEditError
+
+        try:
+            new_text, _ = edit_text(self.editor.text, change, label=self.label)
+        except ConfigEditError as error:
+            return None, error.message
+        except ConfigError as error:
+            return None, f"Fix the TOML syntax first (see Problems). {error.message}"
+        except KeyError as error:
+            return None, f"{error.args[0]!r} is not in {self.label} any more."
+        return new_text, ""
+
+    def _checker(self, change: Callable[[ConfigDocument], object]) -> str | None:
+        """For a form: why ``change`` would be refused, or ``None`` when it applies."""
+        new_text, problem = self._try_edit(change)
+        return None if new_text is not None else problem
 
     def _replace_text(self, new_text: str) -> None:
         """Make the editor show ``new_text``, replacing only the lines that differ (undoable)."""
@@ -393,34 +404,31 @@ class MainScreen(Screen[None]):
 
     def _document_text(self) -> str | None:
         """The editor's text when it is valid TOML, else ``None`` (with a notification)."""
+        from runtime import ConfigError
         from runtime.authoring import ConfigDocument
 
-        from runtime import ConfigError
-
         try:
-            ConfigDocument.parse(self.editor.text)
+            ConfigDocument.parse(self.editor.text, label=self.label)
         except ConfigError as error:
-            self.notify(
-                f"Fix the TOML syntax first (see Problems): {error}",
-                title="Cannot edit",
-                severity="error",
-            )
+            self._cannot_edit(error.message)
             return None
         return self.editor.text
 
+    def _cannot_edit(self, problem: str) -> None:
+        self.notify(
+            f"Fix the TOML syntax first (see Problems). {problem}",
+            title="Cannot edit",
+            severity="error",
+        )
+
     def _table(self, expert: str) -> dict[str, Any] | None:
+        from runtime import ConfigError
         from runtime.authoring import ConfigDocument
 
-        from runtime import ConfigError
-
         try:
-            return ConfigDocument.parse(self.editor.text).expert(expert)
+            return ConfigDocument.parse(self.editor.text, label=self.label).expert(expert)
         except ConfigError as error:
-            self.notify(
-                f"Fix the TOML syntax first (see Problems): {error}",
-                title="Cannot edit",
-                severity="error",
-            )
+            self._cannot_edit(error.message)
         except KeyError:
             self.notify(f"No expert {expert!r} in the file.", title="Cannot edit", severity="error")
         return None
@@ -428,7 +436,7 @@ class MainScreen(Screen[None]):
     def _expert_keys(self) -> list[str]:
         from runtime.authoring import ConfigDocument
 
-        return ConfigDocument.parse(self.editor.text).expert_keys()
+        return ConfigDocument.parse(self.editor.text, label=self.label).expert_keys()
 
     # Experts -----------------------------------------------------------------------------------
 
@@ -448,7 +456,16 @@ class MainScreen(Screen[None]):
             if self._edit(change, done=f"Added expert {fields.key}."):
                 self._select_after_analysis = fields.key
 
-        self.app.push_screen(ExpertFormScreen(None, experts=self._expert_keys()), added)
+        self.app.push_screen(
+            ExpertFormScreen(
+                None,
+                experts=self._expert_keys(),
+                check=lambda fields: self._checker(
+                    lambda document: apply_expert(document, fields, None)
+                ),
+            ),
+            added,
+        )
 
     def edit_expert(self, key: str) -> None:
         """Open the expert form on ``key``."""
@@ -468,7 +485,16 @@ class MainScreen(Screen[None]):
 
             self._edit(change, done=f"Updated expert {fields.key}.")
 
-        self.app.push_screen(ExpertFormScreen(original, experts=self._expert_keys()), edited)
+        self.app.push_screen(
+            ExpertFormScreen(
+                original,
+                experts=self._expert_keys(),
+                check=lambda fields: self._checker(
+                    lambda document: apply_expert(document, fields, original)
+                ),
+            ),
+            edited,
+        )
 
     def rename_expert(self, key: str) -> None:
         """Ask for a new key for ``key``; delegates lists that name it follow."""
@@ -596,19 +622,29 @@ class MainScreen(Screen[None]):
 
         skills = table.get("skills")
         names = list(skills) if isinstance(skills, dict) else []
-        form = SkillFormScreen(expert, None, taken=names, offer_base=BASE_SKILL_NAME not in names)
 
         def added(fields: SkillFields | None) -> None:
             if fields is None:
                 return
+            with_base = not names and fields.name != BASE_SKILL_NAME
             self._edit(
-                lambda document: apply_skill(
-                    document, expert, fields, None, add_base=form.add_base
-                ),
-                done=f"Added skill {fields.name} to {expert}.",
+                lambda document: apply_skill(document, expert, fields, None),
+                done=f"Added skill {fields.name} to {expert}"
+                + (f" (with {BASE_SKILL_NAME})." if with_base else "."),
             )
 
-        self.app.push_screen(form, added)
+        self.app.push_screen(
+            SkillFormScreen(
+                expert,
+                None,
+                taken=names,
+                adds_base=not names,
+                check=lambda fields: self._checker(
+                    lambda document: apply_skill(document, expert, fields, None)
+                ),
+            ),
+            added,
+        )
 
     def edit_skill(self, expert: str, name: str) -> None:
         """Open the skill form on one skill of ``expert`` (its fields, pick and omit)."""
@@ -633,7 +669,15 @@ class MainScreen(Screen[None]):
             )
 
         self.app.push_screen(
-            SkillFormScreen(expert, original, taken=list(skills), offer_base=False), edited
+            SkillFormScreen(
+                expert,
+                original,
+                taken=list(skills or ()),
+                check=lambda fields: self._checker(
+                    lambda document: apply_skill(document, expert, fields, original)
+                ),
+            ),
+            edited,
         )
 
     def remove_skill(self, expert: str, name: str) -> None:
@@ -716,11 +760,15 @@ class MainScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="save", exit_on_error=False)
     def _save(self, text: str) -> None:
+        from runtime import ConfigError
         from runtime.authoring import save_config
 
         try:
             save_config(self.path, text)
             data = self.path.read_bytes()
+        except ConfigError as error:
+            self.post_message(ConfigSaveFailed(self.path, error.message))
+            return
         except OSError as error:
             self.post_message(ConfigSaveFailed(self.path, str(error)))
             return
@@ -897,25 +945,25 @@ class MainScreen(Screen[None]):
                 PaletteCommand(
                     f"expert: edit {key}",
                     "Description, instruction, delegates, version, tags",
-                    lambda key=key: self.edit_expert(key),
+                    partial(self.edit_expert, key),
                 ),
                 PaletteCommand(
                     f"expert: rename {key}",
                     "Delegates lists follow",
-                    lambda key=key: self.rename_expert(key),
+                    partial(self.rename_expert, key),
                 ),
                 PaletteCommand(
-                    f"expert: delete {key}", "Asks first", lambda key=key: self.delete_expert(key)
+                    f"expert: delete {key}", "Asks first", partial(self.delete_expert, key)
                 ),
                 PaletteCommand(
                     f"skill: add to {key}",
                     "stdio, SSE, streamable HTTP or interactive",
-                    lambda key=key: self.add_skill(key),
+                    partial(self.add_skill, key),
                 ),
                 PaletteCommand(
                     f"view: go to {key}",
                     "Show the expert in the tree and the editor",
-                    lambda key=key: self._go_to_expert(key),
+                    partial(self._go_to_expert, key),
                 ),
             ]
             for skill in expert.skills:
@@ -923,16 +971,16 @@ class MainScreen(Screen[None]):
                     PaletteCommand(
                         f"skill: edit {skill.name} of {key}",
                         "Fields, pick and omit",
-                        lambda key=key, name=skill.name: self.edit_skill(key, name),
+                        partial(self.edit_skill, key, skill.name),
                     ),
                     PaletteCommand(
                         f"skill: remove {skill.name} from {key}",
                         "Asks first",
-                        lambda key=key, name=skill.name: self.remove_skill(key, name),
+                        partial(self.remove_skill, key, skill.name),
                     ),
                 ]
         return commands
 
     def _go_to_expert(self, key: str) -> None:
         self.action_focus_tree()
-        self.tree.select_expert(key)
+        self.team_tree.select_expert(key)

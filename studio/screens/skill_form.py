@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from textual import on
@@ -48,11 +48,7 @@ def _is_empty(value: Any) -> bool:
 
 
 class SkillFormScreen(ModalScreen[SkillFields | None]):
-    """Add or edit one skill of an expert; dismisses with the fields, or ``None``.
-
-    The result's ``add_base`` attribute (see :attr:`add_base`) says whether ``@perstack/base``
-    should be added along with it.
-    """
+    """Add or edit one skill of an expert; dismisses with the fields, or ``None``."""
 
     CSS_PATH = "skill_form.tcss"
     BINDINGS = bindings("form-submit", "form-cancel")
@@ -63,7 +59,8 @@ class SkillFormScreen(ModalScreen[SkillFields | None]):
         original: SkillFields | None,
         *,
         taken: Sequence[str],
-        offer_base: bool,
+        adds_base: bool = False,
+        check: Callable[[SkillFields], str | None] | None = None,
     ) -> None:
         """Build the form.
 
@@ -71,15 +68,17 @@ class SkillFormScreen(ModalScreen[SkillFields | None]):
             expert: The expert the skill belongs to.
             original: The skill to edit, or ``None`` to add one.
             taken: Names of the expert's skills.
-            offer_base: Offer to add ``@perstack/base`` too (the expert has no skills table).
+            adds_base: The expert has no skills yet, so ``@perstack/base`` comes along (said
+                in the form).
+            check: Tries the edit on the file; returns why it would be refused, so the form
+                can say so and stay open.
         """
         super().__init__()
         self._expert = expert
         self._original = original
         self._taken = list(taken)
-        self._offer_base = offer_base and original is None
-        self.add_base = False
-        """Whether the user asked for ``@perstack/base`` to be added too."""
+        self._adds_base = adds_base and original is None
+        self._check_edit = check
 
     # Layout ------------------------------------------------------------------------------------
 
@@ -87,7 +86,8 @@ class SkillFormScreen(ModalScreen[SkillFields | None]):
         original = self._original
         values: Mapping[str, Any] = original.values if original else {}
         skill_type = original.type if original else "mcpStdioSkill"
-        tools = values.get("tools") if isinstance(values.get("tools"), dict) else {}
+        found = values.get("tools")
+        tools: dict[str, Any] = found if isinstance(found, dict) else {}
         tool_name, tool = next(iter(tools.items()), ("", {}))
         tool = tool if isinstance(tool, dict) else {}
         title = (
@@ -122,11 +122,13 @@ class SkillFormScreen(ModalScreen[SkillFields | None]):
                     id="skill-name",
                     disabled=original is not None,
                 )
-                if self._offer_base:
-                    yield Checkbox(
-                        f"Also add {BASE_SKILL_NAME} (an expert that lists skills needs it)",
-                        value=True,
-                        id="skill-add-base",
+                if self._adds_base:
+                    yield Static(
+                        f"{self._expert} has no skills yet: {BASE_SKILL_NAME} (files, exec, "
+                        "todos) is added too, since an expert that lists skills needs it.",
+                        id="skill-base-note",
+                        classes="hint",
+                        markup=False,
                     )
                 with Vertical(classes="field -for-stdio"):
                     yield Label("Command")
@@ -330,15 +332,15 @@ class SkillFormScreen(ModalScreen[SkillFields | None]):
         error = self.query_one("#form-error", Static)
         try:
             fields = self.fields()
-        except ValueError as problem:
-            error.update(str(problem))
+        except ValueError as unreadable:
+            error.update(str(unreadable))
             return
         problem = self._check(fields)
+        if problem is None and self._check_edit is not None:
+            problem = self._check_edit(fields)
         if problem:
             error.update(problem)
             return
-        if self.query("#skill-add-base"):
-            self.add_base = self.query_one("#skill-add-base", Checkbox).value
         self.dismiss(fields)
 
     @on(Button.Pressed, "#cancel")

@@ -7,6 +7,7 @@ from typing import ClassVar, Literal
 
 from rich.style import Style
 from rich.text import Text
+from textual import on
 from textual.binding import BindingType
 from textual.message import Message
 from textual.widgets import Tree
@@ -110,6 +111,7 @@ class ExpertTree(Tree[TreeItem]):
         self.guide_depth = 3
         self._outline: TeamOutline | None = None
         self._problems: frozenset[str] = frozenset()
+        self._user_moved = False
         self.border_title = "Team"
 
     @property
@@ -171,15 +173,30 @@ class ExpertTree(Tree[TreeItem]):
             for node in self._nodes_flat()
             if node.data is not None and node.allow_expand and not node.is_expanded
         }
+        # The cursor moves while nodes are rebuilt (now or after the next refresh); those moves
+        # are not the user's, so their NodeHighlighted messages are stopped (_node_highlighted).
+        self._user_moved = False
         self.clear()
         for item, children in wanted:
             if not children:
                 self.root.add_leaf(item.name, item)
                 continue
-            node = self.root.add(item.name, item, expand=item.node_key not in collapsed)
-            for child in children:
-                node.add_leaf(child.name, child)
+            parent = self.root.add(item.name, item, expand=item.node_key not in collapsed)
+            for child_item in children:
+                parent.add_leaf(child_item.name, child_item)
         self._restore_cursor(cursor)
+
+    def on_key(self) -> None:
+        self._user_moved = True
+
+    def on_click(self) -> None:
+        self._user_moved = True
+
+    @on(Tree.NodeHighlighted)
+    def _node_highlighted(self, event: Tree.NodeHighlighted[TreeItem]) -> None:
+        # Only the user's moves reach the screen (which moves the editor to follow them).
+        if not self._user_moved:
+            event.stop()
 
     @staticmethod
     def _update(node: TreeNode[TreeItem], item: TreeItem) -> None:
@@ -188,7 +205,8 @@ class ExpertTree(Tree[TreeItem]):
             node.set_label(item.name)
 
     def select_expert(self, key: str) -> None:
-        """Move the cursor to the expert ``key``."""
+        """Move the cursor to the expert ``key`` (the editor follows, as for the user's moves)."""
+        self._user_moved = True
         for node in self._nodes_flat():
             if node.data is not None and node.data.kind == "expert" and node.data.expert == key:
                 self.move_cursor(node)

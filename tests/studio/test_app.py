@@ -98,6 +98,10 @@ async def test_help_lists_every_key(config_dir: Callable[[str], Path]) -> None:
             assert spec.description in source
         await pilot.press("escape")
         await wait_until(pilot, lambda: isinstance(app.screen, MainScreen))
+        await pilot.press("f1")
+        await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        await pilot.press("f1")  # the help key closes it again
+        await wait_until(pilot, lambda: isinstance(app.screen, MainScreen))
 
 
 async def test_every_binding_has_an_id_and_tooltip() -> None:

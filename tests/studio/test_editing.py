@@ -65,6 +65,29 @@ async def test_problems_while_typing_and_jump(config_dir: Callable[[str], Path])
         assert line is not None
         assert screen.editor.cursor_location[0] == line - 1
         assert screen.editor.has_focus
+        # A click on the row does the same.
+        screen.editor.move_cursor((2, 0))
+        await pilot.click("#diagnostics", offset=(8, 1))
+        await pilot.pause()
+        assert screen.editor.cursor_location[0] == line - 1
+
+
+async def test_editor_follows_the_tree(config_dir: Callable[[str], Path]) -> None:
+    path = config_dir("team.toml")
+    messages = Messages()
+    app = studio(path.parent)
+    async with app.run_test(size=SIZE, message_hook=messages) as pilot:
+        screen = app.screen
+        assert isinstance(screen, MainScreen)
+        await analysed(messages, screen, pilot)
+        screen.team_tree.focus()
+        await pilot.press("end")  # story-writer's last child: its delegate
+        await pilot.pause()
+        outline = screen.team_tree.outline
+        assert outline is not None
+        writer = outline.expert("story-writer")
+        assert writer is not None and writer.line is not None
+        assert screen.editor.cursor_location[0] == writer.line - 1
 
 
 async def test_untouched_save_is_byte_identical(config_dir: Callable[[str], Path]) -> None:

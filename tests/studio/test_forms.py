@@ -225,7 +225,7 @@ async def test_add_a_skill_of_each_type(config_dir: Callable[[str], Path]) -> No
 
         # stdio, on an expert without skills: @perstack/base comes along.
         form = await open_skill_form(app, pilot, screen, "story-writer")
-        assert form.query_one("#skill-add-base", Checkbox).value
+        assert "is added too" in str(form.query_one("#skill-base-note").render())
         form.query_one("#skill-name", Input).value = "github"
         form.query_one("#skill-command", Input).value = "npx"
         await pilot.press("ctrl+s")  # refused: neither a package nor arguments
@@ -244,6 +244,10 @@ async def test_add_a_skill_of_each_type(config_dir: Callable[[str], Path]) -> No
         form.query_one("#skill-type", Select).value = "mcpSseSkill"
         await pilot.pause()
         form.query_one("#skill-name", Input).value = "search"
+        form.query_one("#skill-endpoint", Input).value = "https://192.168.1.10/sse"
+        await pilot.press("ctrl+s")  # refused by the document's schema check, said in the form
+        assert app.screen is form
+        assert "public HTTPS URL" in str(form.query_one("#form-error").render())
         form.query_one("#skill-endpoint", Input).value = "https://search.example.com/sse"
         form.query_one("#skill-omit", Input).value = "admin"
         form.query_one("#skill-rule", Input).value = "Cite sources."
@@ -273,7 +277,10 @@ async def test_add_a_skill_of_each_type(config_dir: Callable[[str], Path]) -> No
         await wait_until(pilot, lambda: app.screen is screen)
         after = await settle(pilot, screen, messages)
 
-        assert screen.problems.diagnostics == ()
+        # The team's delegation cycle is a warning; the new skills add no problem.
+        assert [item.severity for item in screen.problems.diagnostics] == ["warning"] * len(
+            screen.problems.diagnostics
+        )
     skills = tomllib.loads(after)["experts"]["story-writer"]["skills"]
     assert list(skills) == ["@perstack/base", "github", "search", "docs", "ask"]
     assert skills["@perstack/base"] == {
@@ -345,3 +352,17 @@ async def test_remove_a_skill(config_dir: Callable[[str], Path]) -> None:
     skills = tomllib.loads(after)["experts"]["toolbox"]["skills"]
     assert "search" not in skills
     assert list(skills) == ["@perstack/base", "github", "time", "docs", "ask"]
+
+
+async def test_delete_on_a_delegate_removes_it(config_dir: Callable[[str], Path]) -> None:
+    path = config_dir("team.toml")
+    before = path.read_text()
+    messages = Messages()
+    app = studio(path.parent)
+    async with app.run_test(size=SIZE, message_hook=messages) as pilot:
+        screen = await ready(app, pilot, messages)
+        await select(pilot, screen, "delegate", "story-writer", "game-director")
+        await pilot.press("d")
+        await wait_until(pilot, lambda: screen.editor.text != before)
+        after = await settle(pilot, screen, messages)
+    assert changed(before, after) == ['- delegates = ["game-director"]']

@@ -38,7 +38,7 @@ async def test_reloads_a_change_on_disk(config_dir: Callable[[str], Path]) -> No
         assert not screen.dirty
         assert "reloaded from disk at 12:34:56" in str(screen.query_one("#status-line").render())
         await messages.wait_for(AnalysisReady, lambda m: m.text == new_text)
-        await wait_until(pilot, lambda: "critic" in screen.tree.outline.expert_keys)
+        await wait_until(pilot, lambda: "critic" in screen.team_tree.outline.expert_keys)
 
 
 async def test_reloads_an_atomic_save(config_dir: Callable[[str], Path]) -> None:

@@ -149,6 +149,6 @@ def test_one_field_changes_one_line() -> None:
     new = edit_text(text, change)[0]
     old_lines, new_lines = text.splitlines(), new.splitlines()
     assert len(old_lines) == len(new_lines)
-    assert [
-        (a, b) for a, b in zip(old_lines, new_lines, strict=True) if a != b
-    ] == [('description = "Writes the story and dialogue."', 'description = "Writes the lore."')]
+    assert [(a, b) for a, b in zip(old_lines, new_lines, strict=True) if a != b] == [
+        ('description = "Writes the story and dialogue."', 'description = "Writes the lore."')
+    ]
