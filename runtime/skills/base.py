@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from runtime.config import BASE_SKILL_NAME
+from runtime.env import PROTECTED_ENV_NAMES, SAFE_ENV_NAMES
 from runtime.messages import FileInlinePart, ImageInlinePart, TextPart
 from runtime.skills.types import ResultPart, SkillKind, ToolDefinition, ToolOutcome
 
@@ -107,42 +108,9 @@ _MIME_TYPES = {
 }
 _DEFAULT_MIME_TYPE = "application/octet-stream"
 
-# What a command inherits from our own environment (§5.10): enough to find programs and reach
-# the network through a proxy, nothing that could carry a secret.
-_INHERITED_ENV = (
-    "PATH",
-    "HOME",
-    "SHELL",
-    "TERM",
-    "LANG",
-    "NODE_PATH",
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "http_proxy",
-    "https_proxy",
-    "NO_PROXY",
-    "no_proxy",
-    "PERSTACK_PROXY_URL",
-    "NPM_CONFIG_PROXY",
-    "NPM_CONFIG_HTTPS_PROXY",
-)
-# Names the model may not set: they decide which program or library code actually runs.
-_PROTECTED_ENV = frozenset(
-    {
-        "PATH",
-        "HOME",
-        "SHELL",
-        "NODE_PATH",
-        "LD_PRELOAD",
-        "LD_LIBRARY_PATH",
-        "DYLD_INSERT_LIBRARIES",
-        "DYLD_LIBRARY_PATH",
-        "NODE_OPTIONS",
-        "PYTHONPATH",
-        "PERL5LIB",
-        "RUBYLIB",
-    }
-)
+# What a command inherits from our own environment: the skills' safe minimum (§5.10) plus LANG,
+# so tools print text in the user's encoding. Nothing that could carry a secret.
+_INHERITED_ENV = (*SAFE_ENV_NAMES, "LANG")
 
 _INLINE_TOOLS: dict[str, type[ImageInlinePart] | type[FileInlinePart]] = {
     "readImageFile": ImageInlinePart,
@@ -725,7 +693,7 @@ class BaseSkill:
     def _exec_env(self, given: dict[str, str]) -> dict[str, str]:
         env = {name: os.environ[name] for name in _INHERITED_ENV if name in os.environ}
         for name, value in given.items():
-            if name.upper() not in _PROTECTED_ENV:
+            if name.upper() not in PROTECTED_ENV_NAMES:
                 env[name] = value
         return env
 
