@@ -146,6 +146,20 @@ def build_parser(prog: str = "perstack run") -> argparse.ArgumentParser:
     return parser
 
 
+def exit_code_for_status(status: str) -> int:
+    """The exit code of a run that ended with a checkpoint of this status."""
+    return _EXIT_BY_STATUS.get(status, EXIT_ERROR)
+
+
+def exit_code_for_error(error: BaseException) -> int:
+    """The exit code for an error raised instead of a run result."""
+    from runtime.errors import CheckpointError, ConfigError, UsageError
+
+    # Raised before the run starts: the user named a bad file, key, expert, job or checkpoint.
+    before_start = ConfigError | UsageError | CheckpointError
+    return EXIT_USAGE if isinstance(error, before_start) else EXIT_ERROR
+
+
 def print_error(error: BaseException, stream: TextIO | None = None) -> None:
     """Print a user-facing error on stderr, with its title and no traceback."""
     stream = stream or sys.stderr
@@ -204,17 +218,13 @@ def run_command(args: argparse.Namespace, *, store: bool = True) -> int:
         return EXIT_INTERRUPTED
     except PerstackError as error:
         print_error(error)
-        from runtime.errors import CheckpointError, ConfigError, UsageError
-
-        # Raised before the run starts: the user named a bad file, key, expert, job or checkpoint.
-        before_start = ConfigError | UsageError | CheckpointError
-        return EXIT_USAGE if isinstance(error, before_start) else EXIT_ERROR
+        return exit_code_for_error(error)
     if checkpoint.status == "stoppedByError" and checkpoint.error is not None:
         print(
             f"perstack: run stopped by error: {checkpoint.error.name}: {checkpoint.error.message}",
             file=sys.stderr,
         )
-    return _EXIT_BY_STATUS.get(checkpoint.status, EXIT_ERROR)
+    return exit_code_for_status(checkpoint.status)
 
 
 def main(

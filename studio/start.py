@@ -14,15 +14,15 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from runtime.cli import EXIT_INTERRUPTED, EXIT_USAGE, add_run_options, print_error
+from runtime.cli import (
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    add_run_options,
+    exit_code_for_error,
+    exit_code_for_status,
+    print_error,
+)
 from studio.plain import PlainView
-
-_EXIT_BY_STATUS = {
-    "completed": 0,
-    "stoppedByInteractiveTool": 0,
-    "stoppedByError": 1,
-    "stoppedByExceededMaxSteps": 3,
-}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -126,12 +126,10 @@ async def _start(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     except PerstackError as error:
         print_error(error)
-        from runtime import CheckpointError, ConfigError, UsageError
-
-        return EXIT_USAGE if isinstance(error, ConfigError | UsageError | CheckpointError) else 1
+        return exit_code_for_error(error)
     if demo_dir:
         print(f"\nThe demo's files are in {demo_dir}")
-    return _EXIT_BY_STATUS.get(checkpoint.status, 1)
+    return exit_code_for_status(checkpoint.status)
 
 
 def _ask(checkpoint: object) -> str | None:
