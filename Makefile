@@ -23,10 +23,10 @@ fmt: setup
 	$(BIN)/ruff check --fix $(SRC)
 
 fmt-check: setup
-	$(BIN)/ruff format --check $(SRC)
+	$(BIN)/ruff format --check --no-cache $(SRC)
 
 lint: setup
-	$(BIN)/ruff check $(SRC)
+	$(BIN)/ruff check --no-cache $(SRC)
 
 typecheck: setup
 	$(BIN)/mypy runtime

@@ -67,7 +67,6 @@ class CreateConfigScreen(Screen[None]):
     def create(self) -> None:
         """Write a minimal perstack.toml with the expert key given."""
         from runtime.authoring import minimal_config, save_config
-
         from runtime.config import EXPERT_NAME_RE
 
         key = self.query_one("#empty-key", Input).value.strip() or DEFAULT_EXPERT
