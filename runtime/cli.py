@@ -180,6 +180,7 @@ def run_command(args: argparse.Namespace, *, store: bool = True) -> int:
         )
         return EXIT_USAGE
     out = sys.stdout
+    _prewarm_litellm()
 
     def emit(event: object) -> None:
         out.write(event.to_json() + "\n")  # type: ignore[attr-defined]
@@ -225,6 +226,16 @@ def run_command(args: argparse.Namespace, *, store: bool = True) -> int:
             file=sys.stderr,
         )
     return exit_code_for_status(checkpoint.status)
+
+
+def _prewarm_litellm() -> None:
+    # litellm takes seconds to import; start now so the import overlaps loading the config and
+    # starting MCP servers. The first model call then waits on Python's import lock at most.
+    import threading
+
+    from runtime.llm.litellm_model import prewarm
+
+    threading.Thread(target=prewarm, name="litellm-prewarm", daemon=True).start()
 
 
 def main(
