@@ -55,3 +55,54 @@ async def test_exec_runs_sandboxed(
     assert "write-blocked" in output
     assert not (outside / "escaped").exists()
     assert (workspace / "inside.txt").read_text() == "inside\n"
+
+
+async def test_stdio_mcp_server_and_proxy_decisions_in_a_sandboxed_run(tmp_path: Path) -> None:
+    import sys
+
+    from runtime.testing import ScriptedModel
+
+    toml = f"""
+sandbox = true
+
+[experts."box"]
+instruction = "Use tools."
+[experts."box".skills."@perstack/base"]
+type = "mcpStdioSkill"
+command = "npx"
+packageName = "@perstack/base"
+allowedDomains = ["allowed.example"]
+[experts."box".skills."time"]
+type = "mcpStdioSkill"
+command = "{sys.executable}"
+args = ["-m", "mcp_server_time", "--local-timezone", "UTC"]
+"""
+    fetch = (
+        "import urllib.request\n"
+        "try:\n"
+        "    urllib.request.urlopen('http://blocked.example/', timeout=5)\n"
+        "except Exception as error:\n"
+        "    print('refused:', error)\n"
+    )
+    events: list[PerstackEvent] = []
+    checkpoint = await run(
+        RunSetting(expert_key="box", query="q", workspace=tmp_path),
+        events.append,
+        model=ScriptedModel(
+            [
+                call("get_current_time", timezone="UTC"),
+                call("exec", **exec_args(f'{sys.executable} -c "{fetch}"')),
+                reply("done"),
+            ]
+        ),
+        config=parse_config(toml, path=tmp_path / "perstack.toml"),
+    )
+    assert checkpoint.status == "completed"
+    results = [r for e in events if e.type == "resolveToolResults" for r in e.tool_results]
+    # The MCP server ran inside the sandbox and answered.
+    assert results[0].is_error is None
+    assert '"timezone": "UTC"' in results[0].result[0].text
+    # The request to a host outside allowedDomains was refused by the proxy, and reported.
+    assert "refused" in json.loads(results[1].result[0].text)["output"]
+    decisions = [e for e in events if e.type == "proxyAccess"]
+    assert [(d.action, d.domain) for d in decisions] == [("blocked", "blocked.example")]
