@@ -136,6 +136,15 @@ KEYS: tuple[KeySpec, ...] = (
         show=False,
     ),
     KeySpec(
+        "new-team",
+        "ctrl+t",
+        "new_team",
+        "New team",
+        "Describe a team; create-expert writes and tests it, then accept or roll back the diff.",
+        "Team",
+        show=False,  # in the help screen and the palette; the footer has no room at 120 columns
+    ),
+    KeySpec(
         "focus-tree",
         "f2",
         "focus_tree",

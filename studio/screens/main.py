@@ -105,6 +105,7 @@ class MainScreen(Screen[None]):
         "save-file",
         "new-expert",
         "edit-model",
+        "new-team",
         "next-problem",
         "reload-file",
         "focus-tree",
@@ -812,6 +813,22 @@ class MainScreen(Screen[None]):
     def _watching(self) -> None:
         self.log(f"watching {self.path}")
 
+    def action_new_team(self) -> None:
+        """Open the New team wizard (create-expert writes into this perstack.toml)."""
+        from studio.screens.wizard import WizardScreen
+
+        if self.dirty:
+            self.notify(
+                "Save or reload first: create-expert writes the file on disk.", severity="warning"
+            )
+            return
+
+        def ended(outcome: str | None) -> None:
+            if outcome is not None:
+                self.action_reload()
+
+        self.app.push_screen(WizardScreen(self.path, now=self.studio.now), ended)
+
     def action_reload(self) -> None:
         """Read the file on disk again (asks first when there are unsaved edits)."""
         try:
@@ -912,6 +929,11 @@ class MainScreen(Screen[None]):
     def palette_commands(self) -> list[PaletteCommand]:
         """The commands that make sense now, for the command palette."""
         commands = [
+            PaletteCommand(
+                "team: new (create-expert wizard)",
+                "Describe a team and let create-expert build and test it",
+                self.action_new_team,
+            ),
             PaletteCommand("file: save", f"Write {self.label} to disk", self.action_save),
             PaletteCommand(
                 "file: reload from disk", f"Read {self.label} again", self.action_reload

@@ -137,3 +137,16 @@ def test_non_utf8_file_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[
     (tmp_path / "perstack.toml").write_bytes(b'model = "\xff"\n')
     assert run_tui(cwd=tmp_path) == 2
     assert "not UTF-8" in capsys.readouterr().err
+
+
+async def test_ctrl_t_opens_the_new_team_wizard(config_dir: Callable[[str], Path]) -> None:
+    from studio.screens.wizard import WizardScreen
+
+    app = studio(config_dir("minimal.toml"))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, MainScreen))
+        await pilot.press("ctrl+t")
+        await wait_until(pilot, lambda: isinstance(app.screen, WizardScreen))
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: isinstance(app.screen, MainScreen))
+        assert "new-team" in {spec.id for spec in KEYS}
