@@ -172,3 +172,28 @@ def test_create_expert_resolves_in_an_empty_directory(tmp_path: Path, fake_llm: 
     assert last["type"] == "completeRun" and last["expertKey"] == "create-expert"
     tools = {t["function"]["name"] for t in fake_llm.requests[0]["tools"]}
     assert {"validatePerstackToml", "writeExpertDefinition", "runExpert", "writeTextFile"} <= tools
+
+
+async def test_improving_an_existing_expert_edits_only_that_expert(tmp_path: Path) -> None:
+    path = tmp_path / "perstack.toml"
+    path.write_text(EXISTING + '\n[experts."editor"]\ninstruction = "Edit."\n')
+    model = ScriptedModel(
+        [
+            write("writer", "Write well, in short sentences."),
+            call("attemptCompletion"),
+            reply("Improved writer."),
+        ]
+    )
+    await run(
+        RunSetting(
+            expert_key="create-expert", query="Improve the expert writer", workspace=tmp_path
+        ),
+        model=model,
+        config=load_config_for("create-expert", None, tmp_path),
+    )
+    written = parse_config(path.read_text())
+    assert written.config.experts["writer"].instruction == "Write well, in short sentences."
+    assert written.config.experts["editor"].instruction == "Edit."
+    text = path.read_text()
+    assert text.startswith("# Our team file: keep this comment.\n")
+    assert "# The writer stays as it is.\n" in text

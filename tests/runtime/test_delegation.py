@@ -271,3 +271,36 @@ async def test_resume_errors(tmp_path: Path) -> None:
         await go(
             tmp_path, ScriptedModel([]), "asker", "x", continue_job=done.job_id, resume_from="nope"
         )
+
+
+async def test_runaway_recursion_stops_at_the_depth_limit(tmp_path: Path) -> None:
+    from runtime.runner import DELEGATION_DEPTH_LIMIT
+
+    toml = '[experts."echo"]\ndescription = "Echoes"\ninstruction = "Delegate."\ndelegates = ["echo"]\n'
+
+    def choose(request: GenerationRequest) -> Reply:
+        # Delegate on the first generation of every run; answer once a result came back.
+        if request.messages[-1].type == "toolMessage":
+            return reply("unwound")
+        return call("echo", query="go deeper")
+
+    events: list[PerstackEvent] = []
+    checkpoint = await run(
+        RunSetting(expert_key="echo", query="start", workspace=tmp_path, max_steps=100),
+        events.append,
+        model=ScriptedModel(choose),
+        config=parse_config(toml, path=tmp_path / "perstack.toml"),
+    )
+    assert checkpoint.status == "completed"
+    starts = [e for e in events if e.type == "startRun" and e.input_messages]
+    assert len(starts) == DELEGATION_DEPTH_LIMIT + 1  # the coordinator and 8 nested levels
+    refused = [
+        part
+        for e in events
+        if e.type == "finishAllToolCalls"
+        for m in e.new_messages
+        for part in m.contents
+        if part.is_error
+    ]
+    assert len(refused) == 1
+    assert "delegation depth limit (8) reached" in refused[0].contents[0].text
