@@ -276,7 +276,10 @@ async def test_resume_errors(tmp_path: Path) -> None:
 async def test_runaway_recursion_stops_at_the_depth_limit(tmp_path: Path) -> None:
     from runtime.runner import DELEGATION_DEPTH_LIMIT
 
-    toml = '[experts."echo"]\ndescription = "Echoes"\ninstruction = "Delegate."\ndelegates = ["echo"]\n'
+    toml = (
+        '[experts."echo"]\ndescription = "Echoes"\ninstruction = "Delegate."\n'
+        'delegates = ["echo"]\n'
+    )
 
     def choose(request: GenerationRequest) -> Reply:
         # Delegate on the first generation of every run; answer once a result came back.
