@@ -136,6 +136,15 @@ KEYS: tuple[KeySpec, ...] = (
         show=False,
     ),
     KeySpec(
+        "run-expert",
+        "f5",
+        "run_expert",
+        "Run",
+        "Run the selected expert with a live step tree (the saved file is what runs).",
+        "Team",
+        show=False,  # in the help screen and the palette; the footer has no room at 120 columns
+    ),
+    KeySpec(
         "new-team",
         "ctrl+t",
         "new_team",

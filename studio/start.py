@@ -46,11 +46,38 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``perstack start``."""
     args = build_parser().parse_args(argv)
-    if _use_tui(args) and not (args.expert_key and args.query) and not args.demo:
+    if _use_tui(args):
+        if args.demo or args.expert_key:
+            return _run_tui(args)
         from studio.tui import run_tui
 
         return run_tui(config=args.config, cwd=Path.cwd())
     return asyncio.run(_start(args))
+
+
+def _run_tui(args: argparse.Namespace) -> int:
+    from studio.run_app import make_run_app
+
+    options = {
+        "reasoning_budget": args.reasoning_budget,
+        "max_steps": args.max_steps,
+        "max_retries": args.max_retries,
+        "timeout": args.timeout,
+        "env_path": args.env_path,
+    }
+    app = make_run_app(
+        workspace=None if args.demo else Path.cwd(),
+        expert_key=args.expert_key,
+        query=args.query,
+        config_path=args.config,
+        provider=args.provider,
+        model=args.model,
+        demo=args.demo,
+        job_id=args.job_id,
+        extra={k: v for k, v in options.items() if v is not None}
+        | {"sandbox": args.sandbox, "verbose": args.verbose},
+    )
+    return app.run() or 0
 
 
 def _use_tui(args: argparse.Namespace) -> bool:

@@ -210,6 +210,13 @@ class JobTree:
             step.calls = [
                 ToolNode(c.id, c.tool_name, c.skill_name, dict(c.args)) for c in event.tool_calls
             ]
+            # Events of parallel runs written in the same millisecond can replay in either
+            # order: a delegate that started "before" this call still belongs under it.
+            for child_id in node.children:
+                child = self.runs[child_id]
+                for call in step.calls:
+                    if child.parent_call_id == call.call_id and child_id not in call.child_run_ids:
+                        call.child_run_ids.append(child_id)
             node.own_usage = node.own_usage + event.usage
 
     def _find_call(self, node: RunNode, call_id: str) -> ToolNode | None:

@@ -106,6 +106,7 @@ class MainScreen(Screen[None]):
         "new-expert",
         "edit-model",
         "new-team",
+        "run-expert",
         "next-problem",
         "reload-file",
         "focus-tree",
@@ -813,6 +814,20 @@ class MainScreen(Screen[None]):
     def _watching(self) -> None:
         self.log(f"watching {self.path}")
 
+    def action_run_expert(self) -> None:
+        """Run the selected expert in the run view; the file on disk is what runs."""
+        from studio.run_controller import RunOptions
+        from studio.screens.run import RunScreen
+
+        key = self.team_tree.selected_expert
+        if key is None:
+            self.notify("Select an expert in the team tree first.", severity="warning")
+            return
+        if self.dirty:
+            self.notify("Unsaved edits are not part of this run: save to include them.")
+        options = RunOptions(workspace=self.path.parent, expert_key=key, config_path=str(self.path))
+        self.app.push_screen(RunScreen(options, now=self.studio.now))
+
     def action_new_team(self) -> None:
         """Open the New team wizard (create-expert writes into this perstack.toml)."""
         from studio.screens.wizard import WizardScreen
@@ -929,6 +944,11 @@ class MainScreen(Screen[None]):
     def palette_commands(self) -> list[PaletteCommand]:
         """The commands that make sense now, for the command palette."""
         commands = [
+            PaletteCommand(
+                "run: selected expert",
+                "Run the expert under the cursor with a live step tree",
+                self.action_run_expert,
+            ),
             PaletteCommand(
                 "team: new (create-expert wizard)",
                 "Describe a team and let create-expert build and test it",

@@ -150,3 +150,20 @@ async def test_ctrl_t_opens_the_new_team_wizard(config_dir: Callable[[str], Path
         await pilot.press("escape")
         await wait_until(pilot, lambda: isinstance(app.screen, MainScreen))
         assert "new-team" in {spec.id for spec in KEYS}
+
+
+async def test_f5_runs_the_selected_expert_in_the_run_view(
+    config_dir: Callable[[str], Path],
+) -> None:
+    from studio.screens.run import RunScreen
+
+    app = studio(config_dir("minimal.toml"))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, MainScreen))
+        screen = app.screen
+        assert isinstance(screen, MainScreen)
+        key = screen.team_tree.outline.expert_keys[0]
+        screen.team_tree.select_expert(key)
+        await pilot.press("f5")
+        await wait_until(pilot, lambda: isinstance(app.screen, RunScreen))
+        assert app.screen.options.expert_key == key

@@ -129,3 +129,19 @@ async def test_streamed_result_accumulates_until_complete(tmp_path: Path) -> Non
     assert len(tree.runs) == 1
     tree.apply(CompleteStreamingRunResult(**fields, text="final"))
     assert node.streaming_result == "final"
+
+
+async def test_a_delegate_seen_before_its_call_is_still_nested_under_it(tmp_path: Path) -> None:
+    events, _ = await demo_events(tmp_path)
+    first_call = next(i for i, e in enumerate(events) if e.type == "callTools")
+    child_start = next(
+        i for i, e in enumerate(events) if e.type == "startRun" and e.expert_key != DEMO_EXPERT
+    )
+    # Replay with the first delegate's startRun moved before the coordinator's callTools.
+    reordered = list(events)
+    reordered.insert(first_call, reordered.pop(child_start))
+    tree = JobTree()
+    for event in reordered:
+        tree.apply(event)
+    root = tree.runs[tree.roots[0]]
+    assert [len(c.child_run_ids) for c in root.steps[0].calls] == [1, 1]

@@ -1,0 +1,174 @@
+"""Runs an expert in a Textual worker and reports by message; never touches a widget.
+
+One controller belongs to one run screen and one job at a time. The first run starts a job;
+later runs continue it (a follow-up query, the answer to an interactive tool, or a resume from
+a chosen checkpoint). Cancelling cancels the worker: the runtime stores the last checkpoint
+before the cancellation propagates, so the job can be continued afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from studio.run_messages import (
+    RunCancelled,
+    RunEventReceived,
+    RunFailed,
+    RunFinished,
+    RunStarted,
+)
+
+if TYPE_CHECKING:
+    from textual.dom import DOMNode
+    from textual.worker import Worker
+
+    from runtime import Checkpoint, LanguageModel, LoadedConfig, PerstackEvent, ToolCall
+
+
+@dataclass
+class RunOptions:
+    """What every run of the controller shares (``perstack start``'s options)."""
+
+    workspace: Path
+    expert_key: str
+    config_path: str | None = None
+    provider: str | None = None
+    model: str | None = None
+    language_model: LanguageModel | None = None
+    """A model to use instead of the provider's (the demo's scripted model, tests)."""
+    job_id: str | None = None
+    """Id for the first job (snapshots fix it)."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """More ``RunSetting`` fields (max_steps, timeout, ...)."""
+
+
+class RunController:
+    """Starts, continues and cancels the runs of one job for ``target`` (a screen).
+
+    Args:
+        target: Receives :class:`RunEventReceived` per event, then exactly one of
+            :class:`RunFinished`, :class:`RunFailed` or :class:`RunCancelled`.
+        options: The expert, workspace and model settings.
+    """
+
+    def __init__(self, target: DOMNode, options: RunOptions) -> None:
+        self.target = target
+        self.options = options
+        self.job_id: str | None = None
+        """The job later runs continue (set by the first event of a run)."""
+        self.checkpoint: Checkpoint | None = None
+        """The last run's final checkpoint."""
+        self.config: LoadedConfig | None = None
+        """perstack.toml as the last run loaded it."""
+        self.worker: Worker[Checkpoint | None] | None = None
+
+    @property
+    def running(self) -> bool:
+        """A run is in flight."""
+        return self.worker is not None and not self.worker.is_finished
+
+    @property
+    def waiting(self) -> bool:
+        """The last run stopped for the answer to an interactive tool."""
+        return self.checkpoint is not None and self.checkpoint.status == "stoppedByInteractiveTool"
+
+    # starting runs -----------------------------------------------------------------------------
+
+    def start(self, query: str) -> Worker[Checkpoint | None]:
+        """Run ``query``: a new job the first time, then a follow-up that continues the job."""
+        return self._start(query, continue_job=self.job_id)
+
+    def answer(self, text: str) -> Worker[Checkpoint | None]:
+        """Resume the waiting job with the answer to its interactive tool."""
+        return self._start(text, continue_job=self.job_id, interactive_answer=True)
+
+    def resume(self, job_id: str, checkpoint_id: str, query: str) -> Worker[Checkpoint | None]:
+        """Continue ``job_id`` from one of its checkpoints with a new query."""
+        self.job_id = job_id
+        return self._start(query, continue_job=job_id, resume_from=checkpoint_id)
+
+    def cancel(self) -> bool:
+        """Cancel the run in flight; ``False`` when there is none."""
+        if not self.running:
+            return False
+        assert self.worker is not None
+        self.worker.cancel()
+        return True
+
+    def _start(self, query: str, **continuation: Any) -> Worker[Checkpoint | None]:
+        self.target.post_message(RunStarted(query, continuation.get("continue_job")))
+        self.worker = self.target.run_worker(
+            self._run(query, continuation),
+            name="expert-run",
+            group="run",
+            exclusive=True,
+            exit_on_error=False,
+            description=f"run {self.options.expert_key}",
+        )
+        return self.worker
+
+    async def _run(self, query: str, continuation: dict[str, Any]) -> Checkpoint | None:
+        from runtime import RunSetting, load_config_for, run
+
+        options = self.options
+        try:
+            self.config = load_config_for(
+                options.expert_key, options.config_path, options.workspace
+            )
+            setting = RunSetting(
+                expert_key=options.expert_key,
+                query=query,
+                workspace=options.workspace,
+                config_path=options.config_path,
+                provider=options.provider,
+                model=options.model,
+                job_id=None if continuation.get("continue_job") else options.job_id,
+                **options.extra,
+                **continuation,
+            )
+            checkpoint = await run(
+                setting, self._listen, model=options.language_model, config=self.config
+            )
+        except asyncio.CancelledError:
+            self.target.post_message(RunCancelled(self.job_id))
+            raise
+        except Exception as error:  # every failure is shown in the app, never a crash
+            self.target.post_message(RunFailed(error))
+            return None
+        self.job_id = checkpoint.job_id
+        self.checkpoint = checkpoint
+        self.target.post_message(RunFinished(checkpoint))
+        return checkpoint
+
+    def _listen(self, event: PerstackEvent) -> None:
+        self.job_id = self.job_id or event.job_id
+        self.target.post_message(RunEventReceived(event))
+
+    # interactive tools -------------------------------------------------------------------------
+
+    def pending_call(self) -> ToolCall | None:
+        """The interactive tool call the job waits on."""
+        if not self.waiting:
+            return None
+        assert self.checkpoint is not None
+        pending = self.checkpoint.pending_tool_calls or []
+        return pending[0] if pending else None
+
+    def input_schema(self, call: ToolCall) -> dict[str, Any]:
+        """The JSON schema of an interactive tool, from perstack.toml (``{}`` when unknown)."""
+        if self.config is None:
+            return {}
+        for expert in self.config.config.experts.values():
+            skill = (expert.skills or {}).get(call.skill_name)
+            tools = getattr(skill, "tools", None)
+            if isinstance(tools, dict) and call.tool_name in tools:
+                try:
+                    schema = json.loads(tools[call.tool_name].input_json_schema)
+                except ValueError:
+                    return {}
+                return schema if isinstance(schema, dict) else {}
+        return {}

@@ -1,0 +1,264 @@
+"""The run screen driven with Pilot through whole runs on a scripted model (no network)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import Input, Static
+
+from runtime import GenerationRequest, MissingApiKeyError
+from runtime.testing import Reply, ScriptedModel, call, reply
+from studio.run_app import RunApp, make_run_app
+from studio.run_messages import RunCancelled, RunEventReceived, RunFailed, RunFinished
+from studio.screens.history import HistoryScreen, list_checkpoints, list_jobs
+from studio.screens.interactive import InteractiveToolModal
+from studio.screens.run import RunScreen
+
+SIZE = (120, 40)
+
+CHAIN = """
+[experts."lead"]
+instruction = "You lead the chain."
+delegates = ["mid"]
+
+[experts."mid"]
+instruction = "You are the middle link."
+delegates = ["leaf"]
+
+[experts."leaf"]
+instruction = "You are the last link."
+
+[experts."solo"]
+instruction = "You work alone."
+
+[experts."asker"]
+instruction = "Ask the user before acting."
+[experts."asker".skills."@perstack/base"]
+type = "mcpStdioSkill"
+command = "npx"
+packageName = "@perstack/base"
+[experts."asker".skills."ask"]
+type = "interactiveSkill"
+[experts."asker".skills."ask".tools."askColor"]
+description = "Ask the user for a colour"
+inputJsonSchema = '{"type": "object", "properties": {"question": {"type": "string"}}}'
+"""
+
+
+def by_expert(scripts: dict[str, list[Reply]]) -> ScriptedModel:
+    """Replies chosen by the expert asking (found in its system prompt)."""
+
+    def choose(request: GenerationRequest) -> Reply:
+        system = request.messages[0].contents[0].text  # type: ignore[union-attr]
+        for marker, queue in scripts.items():
+            if marker in system and queue:
+                return queue.pop(0)
+        raise AssertionError(f"no script left for {system[-60:]!r}")
+
+    return ScriptedModel(choose)
+
+
+def app_for(workspace: Path, expert: str, query: str | None, lm: Any, **kw: Any) -> RunApp:
+    (workspace / "perstack.toml").write_text(CHAIN)
+    return make_run_app(
+        workspace=workspace,
+        expert_key=expert,
+        query=query,
+        language_model=lm,
+        cursor_blink=False,
+        **kw,
+    )
+
+
+async def until(pilot: Pilot[Any], condition: Callable[[], bool]) -> None:
+    """Let the app work until ``condition`` holds (no fixed sleeps)."""
+    async with asyncio.timeout(10):
+        while not condition():
+            await pilot.pause()
+
+
+def run_screen(pilot: Pilot[Any]) -> RunScreen:
+    return next(s for s in pilot.app.screen_stack if isinstance(s, RunScreen))
+
+
+async def finished(pilot: Pilot[Any], runs: int = 1) -> RunScreen:
+    """Wait for ``runs`` runs of the screen to end and the tree to catch up."""
+    screen = await screen_ready(pilot)
+    await until(pilot, lambda: screen.finished_runs >= runs and not screen.controller.running)
+    screen.refresh_tree()
+    await pilot.pause()
+    return screen
+
+
+async def screen_ready(pilot: Pilot[Any]) -> RunScreen:
+    await until(pilot, lambda: any(isinstance(s, RunScreen) for s in pilot.app.screen_stack))
+    return run_screen(pilot)
+
+
+def shape(screen: RunScreen) -> list[tuple[int, str, str]]:
+    return [(depth, node.expert_key, node.status) for depth, node in screen.job.walk()]
+
+
+def tree_parent_kind(screen: RunScreen, node_id: str) -> str:
+    parent = screen._tree_nodes[("run", node_id)].parent
+    assert parent is not None and parent.data is not None
+    return parent.data[0]
+
+
+async def test_delegation_chain_nests_runs_under_their_tool_calls(tmp_path: Path) -> None:
+    model = by_expert(
+        {
+            "the chain": [call("mid", query="pass it on"), reply("lead: all done")],
+            "middle link": [call("leaf", query="finish it"), reply("mid: done")],
+            "last link": [reply("leaf: done")],
+        }
+    )
+    messages: list[Any] = []
+    app = app_for(tmp_path, "lead", "start the chain", model)
+    async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
+        screen = await finished(pilot)
+        assert shape(screen) == [(0, "lead", "done"), (1, "mid", "done"), (2, "leaf", "done")]
+        for _, node in screen.job.walk()[1:]:
+            assert tree_parent_kind(screen, node.node_id) == "call"
+        root = screen.job.runs[screen.job.roots[0]]
+        label = str(screen._tree_nodes[("run", root.node_id)].label)
+        assert "lead" in label and "done" in label and "tok" in label
+        # Usage rolls up through the whole chain.
+        assert screen.job.rollup(root).total_tokens > root.own_usage.total_tokens
+        status = str(screen.query_one("#run-status", Static).render())
+        assert "lead" in status and "done" in status
+    received = [m.event for m in messages if isinstance(m, RunEventReceived)]
+    assert "completeRun" in {e.type for e in received}
+    assert [m for m in messages if isinstance(m, RunFinished)]
+
+
+async def test_demo_shows_parallel_delegates_side_by_side(tmp_path: Path) -> None:
+    app = make_run_app(workspace=tmp_path, demo=True, cursor_blink=False)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await finished(pilot)
+        assert shape(screen) == [
+            (0, "game-studio", "done"),
+            (1, "@demo/level-designer", "done"),
+            (1, "@demo/programmer", "done"),
+        ]
+        root = screen.job.runs[screen.job.roots[0]]
+        step = root.steps[0]
+        step_node = screen._tree_nodes[("step", root.node_id, str(step.number))]
+        # Both delegate calls sit under the same step, each holding its delegate's run.
+        assert [c.data[1:] for c in step_node.children] == [
+            (root.node_id, c.call_id) for c in step.calls
+        ]
+        assert all(len(c.children) == 1 for c in step_node.children)
+        status = str(screen.query_one("#run-status", Static).render())
+        assert "demo model" in status
+        assert (tmp_path / "levels" / "level1.txt").exists()
+
+
+async def test_interactive_stop_is_answered_in_the_dialog(tmp_path: Path) -> None:
+    model = ScriptedModel([call("askColor", question="Which colour?"), reply("Painted it blue.")])
+    app = app_for(tmp_path, "asker", "paint it", model)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, InteractiveToolModal))
+        modal = app.screen
+        assert isinstance(modal, InteractiveToolModal)
+        assert modal.tool_name == "askColor" and modal.args == {"question": "Which colour?"}
+        screen = run_screen(pilot)
+        screen.refresh_tree()
+        assert shape(screen) == [(0, "asker", "waiting")]
+        await pilot.press(*"blue")
+        await pilot.press("enter")
+        screen = await finished(pilot, runs=2)
+        assert shape(screen) == [(0, "asker", "done")]
+        assert screen.job.runs[screen.job.roots[0]].result == "Painted it blue."
+        answer = model.requests[-1].messages[-1]
+        assert answer.type == "toolMessage"
+        assert answer.contents[0].contents[0].text == "blue"  # type: ignore[union-attr]
+
+
+async def test_cancel_keeps_a_checkpoint_and_says_so(tmp_path: Path) -> None:
+    model = ScriptedModel([Reply(text="too slow", delay=30)])
+    messages: list[Any] = []
+    app = app_for(tmp_path, "solo", "take your time", model)
+    async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
+        screen = await screen_ready(pilot)
+        await until(pilot, lambda: bool(screen.job.roots) and screen.controller.running)
+        await pilot.press("escape")
+        await until(pilot, lambda: any(isinstance(m, RunCancelled) for m in messages))
+        await until(pilot, lambda: not screen.controller.running)
+        screen.refresh_tree()
+        assert shape(screen) == [(0, "solo", "cancelled")]
+        assert "cancelled" in str(screen._tree_nodes[("run", screen.job.roots[0])].label)
+        jobs = list_jobs(tmp_path)
+        assert len(jobs) == 1
+        assert list_checkpoints(tmp_path, jobs[0].id)
+
+
+async def test_follow_up_continues_the_job(tmp_path: Path) -> None:
+    model = ScriptedModel([reply("first answer"), reply("second answer")])
+    app = app_for(tmp_path, "solo", "q1", model)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await finished(pilot)
+        job_id = screen.controller.job_id
+        query = screen.query_one("#run-query", Input)
+        query.focus()
+        query.value = "q2"
+        await pilot.press("enter")
+        screen = await finished(pilot, runs=2)
+        assert shape(screen) == [(0, "solo", "done"), (0, "solo", "done")]
+        assert [screen.job.runs[r].query for r in screen.job.roots] == ["q1", "q2"]
+        assert screen.controller.job_id == job_id
+        assert len(list_jobs(tmp_path)) == 1
+
+
+async def test_resume_from_history(tmp_path: Path) -> None:
+    first = app_for(tmp_path, "solo", "q1", ScriptedModel([reply("first answer")]))
+    async with first.run_test(size=SIZE) as pilot:
+        await finished(pilot)
+    (job,) = list_jobs(tmp_path)
+    model = ScriptedModel([reply("resumed answer")])
+    app = app_for(tmp_path, "solo", None, model)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await screen_ready(pilot)
+        await pilot.press("f5")
+        await until(pilot, lambda: isinstance(app.screen, HistoryScreen) and app.screen.jobs)
+        await pilot.press("enter")
+        history = app.screen
+        assert isinstance(history, HistoryScreen)
+        await until(pilot, lambda: bool(history.checkpoints))
+        await pilot.press("enter")
+        await until(pilot, lambda: app.screen is screen)
+        # The stored job is replayed into the tree before anything runs.
+        assert shape(screen) == [(0, "solo", "done")]
+        assert screen.resume_point is not None
+        checkpoint_id = screen.resume_point.checkpoint.id
+        await pilot.press(*"again")
+        await pilot.press("enter")
+        screen = await finished(pilot)
+        assert screen.controller.job_id == job.id
+        assert [n.query for _, n in screen.job.walk()] == ["q1", "again"]
+        assert len(list_jobs(tmp_path)) == 1
+        assert checkpoint_id in {c.id for c in list_checkpoints(tmp_path, job.id)}
+
+
+async def test_missing_api_key_is_shown_in_the_app(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    monkeypatch.chdir(tmp_path)
+    messages: list[Any] = []
+    app = app_for(tmp_path, "solo", "hello", None, provider="anthropic", model="claude-sonnet-4-5")
+    async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
+        screen = await screen_ready(pilot)
+        await until(pilot, lambda: screen.error is not None)
+        assert isinstance(screen.error, MissingApiKeyError)
+        panel = screen.query_one("#run-error", Static)
+        assert panel.display
+        text = str(panel.render())
+        assert "ANTHROPIC_API_KEY" in text and ".env" in text
+        assert app.is_running
+        assert [m for m in messages if isinstance(m, RunFailed)]
