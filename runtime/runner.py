@@ -263,7 +263,6 @@ async def _run_expert(
                     job=job,
                     expert=ExpertRef(key=expert.key, name=expert.name, version=expert.version),
                     run_id=run_id,
-                    skills=[skill for skill, _ in tool_index.values()],
                     system_prompt=prompt,
                     tool_index=tool_index,
                     coordinator=coordinator,

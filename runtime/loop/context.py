@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,7 +126,6 @@ class Segment:
     job: JobContext
     expert: ExpertRef
     run_id: str
-    skills: Sequence[Skill]
     system_prompt: str
     tool_index: dict[str, tuple[Skill, ToolDefinition]]
     coordinator: bool = True

@@ -108,8 +108,6 @@ class LoopState:
     checkpoint: Checkpoint
     step: Step
     query: str | None = None
-    completion_result: ToolResult | None = None
-    extra_results: list[ToolResult] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -515,7 +513,6 @@ async def calling_tool(seg: Segment, state: LoopState) -> Transition:
                 **fields, checkpoint=checkpoint, step=step, text=last_text, usage=Usage()
             )
             return Transition(event, "stopped", checkpoint, step)
-        state.extra_results = others
         step = _with(step, tool_results=[result, *others], pending_tool_calls=None)
         return Transition(
             AttemptCompletion(**fields, tool_result=result), "generatingRunResult", checkpoint, step
