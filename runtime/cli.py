@@ -180,6 +180,7 @@ def run_command(args: argparse.Namespace, *, store: bool = True) -> int:
         )
         return EXIT_USAGE
     out = sys.stdout
+    log_warnings_to_stderr()
     _prewarm_litellm()
 
     def emit(event: object) -> None:
@@ -226,6 +227,19 @@ def run_command(args: argparse.Namespace, *, store: bool = True) -> int:
             file=sys.stderr,
         )
     return exit_code_for_status(checkpoint.status)
+
+
+def log_warnings_to_stderr() -> None:
+    """Print the runtime's warnings (stale lockfile entries, tool clashes...) on stderr."""
+    import logging
+
+    runtime_logger = logging.getLogger("runtime")
+    if not any(getattr(h, "perstack_cli", False) for h in runtime_logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("perstack: warning: %(message)s"))
+        handler.perstack_cli = True  # type: ignore[attr-defined]
+        runtime_logger.addHandler(handler)
+        runtime_logger.setLevel(logging.WARNING)
 
 
 def _prewarm_litellm() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from contextlib import AsyncExitStack
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -137,7 +138,7 @@ async def run(
         listener=event_listener,
         verbose=setting.verbose,
         expert_keys=sorted(loaded.config.experts),
-        lockfile=load_lockfile(loaded),
+        lockfile=load_lockfile(loaded, warn=logging.getLogger("runtime").warning),
         sandbox=sandboxed,
     )
     context.nested_runner = partial(_nested_run, context)

@@ -51,12 +51,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_tui(args)
         from studio.tui import run_tui
 
+        _quiet_runtime_warnings()
         return run_tui(config=args.config, cwd=Path.cwd())
     return asyncio.run(_start(args))
 
 
+def _quiet_runtime_warnings() -> None:
+    # Textual draws on stderr: the runtime's warnings must not reach it while the app runs.
+    import logging
+
+    logging.getLogger("runtime").addHandler(logging.NullHandler())
+
+
 def _run_tui(args: argparse.Namespace) -> int:
     from studio.run_app import make_run_app
+
+    _quiet_runtime_warnings()
 
     options = {
         "reasoning_budget": args.reasoning_budget,
@@ -108,6 +118,9 @@ async def _start(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
+    from runtime.cli import log_warnings_to_stderr
+
+    log_warnings_to_stderr()
     view = PlainView()
     query: str = args.query
     answering = bool(args.interactive)

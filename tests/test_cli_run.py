@@ -322,3 +322,21 @@ def test_version_and_help(tmp_path: Path) -> None:
     assert version.returncode == 0 and version.stdout.startswith("perstack ")
     help_text = perstack("run", "--help", cwd=tmp_path)
     assert help_text.returncode == 0 and "--reasoning-budget" in help_text.stdout
+
+
+def test_runtime_warnings_reach_stderr_in_the_cli(capsys: pytest.CaptureFixture[str]) -> None:
+    import logging
+
+    from runtime.cli import log_warnings_to_stderr
+
+    runtime_logger = logging.getLogger("runtime")
+    before = list(runtime_logger.handlers)
+    try:
+        log_warnings_to_stderr()
+        log_warnings_to_stderr()  # idempotent: one line per warning
+        runtime_logger.warning('perstack.lock has no up-to-date entry for skill "x"')
+        assert capsys.readouterr().err.splitlines() == [
+            'perstack: warning: perstack.lock has no up-to-date entry for skill "x"'
+        ]
+    finally:
+        runtime_logger.handlers[:] = before

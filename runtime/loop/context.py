@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -115,8 +114,12 @@ class JobContext:
             self.storage.store_job(self.job)
 
     def warn(self, message: str) -> None:
-        """A diagnostic for the operator (stderr), never for stdout."""
-        print(f"perstack: warning: {message}", file=sys.stderr)
+        """A diagnostic for the operator, through the ``runtime`` logger (never stdout).
+
+        The CLI prints these on stderr; the studio keeps them off the terminal, which Textual
+        draws on.
+        """
+        logger.warning(message)
 
 
 @dataclass

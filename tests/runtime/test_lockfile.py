@@ -260,7 +260,7 @@ async def test_first_model_call_comes_before_any_server_starts(project: Path) ->
 
 
 async def test_stale_entry_is_reported_then_started_live(
-    project: Path, capsys: pytest.CaptureFixture[str]
+    project: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     toml = (project / "perstack.toml").read_text()
     (project / "perstack.toml").write_text(
@@ -272,7 +272,7 @@ async def test_stale_entry_is_reported_then_started_live(
         project, [call("echo", text="x"), reply("ok")], lockfile
     )
     assert checkpoint.status == "completed"
-    warning = capsys.readouterr().err
+    warning = "\n".join(r.getMessage() for r in caplog.records if r.name == "runtime")
     assert 'perstack.lock has no up-to-date entry for skill "toy"' in warning
     assert "@perstack/base" not in warning  # unchanged skills stay deferred
     first_generation = index_of(events, "startGeneration")
