@@ -646,9 +646,14 @@ async def test_close_kills_running_commands(skill: BaseSkill, ws: Path) -> None:
                 break
             await asyncio.sleep(0.01)
         await skill.close()
-        outcome = await task
+        outcome = await task  # within the timeout: the 30 s command did not run on
     assert outcome.is_error
-    assert "killed by signal SIGKILL" in json.loads(text_of(outcome))["error"]
+    # Usually "killed by signal SIGKILL"; once, on a loaded CI machine, the shell reported exit
+    # code 255 instead. Either way the command was stopped, which is what close() promises.
+    error = json.loads(text_of(outcome))["error"]
+    assert error.startswith(("Command killed by signal", "Command failed with exit code"))
+    assert "sh -c touch started; sleep 30" in error
+    assert not skill._processes
 
 
 # Images, PDFs and inlining --------------------------------------------------------------------
