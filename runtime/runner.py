@@ -18,6 +18,7 @@ from runtime.checkpoint import (
     DelegationTarget,
     ExpertRef,
     Job,
+    ToolCall,
     ToolResult,
     Usage,
 )
@@ -149,16 +150,7 @@ async def run(
             job.id, run_id, _run_setting_document(setting, settings, expert, job.id, run_id, loaded)
         )
     if previous is None:
-        checkpoint = Checkpoint(
-            id=new_id(),
-            job_id=job.id,
-            run_id=run_id,
-            status="init",
-            step_number=1,
-            messages=[],
-            expert=ExpertRef(key=expert.key, name=expert.name, version=expert.version),
-            usage=Usage(),
-        )
+        checkpoint = _start_checkpoint(job.id, run_id, expert, step_number=1)
     else:
         checkpoint = previous.model_copy(
             update={"id": new_id(), "step_number": previous.step_number + 1, "run_id": run_id}
@@ -262,7 +254,7 @@ async def _run_expert(
             if not delegates_pending:
                 segment = Segment(
                     job=job,
-                    expert=ExpertRef(key=expert.key, name=expert.name, version=expert.version),
+                    expert=_ref(expert),
                     run_id=run_id,
                     system_prompt=prompt,
                     tool_index=tool_index,
@@ -341,24 +333,12 @@ async def _run_delegates(
             return error(f"delegation depth limit ({DELEGATION_DEPTH_LIMIT}) reached")
         child_expert = resolve_expert(loaded, target.expert.key)
         child_run = new_id()
-        start = Checkpoint(
-            id=new_id(),
-            job_id=parent.job_id,
-            run_id=child_run,
-            status="init",
+        start = _start_checkpoint(
+            parent.job_id,
+            child_run,
+            child_expert,
             step_number=parent.step_number + 1,
-            messages=[],
-            expert=ExpertRef(
-                key=child_expert.key, name=child_expert.name, version=child_expert.version
-            ),
-            delegated_by=DelegatedBy(
-                expert=parent.expert,
-                tool_call_id=call.id,
-                tool_name=call.tool_name,
-                checkpoint_id=parent.id,
-                run_id=parent.run_id,
-            ),
-            usage=Usage(),
+            delegated_by=_delegated_by(parent, call),
         )
         try:
             final = await _run_expert(
@@ -460,26 +440,12 @@ async def _nested_run(
         nested_runner=None,
     )
     run_id = new_id()
-    delegated_by = None
-    if current is not None:
-        call, parent = current
-        delegated_by = DelegatedBy(
-            expert=parent.expert,
-            tool_call_id=call.id,
-            tool_name=call.tool_name,
-            checkpoint_id=parent.id,
-            run_id=parent.run_id,
-        )
-    start = Checkpoint(
-        id=new_id(),
-        job_id=job.job.id,
-        run_id=run_id,
-        status="init",
+    start = _start_checkpoint(
+        job.job.id,
+        run_id,
+        expert,
         step_number=parent_step + 1,
-        messages=[],
-        expert=ExpertRef(key=expert.key, name=expert.name, version=expert.version),
-        delegated_by=delegated_by,
-        usage=Usage(),
+        delegated_by=_delegated_by(current[1], current[0]) if current else None,
     )
     try:
         final = await _run_expert(
@@ -536,6 +502,43 @@ class _RunCollector:
             entry["totalTokens"] = event.checkpoint.usage.total_tokens
             if kind == "stopRunByError":
                 self.problems.append(f"{event.expert_key}: stopped: {event.error.message}")
+
+
+def _ref(expert: ExpertDefinition) -> ExpertRef:
+    return ExpertRef(key=expert.key, name=expert.name, version=expert.version)
+
+
+def _delegated_by(parent: Checkpoint, call: ToolCall) -> DelegatedBy:
+    """The link from a child run back to the call (and checkpoint) of its parent."""
+    return DelegatedBy(
+        expert=parent.expert,
+        tool_call_id=call.id,
+        tool_name=call.tool_name,
+        checkpoint_id=parent.id,
+        run_id=parent.run_id,
+    )
+
+
+def _start_checkpoint(
+    job_id: str,
+    run_id: str,
+    expert: ExpertDefinition,
+    *,
+    step_number: int,
+    delegated_by: DelegatedBy | None = None,
+) -> Checkpoint:
+    """The ``init`` checkpoint a fresh run (coordinator, delegate or nested) starts from."""
+    return Checkpoint(
+        id=new_id(),
+        job_id=job_id,
+        run_id=run_id,
+        status="init",
+        step_number=step_number,
+        messages=[],
+        expert=_ref(expert),
+        delegated_by=delegated_by,
+        usage=Usage(),
+    )
 
 
 def _result_text(checkpoint: Checkpoint) -> str:
