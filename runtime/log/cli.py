@@ -15,6 +15,7 @@ from datetime import tzinfo
 from pathlib import Path
 from typing import TextIO
 
+from runtime._argtypes import int_at_least
 from runtime.log.query import (
     Criteria,
     LogError,
@@ -33,14 +34,7 @@ EXIT_USAGE = 2
 DEFAULT_TAKE = 100
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number of at least 0, got {value}")
-    return value
+_non_negative_int = int_at_least(0)
 
 
 def build_parser(prog: str = "perstack log") -> argparse.ArgumentParser:
