@@ -12,9 +12,12 @@ import asyncio
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from runtime._argtypes import int_at_least
+
+if TYPE_CHECKING:
+    from runtime.setting import RunSetting
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -146,6 +149,31 @@ def exit_code_for_error(error: BaseException) -> int:
     return EXIT_USAGE if isinstance(error, before_start) else EXIT_ERROR
 
 
+def setting_from_args(args: argparse.Namespace, **overrides: Any) -> RunSetting:
+    """The RunSetting for the options of :func:`add_run_options` (``overrides`` win)."""
+    from runtime.setting import RunSetting
+
+    fields: dict[str, Any] = {
+        "expert_key": args.expert_key,
+        "query": args.query,
+        "provider": args.provider,
+        "model": args.model,
+        "reasoning_budget": args.reasoning_budget,
+        "max_steps": args.max_steps,
+        "max_retries": args.max_retries,
+        "timeout": args.timeout,
+        "job_id": args.job_id,
+        "env_path": args.env_path,
+        "continue_latest": args.continue_latest,
+        "continue_job": args.continue_job,
+        "resume_from": args.resume_from,
+        "interactive_answer": args.interactive,
+        "verbose": args.verbose,
+        "sandbox": args.sandbox,
+    }
+    return RunSetting(**(fields | overrides))
+
+
 def print_error(error: BaseException, stream: TextIO | None = None) -> None:
     """Print a user-facing error on stderr, with its title and no traceback."""
     stream = stream or sys.stderr
@@ -155,7 +183,7 @@ def print_error(error: BaseException, stream: TextIO | None = None) -> None:
 
 def run_command(args: argparse.Namespace, *, store: bool = True) -> int:
     """Execute a parsed ``run`` command and return the process exit code."""
-    from runtime import PerstackError, RunSetting, run
+    from runtime import PerstackError, run
     from runtime.runner import load_config_for
 
     if args.runtime not in (None, "local"):
@@ -177,26 +205,7 @@ def run_command(args: argparse.Namespace, *, store: bool = True) -> int:
         loaded = load_config_for(args.expert_key, args.config, Path.cwd())
         for warning in loaded.warnings:
             print(f"perstack: warning: {warning}", file=sys.stderr)
-        setting = RunSetting(
-            expert_key=args.expert_key,
-            query=args.query,
-            config_path=args.config,
-            provider=args.provider,
-            model=args.model,
-            reasoning_budget=args.reasoning_budget,
-            max_steps=args.max_steps,
-            max_retries=args.max_retries,
-            timeout=args.timeout,
-            job_id=args.job_id,
-            env_path=args.env_path,
-            continue_latest=args.continue_latest,
-            continue_job=args.continue_job,
-            resume_from=args.resume_from,
-            interactive_answer=args.interactive,
-            verbose=args.verbose,
-            sandbox=args.sandbox,
-            store=store,
-        )
+        setting = setting_from_args(args, config_path=args.config, store=store)
         checkpoint = asyncio.run(run(setting, emit, config=loaded))
     except KeyboardInterrupt:
         print(

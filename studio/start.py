@@ -21,6 +21,7 @@ from runtime.cli import (
     exit_code_for_error,
     exit_code_for_status,
     print_error,
+    setting_from_args,
 )
 from studio.plain import PlainView
 
@@ -96,7 +97,7 @@ def _use_tui(args: argparse.Namespace) -> bool:
 
 
 async def _start(args: argparse.Namespace) -> int:
-    from runtime import PerstackError, RunSetting, load_config_for, run
+    from runtime import PerstackError, load_config_for, run
 
     model = None
     workspace = Path.cwd()
@@ -130,24 +131,12 @@ async def _start(args: argparse.Namespace) -> int:
         for warning in loaded.warnings:
             print(f"perstack: warning: {warning}", file=sys.stderr)
         while True:
-            setting = RunSetting(
-                expert_key=args.expert_key,
+            setting = setting_from_args(
+                args,
                 query=query,
                 workspace=workspace,
-                provider=args.provider,
-                model=args.model,
-                reasoning_budget=args.reasoning_budget,
-                max_steps=args.max_steps,
-                max_retries=args.max_retries,
-                timeout=args.timeout,
-                job_id=args.job_id,
-                env_path=args.env_path,
-                continue_latest=args.continue_latest,
                 continue_job=continue_job,
-                resume_from=args.resume_from,
                 interactive_answer=answering,
-                verbose=args.verbose,
-                sandbox=args.sandbox,
             )
             checkpoint = await run(setting, view, model=model, config=loaded)
             if checkpoint.status != "stoppedByInteractiveTool":
