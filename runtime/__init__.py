@@ -58,6 +58,7 @@ if TYPE_CHECKING:
     from runtime.llm import GenerationRequest, LanguageModel
     from runtime.runner import load_config_for, run, run_sync
     from runtime.setting import RunSetting
+    from runtime.storage import read_job_events
     from runtime.version import __version__
 
 # Public names load on first use: `perstack --version` must not pay for pydantic models, and
@@ -97,6 +98,7 @@ _EXPORTS: dict[str, str] = {
     "event_to_json": "runtime.events",
     "load_config": "runtime.config_loader",
     "parse_config": "runtime.config_loader",
+    "read_job_events": "runtime.storage",
     "resolve_expert": "runtime.config_loader",
     "load_config_for": "runtime.runner",
     "run": "runtime.runner",
@@ -149,6 +151,7 @@ __all__ = [
     "load_config",
     "load_config_for",
     "parse_config",
+    "read_job_events",
     "resolve_expert",
     "run",
     "run_sync",

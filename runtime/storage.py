@@ -9,26 +9,50 @@ Layout under the storage root (``$PERSTACK_STORAGE_PATH`` or ``<workspace>/perst
 
 Documents are written atomically (temp file + rename), so a killed process never leaves half a
 checkpoint. ``events.jsonl`` is append-only; a torn last line from a crash is skipped by readers.
+
+Stored events do not repeat the conversation. On the wire every state event carries whole
+checkpoints (and ``startGeneration`` the whole prompt), so storing them as they are would grow a
+run's events file with the square of its steps (2.1 GB for one run of 1,400 steps). A message list
+that a checkpoint file already holds is stored once, in that file; the event line keeps a
+reference in its place (see :class:`EventCompactor`), and :func:`read_job_events` puts the
+messages back. Lines written before this, with the messages inline, read the same way.
 """
 
 from __future__ import annotations
 
+import heapq
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import ValidationError
 
 from runtime.checkpoint import Checkpoint, Job, check_schema_version
 from runtime.errors import CheckpointError
+from runtime.messages import Message
+
+if TYPE_CHECKING:
+    # Not at run time: ``perstack log`` reads storage without building the event models.
+    from runtime.events import PerstackEvent
 
 STORAGE_ENV = "PERSTACK_STORAGE_PATH"
 
 _Doc = TypeVar("_Doc", Job, Checkpoint)
+
+MESSAGES_REF = "messagesRef"
+"""Key that stands in a stored event for a message list held by a checkpoint file:
+``{"checkpointId": ..., "count": ..., "lastMessageId": ...}``."""
+
+_CHECKPOINT_FIELDS = (
+    ("initial_checkpoint", "initialCheckpoint"),
+    ("checkpoint", "checkpoint"),
+    ("next_checkpoint", "nextCheckpoint"),
+)
 
 
 def default_storage_root(workspace: Path) -> Path:
@@ -201,3 +225,182 @@ def _load_versioned(path: Path, model: type[_Doc], what: str) -> _Doc:
         return model.model_validate(data)
     except ValidationError as error:
         raise CheckpointError(f"{what.capitalize()} file {path} is invalid: {error}") from error
+
+
+# Compact events ------------------------------------------------------------------------------
+
+
+class EventCompactor:
+    """Turns events into stored lines that refer to checkpoint files instead of repeating messages.
+
+    Remember each checkpoint as it is written (:meth:`remember`); :meth:`to_json` then replaces
+    any message list of an event that is, object for object, the list of a remembered checkpoint
+    by a :data:`MESSAGES_REF` to that checkpoint. A list that matches nothing stays inline, so
+    the stored line is never lossy. Only the latest checkpoint of each run segment is remembered:
+    that is the one later events of the run (and the segment that resumes it) repeat.
+    """
+
+    def __init__(self) -> None:
+        self._by_key: dict[tuple[int, str], Checkpoint] = {}
+        self._key_of_run: dict[str, tuple[int, str]] = {}
+
+    def remember(self, checkpoint: Checkpoint) -> None:
+        """Note that ``checkpoint`` is stored in its own file."""
+        if not checkpoint.messages:
+            return
+        key = (len(checkpoint.messages), checkpoint.messages[-1].id)
+        previous = self._key_of_run.get(checkpoint.run_id)
+        if previous is not None and previous != key:
+            self._by_key.pop(previous, None)
+        self._by_key[key] = checkpoint
+        self._key_of_run[checkpoint.run_id] = key
+
+    def _ref(self, messages: Sequence[Message]) -> dict[str, Any] | None:
+        if not messages:
+            return None
+        stored = self._by_key.get((len(messages), messages[-1].id))
+        if stored is None:
+            return None
+        # Ids alone could collide with a hand-made message; the loop shares message objects.
+        if stored.messages is not messages and any(
+            a is not b for a, b in zip(stored.messages, messages, strict=True)
+        ):
+            return None
+        return {"checkpointId": stored.id, "count": len(messages), "lastMessageId": messages[-1].id}
+
+    def to_json(self, event: PerstackEvent) -> str:
+        """The stored line for ``event`` (its wire JSON when nothing can be referenced)."""
+        refs: dict[str, dict[str, Any]] = {}
+        exclude: dict[str, Any] = {}
+        for attr, alias in _CHECKPOINT_FIELDS:
+            checkpoint = getattr(event, attr, None)
+            if isinstance(checkpoint, Checkpoint) and (ref := self._ref(checkpoint.messages)):
+                refs[alias] = ref
+                exclude[attr] = {"messages"}
+        prompt = getattr(event, "messages", None) if event.type == "startGeneration" else None
+        prompt_ref = self._ref(prompt) if prompt else None
+        if prompt_ref is not None:
+            exclude["messages"] = True
+        if not exclude:
+            return event.to_json()
+        data = event.model_dump(mode="json", by_alias=True, exclude_none=True, exclude=exclude)
+        for alias, ref in refs.items():
+            data[alias][MESSAGES_REF] = ref
+        if prompt_ref is not None:
+            data[MESSAGES_REF] = prompt_ref
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+class CheckpointMessages:
+    """Reads the message lists that stored events refer to, from one job's checkpoint files.
+
+    Keeps the last few lists decoded: consecutive events refer to the same few checkpoints.
+    """
+
+    def __init__(self, job_dir: Path, cache_size: int = 4) -> None:
+        self.job_dir = job_dir
+        self._cache: OrderedDict[str, list[Any]] = OrderedDict()
+        self._cache_size = cache_size
+
+    def get(self, checkpoint_id: str) -> list[Any]:
+        """The stored (JSON) messages of a checkpoint.
+
+        Raises:
+            CheckpointError: the checkpoint file is missing or unreadable.
+        """
+        cached = self._cache.get(checkpoint_id)
+        if cached is not None:
+            self._cache.move_to_end(checkpoint_id)
+            return cached
+        path = self.job_dir / "checkpoints" / f"{checkpoint_id}.json"
+        try:
+            messages = json.loads(path.read_text(encoding="utf-8"))["messages"]
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise CheckpointError(
+                f"Stored event refers to checkpoint {checkpoint_id!r}, which cannot be read "
+                f"from {path}: {error}"
+            ) from error
+        if not isinstance(messages, list):
+            raise CheckpointError(f"Checkpoint file {path} has no message list")
+        self._cache[checkpoint_id] = messages
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return messages
+
+    def expand(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Put the referenced messages back into a decoded stored event (in place; returned).
+
+        The result is the event as it was emitted on the wire.
+        """
+        for _, alias in _CHECKPOINT_FIELDS:
+            checkpoint = data.get(alias)
+            if isinstance(checkpoint, dict) and MESSAGES_REF in checkpoint:
+                checkpoint["messages"] = self._resolve(checkpoint.pop(MESSAGES_REF))
+        if MESSAGES_REF in data:
+            data["messages"] = self._resolve(data.pop(MESSAGES_REF))
+        return data
+
+    def _resolve(self, ref: Any) -> list[Any]:
+        if not isinstance(ref, dict) or not isinstance(ref.get("checkpointId"), str):
+            raise CheckpointError(f"Malformed {MESSAGES_REF} in a stored event: {ref!r}")
+        messages = self.get(ref["checkpointId"])
+        count = ref.get("count")
+        return list(messages[:count]) if isinstance(count, int) else list(messages)
+
+
+def drop_messages(data: dict[str, Any]) -> dict[str, Any]:
+    """Empty every message list a decoded stored event repeats (in place; returned).
+
+    For views that show a job's structure, not its conversation: whether a line holds its
+    messages inline or by reference, the checkpoints come back with ``messages == []``.
+    """
+    for _, alias in _CHECKPOINT_FIELDS:
+        checkpoint = data.get(alias)
+        if isinstance(checkpoint, dict):
+            checkpoint.pop(MESSAGES_REF, None)
+            checkpoint["messages"] = []
+    if data.get("type") == "startGeneration":
+        data.pop(MESSAGES_REF, None)
+        data["messages"] = []
+    return data
+
+
+def read_job_events(job_dir: Path, *, messages: bool = True) -> Iterator[PerstackEvent]:
+    """Every stored event of one job, in time order across its runs, read lazily.
+
+    Args:
+        job_dir: The job's folder (``<storage>/jobs/<jobId>``).
+        messages: Put back the conversation each checkpoint-carrying event repeats, so the
+            events equal those emitted live. ``False`` leaves those lists empty, which is much
+            cheaper on long jobs: for views that need the structure only (the studio's tree).
+
+    Unreadable lines (a torn last line after a crash, an unknown event type) are skipped, as is
+    an event whose referenced checkpoint file is gone.
+    """
+    loader = CheckpointMessages(job_dir)
+    runs = sorted((job_dir / "runs").glob("*/events.jsonl"))
+    streams = (_read_events_file(path, loader, messages) for path in runs)
+    for _, _, event in heapq.merge(*streams, key=lambda item: item[:2]):
+        yield event
+
+
+def _read_events_file(
+    path: Path, loader: CheckpointMessages, messages: bool
+) -> Iterator[tuple[int, int, PerstackEvent]]:
+    from runtime.events import EVENT_ADAPTER
+
+    try:
+        handle = path.open(encoding="utf-8")
+    except OSError:
+        return
+    with handle:
+        for index, line in enumerate(handle):
+            try:
+                data = json.loads(line)
+                if not isinstance(data, dict):
+                    continue
+                data = loader.expand(data) if messages else drop_messages(data)
+                event = EVENT_ADAPTER.validate_python(data)
+            except (ValueError, CheckpointError):
+                continue
+            yield event.timestamp, index, event

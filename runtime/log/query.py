@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from runtime.errors import CheckpointError
-from runtime.storage import Storage
+from runtime.storage import MESSAGES_REF, CheckpointMessages, Storage
 
 JSON = dict[str, Any]
 """A decoded JSON object (an event, checkpoint or job document as stored)."""
@@ -249,6 +249,11 @@ class FilterExpression:
         if isinstance(first, str) and first.isascii():
             return f'"{first}"'.encode()
         return None
+
+    @property
+    def reads_messages(self) -> bool:
+        """Whether the path goes through a ``messages`` list (stored events may refer to one)."""
+        return "messages" in self.path
 
     def resolve(self, event: JSON) -> list[Any]:
         """Every value the path reaches in ``event`` (empty when the path is absent)."""
@@ -498,6 +503,8 @@ _HEADER_WINDOW = 4096
 _MMAP_THRESHOLD = 4 * 1024 * 1024
 Header = tuple[str, int | None, int, str | None]
 """An event's type, step number, timestamp and expert key, read without decoding the line."""
+_REF_NEEDLE = f'"{MESSAGES_REF}"'.encode()
+
 Buffer = bytes | mmap.mmap
 """What holds an events file's bytes: a memory map, or the bytes when mapping is impossible."""
 
@@ -619,9 +626,10 @@ class EventSource:
         warn: Receives one line per skipped corrupt event.
     """
 
-    def __init__(self, warn: Warn) -> None:
+    def __init__(self, warn: Warn, messages: CheckpointMessages | None = None) -> None:
         self._warn = warn
         self._bad: set[tuple[Path, int]] = set()
+        self._messages = messages
 
     def corrupt(self, path: Path, line_number: int, reason: str) -> None:
         """Report a line that is skipped."""
@@ -630,7 +638,11 @@ class EventSource:
             self._warn(f"skipping corrupt event line {path}:{line_number}: {reason}")
 
     def payload(self, record: EventRecord) -> JSON | None:
-        """The decoded event, or None (after a warning) when the line is corrupt."""
+        """The decoded event as stored, or None (after a warning) when the line is corrupt.
+
+        Message lists that a checkpoint file holds are references here (see
+        :func:`full_payload`).
+        """
         if record._payload is None:
             try:
                 record._payload = _decode(record.raw)
@@ -638,6 +650,20 @@ class EventSource:
                 self.corrupt(record.path, record.line_number, _reason(error))
                 return None
         return record._payload
+
+    def full_payload(self, record: EventRecord) -> JSON | None:
+        """The decoded event as it was emitted: referenced messages read back from checkpoints.
+
+        When a referenced checkpoint file is gone, warns once and returns the stored form.
+        """
+        payload = self.payload(record)
+        if payload is None or self._messages is None or not record.contains(_REF_NEEDLE):
+            return payload
+        try:
+            return self._messages.expand(payload)
+        except CheckpointError as error:
+            self.corrupt(record.path, record.line_number, str(error))
+            return payload
 
     def record(
         self, run_id: str, path: Path, line_number: int, line: tuple[Buffer, int, int]
@@ -792,10 +818,15 @@ def select(records: list[EventRecord], criteria: Criteria, source: EventSource) 
         needle = expression.required_key()
         kept: list[EventRecord] = []
         for record in matched:
-            # A line without the path's first key cannot match: skip decoding it.
+            # A line without the path's first key cannot match: skip decoding it. A path
+            # through messages may also go through a reference to a checkpoint's messages.
             if needle is not None and not record.contains(needle):
-                continue
-            payload = source.payload(record)
+                if not (expression.reads_messages and record.contains(_REF_NEEDLE)):
+                    continue
+            if expression.reads_messages:
+                payload = source.full_payload(record)
+            else:
+                payload = source.payload(record)
             if payload is not None and expression.matches(payload):
                 kept.append(record)
         matched = kept
@@ -880,6 +911,10 @@ def add_usage(left: JSON, right: JSON) -> JSON:
 
 
 def _last_message_id(checkpoint: JSON) -> str | None:
+    ref = checkpoint.get(MESSAGES_REF)
+    if isinstance(ref, dict):
+        message_id = ref.get("lastMessageId")
+        return message_id if isinstance(message_id, str) else None
     messages = checkpoint.get("messages")
     if isinstance(messages, list) and messages and isinstance(messages[-1], dict):
         message_id = messages[-1].get("id")
@@ -1387,7 +1422,7 @@ def build_log(storage: Storage, query: LogQuery, warn: Warn) -> LogResult:
     if not job_ids:
         raise LogError(f"No jobs found in {storage.root}", exit_code=1)
     job_id, is_latest = _find_job(storage, job_ids, query)
-    source = EventSource(warn)
+    source = EventSource(warn, CheckpointMessages(storage.job_dir(job_id)))
     all_run_ids = storage.run_ids(job_id)
 
     checkpoint: JSON | None = None

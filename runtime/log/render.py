@@ -541,7 +541,7 @@ def json_document(result: LogResult) -> JSON:
     events: list[JSON] = []
     context_ids: list[str] = []
     for record, is_context in selection.shown:
-        payload = result.source.payload(record)
+        payload = result.source.full_payload(record)
         if payload is None:
             continue
         events.append(payload)

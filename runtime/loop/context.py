@@ -28,7 +28,7 @@ from runtime.events import (
 )
 from runtime.llm import LanguageModel, ToolSpec
 from runtime.skills.types import Skill, ToolDefinition
-from runtime.storage import Storage
+from runtime.storage import EventCompactor, Storage
 
 if TYPE_CHECKING:
     from runtime.lockfile import Lockfile
@@ -70,15 +70,16 @@ class JobContext:
     nested_runner: Callable[..., Awaitable[dict[str, Any]]] | None = None
     """Runs an expert of the workspace's perstack.toml inside this job (create-expert's
     runExpert); set by the runner."""
-    memory_checkpoints: dict[str, Checkpoint] = field(default_factory=dict)
+    compactor: EventCompactor = field(default_factory=EventCompactor)
+    """Keeps stored events from repeating the conversation that checkpoint files hold."""
     lockfile: Lockfile | None = None
     """perstack.lock, when present and readable: recorded MCP skills start on first use."""
 
     def store_checkpoint(self, checkpoint: Checkpoint) -> None:
-        """Persist a checkpoint (or keep it in memory when storage is off)."""
-        self.memory_checkpoints[checkpoint.id] = checkpoint
+        """Persist a checkpoint (nothing when storage is off)."""
         if self.storage is not None:
             self.storage.store_checkpoint(checkpoint)
+            self.compactor.remember(checkpoint)
 
     def publish(self, event: PerstackEvent, *, coordinator: bool = True) -> None:
         """Store what ``event`` carries, then hand it to the listener.
@@ -90,7 +91,8 @@ class JobContext:
         if checkpoint is not None:
             self.store_checkpoint(checkpoint)
         if self.storage is not None and not isinstance(event, _UNSTORED_EVENT_TYPES):
-            self.storage.append_event(event.job_id, event.run_id, event.to_json())
+            line = self.compactor.to_json(event)
+            self.storage.append_event(event.job_id, event.run_id, line)
         if coordinator and event.type in TERMINAL_EVENT_TYPES and checkpoint is not None:
             self.update_job(checkpoint, finished=event.type != "stopRunByDelegate")
         if self.listener is not None:

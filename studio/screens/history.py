@@ -1,13 +1,13 @@
 """Past jobs of the workspace, their checkpoints, and their stored events (for replay).
 
-The studio reads the job folders as plain JSON files (it may not import ``runtime.storage``):
-``perstack/jobs/{jobId}/job.json``, ``checkpoints/{id}.json`` and ``runs/{runId}/events.jsonl``.
-Unreadable files and lines are skipped: history is a view, never a reason to fail.
+The studio lists jobs and checkpoints from the job folders as plain JSON files
+(``perstack/jobs/{jobId}/job.json``, ``checkpoints/{id}.json``) and replays events through
+``runtime.read_job_events``. Unreadable files and lines are skipped: history is a view, never a
+reason to fail.
 """
 
 from __future__ import annotations
 
-import heapq
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -124,39 +124,15 @@ def list_checkpoints(workspace: Path, job_id: str) -> list[CheckpointSummary]:
     return out
 
 
-_HEAVY = ("checkpoint", "initialCheckpoint", "nextCheckpoint")
-"""Event fields that carry a whole checkpoint: the tree needs their status and delegation only."""
-
-
-def _events_of(path: Path) -> Iterator[tuple[int, int, PerstackEvent]]:
-    from runtime import EVENT_ADAPTER
-
-    try:
-        handle = path.open(encoding="utf-8")
-    except OSError:
-        return
-    with handle:
-        for index, line in enumerate(handle):
-            try:
-                data = json.loads(line)
-                # Stored events repeat the whole conversation in each checkpoint; dropping the
-                # messages before validation keeps replay linear in the number of events.
-                for name in _HEAVY:
-                    if isinstance(data.get(name), dict):
-                        data[name]["messages"] = []
-                if data.get("type") == "startGeneration":
-                    data["messages"] = []
-                event = EVENT_ADAPTER.validate_python(data)
-            except (ValueError, AttributeError):
-                continue
-            yield event.timestamp, index, event
-
-
 def stored_events(workspace: Path, job_id: str) -> Iterator[PerstackEvent]:
-    """The job's stored events in time order, merged across its runs, read lazily."""
-    runs = sorted((jobs_root(workspace) / job_id / "runs").glob("*/events.jsonl"))
-    for _, _, event in heapq.merge(*(_events_of(path) for path in runs), key=lambda t: t[:2]):
-        yield event
+    """The job's stored events in time order, read lazily, without the conversation.
+
+    The tree shows structure, not messages, so the checkpoints come back with empty message
+    lists: replay stays linear in the number of events however long the conversation.
+    """
+    from runtime import read_job_events
+
+    return read_job_events(jobs_root(workspace) / job_id, messages=False)
 
 
 def format_time(ms: int, now: Callable[[], datetime]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -176,6 +177,34 @@ def test_filter_expression_with_fan_out(real_jobs: RealJobs) -> None:
     events = events_of(result)
     assert [event["type"] for event in events] == ["callTools"]
     assert events[0]["toolCalls"][0]["args"] == {"path": "a.txt", "text": "hi"}
+
+
+def test_json_events_carry_the_messages_the_stored_lines_refer_to(real_jobs: RealJobs) -> None:
+    """Stored lines refer to checkpoint files for the conversation; --json puts it back."""
+    job_dir = real_jobs.root / "jobs" / real_jobs.single
+    raw = [
+        json.loads(line)
+        for path in job_dir.glob("runs/*/events.jsonl")
+        for line in path.read_text().splitlines()
+    ]
+    stored_end = next(line for line in raw if line["type"] == "completeRun")
+    assert "messagesRef" in stored_end["checkpoint"]
+
+    events = events_of(log(real_jobs.root, "--job", real_jobs.single, "--json"))
+
+    end = next(event for event in events if event["type"] == "completeRun")
+    checkpoint_file = job_dir / "checkpoints" / f"{end['checkpoint']['id']}.json"
+    assert end["checkpoint"]["messages"] == json.loads(checkpoint_file.read_text())["messages"]
+    assert "messagesRef" not in json.dumps(events)
+    generation = [event for event in events if event["type"] == "startGeneration"][-1]
+    assert [m["type"] for m in generation["messages"]][:2] == ["instructionMessage", "userMessage"]
+
+
+def test_filter_through_referenced_messages(real_jobs: RealJobs) -> None:
+    expression = '.checkpoint.messages[].type == "toolMessage"'
+    result = log(real_jobs.root, "--job", real_jobs.single, "--filter", expression, "--json")
+    # Every step after the first tool call has a tool message in its checkpoint.
+    assert types_of(result) == ["continueToNextStep", "continueToNextStep", "completeRun"]
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from runtime import RunSetting, event_from_json, parse_config, run
+from runtime import RunSetting, parse_config, read_job_events, run
 from runtime.events import PerstackEvent
 from runtime.testing import ScriptedModel, call, fail, reply
 from studio.demo import DEMO_CONFIG, DEMO_EXPERT, DEMO_QUERY, demo_model
@@ -53,13 +53,8 @@ async def test_replay_from_storage_gives_the_same_tree(tmp_path: Path) -> None:
     for event in events:
         live.apply(event)
     replayed = JobTree()
-    job_dir = tmp_path / "perstack" / "jobs" / checkpoint.job_id / "runs"
-    stored = [
-        event_from_json(line)
-        for path in job_dir.glob("*/events.jsonl")
-        for line in path.read_text().splitlines()
-    ]
-    for event in sorted(stored, key=lambda e: (e.timestamp, 0)):
+    job_dir = tmp_path / "perstack" / "jobs" / checkpoint.job_id
+    for event in read_job_events(job_dir, messages=False):
         replayed.apply(event)
 
     def shape(tree: JobTree) -> list[tuple[int, str, str, int, int]]:
