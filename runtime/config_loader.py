@@ -22,6 +22,7 @@ import bisect
 import dataclasses
 import difflib
 import hashlib
+import json
 import os
 import re
 import tomllib
@@ -206,6 +207,28 @@ class ExpertDefinition:
     """Free-form tags from the table."""
     base_skill_injected: bool = False
     """True when the expert had no ``skills`` table and got the default base skill."""
+
+    @property
+    def sha256(self) -> str:
+        """Hex SHA-256 of what the expert is (instruction, skills, delegates, ...).
+
+        Comments, layout and other experts do not change it, so it tells whether a run was
+        made with the definition now in the file. Runs record it (``startRun.definitionSha256``).
+        """
+        document = {
+            "key": self.key,
+            "version": self.version,
+            "description": self.description,
+            "instruction": self.instruction,
+            "skills": {
+                name: skill.model_dump(mode="json", by_alias=True)
+                for name, skill in self.skills.items()
+            },
+            "delegates": list(self.delegates),
+            "tags": list(self.tags),
+        }
+        text = json.dumps(document, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,9 @@ class StartRun(RunEventBase):
     type: Literal["startRun"] = "startRun"
     initial_checkpoint: Checkpoint
     input_messages: list[Message]
+    definition_sha256: str | None = None
+    """:attr:`ExpertDefinition.sha256` of the definition this segment runs (not in Perstack):
+    a viewer compares it with the file now to mark runs made with an older definition."""
 
 
 class StartGeneration(RunEventBase):

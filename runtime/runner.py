@@ -260,6 +260,7 @@ async def _run_expert(
                     tool_index=tool_index,
                     coordinator=coordinator,
                     delegate_versions={d.key: d.version for d in delegates},
+                    definition_sha256=expert.sha256,
                 )
                 checkpoint = await drive(segment, checkpoint, query)
                 if checkpoint.status != "stoppedByDelegate":

@@ -129,7 +129,9 @@ class TestRunScreen:
             screen.replay(prefix)
             await pilot.pause()
 
-        app = build(tmp_path, "solo", None, None)
+        # The demo's own perstack.toml: its runs are not made with an older definition.
+        shutil.copy(DEMO_CONFIG, tmp_path / "perstack.toml")
+        app = build(tmp_path, DEMO_EXPERT, None, None)
         assert snap_compare(app, terminal_size=SIZE, run_before=replay)
 
     def test_error(self, snap_compare, tmp_path: Path) -> None:

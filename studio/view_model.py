@@ -71,8 +71,11 @@ class RunNode:
     started_at: int | None = None
     finished_at: int | None = None
     children: list[str] = field(default_factory=list)
+    definitions: list[str] = field(default_factory=list)
+    """Hashes of the expert definitions its segments ran (``startRun.definitionSha256``)."""
     stale: bool = False
-    """Made with a perstack.toml that has changed since (set by the studio)."""
+    """Made with a definition that differs from the one in perstack.toml now (set by the
+    studio, which knows the file)."""
 
     def step(self, number: int) -> StepNode:
         """The step with this number, created on first use."""
@@ -167,6 +170,8 @@ class JobTree:
             else:
                 self.roots.append(node.node_id)
         node.run_ids.append(event.run_id)
+        if event.definition_sha256 and event.definition_sha256 not in node.definitions:
+            node.definitions.append(event.definition_sha256)
         node.status = "running"
         node.finished_at = None
         self._by_run_id[event.run_id] = node

@@ -138,6 +138,8 @@ class Segment:
     """Delegate expert key → version, for delegateTo targets."""
     invalid_args: dict[str, str] = field(default_factory=dict)
     """Tool call id → JSON error, for calls whose arguments did not parse."""
+    definition_sha256: str | None = None
+    """Hash of the expert definition this segment runs (reported in startRun)."""
 
     @property
     def tool_specs(self) -> list[ToolSpec]:

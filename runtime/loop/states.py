@@ -164,7 +164,10 @@ async def init(seg: Segment, state: LoopState) -> Transition:
     )
     step = _with(seg.new_step(started), input_messages=inputs)
     event = StartRun(
-        **seg.event_fields(checkpoint), initial_checkpoint=checkpoint, input_messages=inputs
+        **seg.event_fields(checkpoint),
+        initial_checkpoint=checkpoint,
+        input_messages=inputs,
+        definition_sha256=seg.definition_sha256,
     )
     return Transition(event, "preparingForStep", started, step)
 

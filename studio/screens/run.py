@@ -8,13 +8,19 @@ State and who owns it:
   thousand events a second never queue redraws.
 * :class:`~studio.run_controller.RunController` runs the expert in a worker and reports by
   message. Only the handlers here change widgets.
+* Which runs are stale: each run reports the hash of the expert definition it ran
+  (``startRun.definitionSha256``); the same timer compares it, at most every
+  :data:`DEFINITION_CHECK_SECONDS`, with the definition in perstack.toml as saved now, reloading
+  the file only when its size or modification time changed.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.console import Group, RenderableType
@@ -41,11 +47,14 @@ from studio.screens import settle_cursors
 from studio.view_model import JobTree, RunNode, StepNode, ToolNode
 
 if TYPE_CHECKING:
-    from runtime import PerstackEvent, Usage
+    from runtime import LoadedConfig, PerstackEvent, Usage
     from studio.screens.history import ResumePoint
 
 REFRESH_SECONDS = 0.05
 """Longest wait between an event and the tree showing it."""
+
+DEFINITION_CHECK_SECONDS = 1.0
+"""How often the saved perstack.toml is looked at (a stat; it is read only when it changed)."""
 
 FOLD_LINES = 30
 """Tool output longer than this is folded in the detail pane."""
@@ -185,6 +194,11 @@ class RunScreen(Screen[None]):
         self._streaming: str | None = None
         self._stream_seen = ""
         self._timer: Timer | None = None
+        self._definitions_checked = 0.0
+        self._judged_runs = 0
+        self._config_stamp: tuple[Path, int, int] | None = None
+        self._config: LoadedConfig | None = None
+        self._current_definitions: dict[str, str | None] = {}
 
     # layout ----------------------------------------------------------------------------------
 
@@ -212,7 +226,7 @@ class RunScreen(Screen[None]):
         self.query_one("#run-stream").border_title = "Streaming"
         self.query_one("#run-detail").border_title = "Detail"
         self.query_one("#run-tree").border_title = f"Job · {self.options.expert_key}"
-        self._timer = self.set_interval(REFRESH_SECONDS, self.refresh_tree, name="tree-refresh")
+        self._timer = self.set_interval(REFRESH_SECONDS, self._tick, name="tree-refresh")
         self._render_all()
         if self.initial_query:
             self.query_one("#run-query", Input).value = ""
@@ -414,6 +428,75 @@ class RunScreen(Screen[None]):
         self._tree_nodes[("job",)] = tree.root
         self.last_step = 0
         return self.replay(events)
+
+    # definitions -----------------------------------------------------------------------------
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        due = now - self._definitions_checked >= DEFINITION_CHECK_SECONDS
+        if due or len(self.job.runs) != self._judged_runs:
+            self._definitions_checked = now
+            self.check_definitions()
+        self.refresh_tree()
+
+    def check_definitions(self) -> None:
+        """Mark the runs made with an expert definition other than the one saved now.
+
+        While the file cannot be read or is invalid, the marks stay as they were: there is no
+        current definition to compare with.
+        """
+        self._judged_runs = len(self.job.runs)
+        self._reload_config_if_changed()
+        if self._config is None:
+            return
+        for node in self.job.runs.values():
+            stale = any(h != self._current_definition(node.expert_key) for h in node.definitions)
+            if stale != node.stale:
+                node.stale = stale
+                self._mark_dirty(node)
+                self.job.version += 1
+
+    def _reload_config_if_changed(self) -> None:
+        stamp: tuple[Path, int, int] | None = None
+        path = self._config.path if self._config is not None else None
+        if path is not None:
+            try:
+                info = path.stat()
+            except OSError:
+                pass
+            else:
+                stamp = (path, info.st_mtime_ns, info.st_size)
+        if stamp is not None and stamp == self._config_stamp:
+            return
+        from runtime import PerstackError, load_config_for
+
+        options = self.options
+        try:
+            loaded = load_config_for(options.expert_key, options.config_path, options.workspace)
+        except (PerstackError, OSError):
+            self._config_stamp = None
+            return
+        self._config = loaded
+        self._current_definitions = {}
+        if loaded.path is not None:
+            try:
+                info = loaded.path.stat()
+            except OSError:
+                self._config_stamp = None
+            else:
+                self._config_stamp = (loaded.path, info.st_mtime_ns, info.st_size)
+
+    def _current_definition(self, expert_key: str) -> str | None:
+        if expert_key not in self._current_definitions:
+            from runtime import PerstackError, resolve_expert
+
+            assert self._config is not None
+            try:
+                current: str | None = resolve_expert(self._config, expert_key).sha256
+            except PerstackError:
+                current = None  # removed from the file: every run of it is older
+            self._current_definitions[expert_key] = current
+        return self._current_definitions[expert_key]
 
     # drawing ---------------------------------------------------------------------------------
 
@@ -639,6 +722,14 @@ class RunScreen(Screen[None]):
                 f"{duration_text(node.started_at, node.finished_at)}"
             ),
         ]
+        if node.stale:
+            parts.append(
+                Text(
+                    f"Made with an older definition of {node.expert_key}: perstack.toml has "
+                    "changed since. The next run uses the file as saved now.",
+                    style="italic yellow",
+                )
+            )
         if node.query:
             parts += [Text("\nQuery", style="bold"), Text(node.query)]
         if node.error:

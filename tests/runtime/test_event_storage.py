@@ -157,3 +157,18 @@ async def test_torn_last_line_is_skipped(tmp_path: Path) -> None:
         handle.write('{"type":"callTools","jobId":')
 
     assert len(list(read_job_events(job_dir))) == len([e for e in live if e.type not in UNSTORED])
+
+
+async def test_start_run_reports_the_definition_it_runs(tmp_path: Path) -> None:
+    from runtime import resolve_expert
+
+    _, events = await go(tmp_path, ScriptedModel([reply("done")]), "@team/coder")
+    (start,) = [e for e in events if e.type == "startRun"]
+    config = parse_config(TEAM, path=tmp_path / "perstack.toml")
+    coder = resolve_expert(config, "@team/coder")
+    assert start.definition_sha256 == coder.sha256  # type: ignore[union-attr]
+    # Only the expert's own definition counts: comments and other experts do not change it.
+    edited = "# note\n" + TEAM.replace("You lead the team.", "You lead.")
+    assert resolve_expert(parse_config(edited), "@team/coder").sha256 == coder.sha256
+    changed = TEAM.replace("You write code.", "You write tests.")
+    assert resolve_expert(parse_config(changed), "@team/coder").sha256 != coder.sha256

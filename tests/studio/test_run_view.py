@@ -245,6 +245,78 @@ async def test_resume_from_history(tmp_path: Path) -> None:
         assert checkpoint_id in {c.id for c in list_checkpoints(tmp_path, job.id)}
 
 
+async def test_runs_made_with_an_older_definition_are_marked(tmp_path: Path) -> None:
+    model = by_expert(
+        {
+            "the chain": [call("mid", query="pass it on"), reply("lead: done"), reply("again")],
+            "middle link": [call("leaf", query="finish it"), reply("mid: done")],
+            "last link": [reply("leaf: done")],
+        }
+    )
+    app = app_for(tmp_path, "lead", "start the chain", model)
+    toml = tmp_path / "perstack.toml"
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await finished(pilot)
+        screen.check_definitions()
+        assert [n.stale for _, n in screen.job.walk()] == [False, False, False]
+
+        # Comments, layout and other experts' edits do not make a run older.
+        toml.write_text("# a comment\n" + CHAIN.replace("You work alone.", "You work solo."))
+        screen.check_definitions()
+        assert [n.stale for _, n in screen.job.walk()] == [False, False, False]
+
+        # The saved file now gives "mid" another instruction: only mid's run is older.
+        toml.write_text(CHAIN.replace("You are the middle link.", "You relay work."))
+        await until(pilot, lambda: screen.job.walk()[1][1].stale)  # the timer notices
+        assert [n.stale for _, n in screen.job.walk()] == [False, True, False]
+        screen.refresh_tree()
+        mid = screen.job.walk()[1][1]
+        assert "older definition" in str(screen._tree_nodes[("run", mid.node_id)].label)
+        detail = screen.detail(("run", mid.node_id))
+        assert "older definition of mid" in " ".join(map(str, detail.renderables))  # type: ignore[attr-defined]
+
+        # A broken file leaves the marks as they are; a follow-up uses the saved definition.
+        toml.write_text("[experts.lead\n")
+        screen.check_definitions()
+        assert [n.stale for _, n in screen.job.walk()] == [False, True, False]
+        toml.write_text(CHAIN.replace("You lead the chain.", "You lead the chain, carefully."))
+        screen.check_definitions()
+        assert [n.stale for _, n in screen.job.walk()] == [True, False, False]
+        query = screen.query_one("#run-query", Input)
+        query.focus()
+        query.value = "and again"
+        await pilot.press("enter")
+        screen = await finished(pilot, runs=2)
+        screen.check_definitions()
+        assert [(n.expert_key, n.stale) for _, n in screen.job.walk()] == [
+            ("lead", True),
+            ("mid", False),
+            ("leaf", False),
+            ("lead", False),
+        ]
+
+
+async def test_replayed_job_marks_runs_older_than_the_file(tmp_path: Path) -> None:
+    first = app_for(tmp_path, "solo", "q1", ScriptedModel([reply("first answer")]))
+    async with first.run_test(size=SIZE) as pilot:
+        await finished(pilot)
+    app = app_for(tmp_path, "solo", None, ScriptedModel([]))
+    (tmp_path / "perstack.toml").write_text(CHAIN.replace("You work alone.", "You pair up."))
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await screen_ready(pilot)
+        await pilot.press("f5")
+        await until(pilot, lambda: isinstance(app.screen, HistoryScreen) and app.screen.jobs)
+        await pilot.press("enter")
+        history = app.screen
+        assert isinstance(history, HistoryScreen)
+        await until(pilot, lambda: bool(history.checkpoints))
+        await pilot.press("enter")
+        await until(pilot, lambda: app.screen is screen)
+        await until(pilot, lambda: screen.job.walk()[0][1].stale)
+        (root,) = screen.job.roots
+        assert "older definition" in str(screen._tree_nodes[("run", root)].label)
+
+
 async def test_missing_api_key_is_shown_in_the_app(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
