@@ -1,8 +1,10 @@
 """The step tree of a job, built from events: job → runs → steps → tool calls.
 
 A pure reducer with no Textual import: the live studio, replays of stored ``events.jsonl`` and the
-tests all feed it the same events. It keeps only what the tree shows (never whole checkpoints), so
-memory stays flat however long the job.
+tests all feed it the same events. It keeps only what the tree shows (never whole checkpoints).
+With ``keep_steps``, a run keeps only its newest steps: older settled ones are dropped (counted in
+``RunNode.dropped_steps``; their usage stays in the run's totals) and are read back from storage
+when someone opens them, so memory stays flat however long the job.
 
 Segments: Perstack gives a run a new run id each time it resumes (after its delegates, or after an
 interactive answer). The tree shows such a resumption as the same run node going on, keyed by the
@@ -71,6 +73,8 @@ class RunNode:
     started_at: int | None = None
     finished_at: int | None = None
     children: list[str] = field(default_factory=list)
+    dropped_steps: int = 0
+    """Settled steps no longer held (see ``JobTree(keep_steps=...)``); still on disk."""
     definitions: list[str] = field(default_factory=list)
     """Hashes of the expert definitions its segments ran (``startRun.definitionSha256``)."""
     stale: bool = False
@@ -90,8 +94,16 @@ class RunNode:
 class JobTree:
     """The reduced state of one job. Feed it events with :meth:`apply`."""
 
-    def __init__(self, job_id: str | None = None) -> None:
+    def __init__(self, job_id: str | None = None, *, keep_steps: int | None = None) -> None:
+        """Start an empty tree.
+
+        Args:
+            job_id: The job, when known before its first event.
+            keep_steps: Hold at most about this many steps per run; older settled steps
+                without delegated runs are dropped. ``None`` keeps everything.
+        """
         self.job_id = job_id
+        self.keep_steps = keep_steps
         self.runs: dict[str, RunNode] = {}
         self.roots: list[str] = []
         self.event_count = 0
@@ -114,8 +126,8 @@ class JobTree:
         return total
 
     def step_count(self, node: RunNode) -> int:
-        """Steps of this run alone."""
-        return len(node.steps)
+        """Steps of this run alone (held and dropped)."""
+        return len(node.steps) + node.dropped_steps
 
     def walk(self) -> list[tuple[int, RunNode]]:
         """Every run with its depth, parents before children, in start order."""
@@ -283,6 +295,18 @@ class JobTree:
     def _on_continueToNextStep(self, event: Any) -> None:
         if node := self._run(event):
             node.step(event.step_number).finished_at = event.timestamp
+            self._trim(node)
+
+    def _trim(self, node: RunNode) -> None:
+        if self.keep_steps is None or len(node.steps) <= self.keep_steps:
+            return
+        # Only the oldest steps go, and only settled ones whose calls started no runs (the
+        # delegated runs hang under those calls).
+        old = node.steps[: len(node.steps) - self.keep_steps]
+        gone = {id(step) for step in old if settled(step) and not _delegated(step)}
+        if gone:
+            node.steps = [step for step in node.steps if id(step) not in gone]
+            node.dropped_steps += len(gone)
 
     def _stop(self, event: Any, status: RunStatus) -> RunNode | None:
         node = self._run(event)
@@ -324,6 +348,15 @@ class JobTree:
             if node.status in ("running", "delegating"):
                 node.status = "cancelled"
         self.version += 1
+
+
+def settled(step: StepNode) -> bool:
+    """Whether a step has finished and every one of its calls has a result."""
+    return step.finished_at is not None and all(c.status in ("done", "failed") for c in step.calls)
+
+
+def _delegated(step: StepNode) -> bool:
+    return any(call.child_run_ids for call in step.calls)
 
 
 def _looks_like_error(text: str) -> bool:

@@ -9,6 +9,7 @@ reason to fail.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -61,8 +62,10 @@ class ResumePoint:
 
 
 def jobs_root(workspace: Path) -> Path:
-    """Where the runtime stores the workspace's jobs."""
-    return workspace / "perstack" / "jobs"
+    """Where the runtime stores the workspace's jobs (``$PERSTACK_STORAGE_PATH`` wins, as there)."""
+    override = os.environ.get("PERSTACK_STORAGE_PATH")
+    root = Path(override).expanduser().resolve() if override else workspace / "perstack"
+    return root / "jobs"
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

@@ -5,7 +5,9 @@ State and who owns it:
 * :class:`~studio.view_model.JobTree` (``self.job``) is the reduced job. Every
   :class:`RunEventReceived` is applied to it at once; the Tree widget is brought up to date by a
   timer at most every :data:`REFRESH_SECONDS`, touching only the runs that changed since, so a
-  thousand events a second never queue redraws.
+  thousand events a second never queue redraws. A run keeps its newest :data:`KEEP_STEPS`
+  steps in memory and on screen; older ones collapse into one "earlier steps" node that reads
+  them back from the job's stored events when opened, so a long job does not grow the app.
 * :class:`~studio.run_controller.RunController` runs the expert in a worker and reports by
   message. Only the handlers here change widgets.
 * Which runs are stale: each run reports the hash of the expert definition it ran
@@ -16,6 +18,7 @@ State and who owns it:
 
 from __future__ import annotations
 
+import gc
 import json
 import time
 from collections.abc import Callable, Iterable
@@ -44,7 +47,7 @@ from studio.run_messages import (
     RunStarted,
 )
 from studio.screens import settle_cursors
-from studio.view_model import JobTree, RunNode, StepNode, ToolNode
+from studio.view_model import JobTree, RunNode, StepNode, ToolNode, settled
 
 if TYPE_CHECKING:
     from runtime import LoadedConfig, PerstackEvent, Usage
@@ -53,8 +56,22 @@ if TYPE_CHECKING:
 REFRESH_SECONDS = 0.05
 """Longest wait between an event and the tree showing it."""
 
+_FROZEN_AFTER_MODEL_IMPORT = False
+_MODEL_OUTPUT = frozenset(
+    {
+        "callTools",
+        "completeRun",
+        "completeStreamingReasoning",
+        "completeStreamingRunResult",
+        "retry",
+    }
+)
+
 DEFINITION_CHECK_SECONDS = 1.0
 """How often the saved perstack.toml is looked at (a stat; it is read only when it changed)."""
+
+KEEP_STEPS = 100
+"""Steps per run held in memory and in the tree; older settled ones are read back on demand."""
 
 FOLD_LINES = 30
 """Tool output longer than this is folded in the detail pane."""
@@ -63,7 +80,9 @@ STREAM_TAIL = 4000
 """Characters of streaming text kept on screen (the end of it)."""
 
 NodeKey = tuple[str, ...]
-"""("job",), ("run", node_id), ("step", node_id, number) or ("call", node_id, call_id)."""
+"""("job",), ("run", node_id), ("step", node_id, number), ("call", node_id, call_id), or
+("earlier", node_id) for a run's dropped steps; read back, those are ("step", node_id, number,
+"earlier") and ("call", node_id, call_id, "earlier")."""
 
 RUN_LOOK: dict[str, tuple[str, str, str]] = {
     "running": ("◐", "yellow", "running"),
@@ -181,7 +200,7 @@ class RunScreen(Screen[None]):
         self.demo = demo
         self.now = now or (lambda: datetime.now().astimezone())
         self.model_label = model_label or options.model or "default model"
-        self.job = JobTree()
+        self.job = JobTree(keep_steps=KEEP_STEPS)
         self.resume_point: ResumePoint | None = None
         self.error: BaseException | None = None
         self.last_step = 0
@@ -190,6 +209,11 @@ class RunScreen(Screen[None]):
         self._tree_nodes: dict[NodeKey, TreeNode[NodeKey]] = {}
         self._dirty: set[str] = set()
         self._settled: dict[str, int] = {}
+        """Run node id → number of its first step that may still change."""
+        self._shown_steps: dict[str, list[int]] = {}
+        """Run node id → step numbers with a node in the tree."""
+        self._earlier: dict[str, dict[int, StepNode]] = {}
+        """Run node id → its dropped steps, read back while their node is open."""
         self._rendered_version = -1
         self._streaming: str | None = None
         self._stream_seen = ""
@@ -220,6 +244,10 @@ class RunScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        # What is alive now (modules, the app's DOM) lives as long as the app. Frozen, it is
+        # left out of the collector's full passes, which otherwise stall input for ~50 ms at a
+        # time while a long run streams events.
+        gc.freeze()
         settle_cursors(self)
         self.query_one("#run-error").display = False
         self.query_one("#run-stream", VerticalScroll).anchor()
@@ -270,6 +298,11 @@ class RunScreen(Screen[None]):
 
     def apply_event(self, event: PerstackEvent) -> None:
         """Fold one event into the job; the tree catches up on the next tick."""
+        global _FROZEN_AFTER_MODEL_IMPORT
+        if not _FROZEN_AFTER_MODEL_IMPORT and event.type in _MODEL_OUTPUT:
+            # The model's first reply: its client library (litellm, large) is imported now.
+            _FROZEN_AFTER_MODEL_IMPORT = True
+            gc.freeze()
         self.job.apply(event)
         step = getattr(event, "step_number", None)
         if step:
@@ -416,7 +449,9 @@ class RunScreen(Screen[None]):
 
     def load_job(self, job_id: str, events: Iterable[PerstackEvent]) -> int:
         """Show a stored job: clear the tree and replay its events."""
-        self.job = JobTree(job_id)
+        self.job = JobTree(job_id, keep_steps=KEEP_STEPS)
+        self._shown_steps.clear()
+        self._earlier.clear()
         self._tree_nodes.clear()
         self._dirty.clear()
         self._settled.clear()
@@ -536,7 +571,7 @@ class RunScreen(Screen[None]):
 
     def _run_label(self, node: RunNode) -> Text:
         glyph, colour, word = RUN_LOOK.get(node.status, ("·", "white", node.status))
-        steps = sum(len(self.job.runs[d].steps) for d in self._subtree(node))
+        steps = sum(self.job.step_count(self.job.runs[d]) for d in self._subtree(node))
         label = Text.assemble(
             (f"{glyph} ", colour),
             (node.expert_key, "bold"),
@@ -592,17 +627,93 @@ class RunScreen(Screen[None]):
             self._tree_nodes[key] = tree_node
         else:
             tree_node.set_label(self._run_label(node))
-        start = self._settled.get(node.node_id, 0)
-        settled = start
-        for index in range(start, len(node.steps)):
-            step = node.steps[index]
+        shown = self._shown_steps.setdefault(node.node_id, [])
+        if node.dropped_steps:
+            self._drop_steps(node, tree_node, shown)
+        first_open = self._settled.get(node.node_id, 0)
+        still_open = None
+        for step in node.steps:
+            if step.number < first_open:
+                continue
+            if step.number not in shown:
+                shown.append(step.number)
             self._draw_step(node, tree_node, step)
-            done = step.finished_at is not None and all(
-                c.status in ("done", "failed") for c in step.calls
-            )
-            if done and settled == index:
-                settled = index + 1
-        self._settled[node.node_id] = settled
+            if still_open is None and not settled(step):
+                still_open = step.number
+        last = node.steps[-1].number + 1 if node.steps else first_open
+        self._settled[node.node_id] = still_open if still_open is not None else last
+
+    def _drop_steps(self, node: RunNode, run_node: TreeNode[NodeKey], shown: list[int]) -> None:
+        """Take the steps the job no longer holds out of the tree; count them in one node."""
+        held = {step.number for step in node.steps}
+        for number in [n for n in shown if n not in held]:
+            shown.remove(number)
+            step_node = self._tree_nodes.pop(("step", node.node_id, str(number)), None)
+            if step_node is None:
+                continue
+            for child in step_node.children:
+                if child.data is not None:
+                    self._tree_nodes.pop(child.data, None)
+            step_node.remove()
+        key: NodeKey = ("earlier", node.node_id)
+        label = Text(
+            f"⋯ {node.dropped_steps:,} earlier step{'s' if node.dropped_steps != 1 else ''}",
+            style="bright_black",
+        )
+        earlier = self._tree_nodes.get(key)
+        if earlier is None:
+            earlier = run_node.add(label, data=key, before=0, allow_expand=True)
+            self._tree_nodes[key] = earlier
+        elif not earlier.is_expanded:
+            earlier.set_label(label)
+
+    @on(Tree.NodeExpanded, "#run-tree")
+    def _expanded(self, event: Tree.NodeExpanded[NodeKey]) -> None:
+        key = event.node.data
+        if key is None or key[0] != "earlier":
+            return
+        node = self.job.runs.get(key[1])
+        if node is None:
+            return
+        steps = self._read_earlier(node)
+        self._earlier[node.node_id] = {step.number: step for step in steps}
+        event.node.remove_children()
+        for step in steps:
+            step_key: NodeKey = ("step", node.node_id, str(step.number), "earlier")
+            step_node = event.node.add(self._step_label(node, step), data=step_key)
+            step_node.allow_expand = bool(step.calls)
+            for call in step.calls:
+                call_key: NodeKey = ("call", node.node_id, call.call_id, "earlier")
+                step_node.add(self._call_label(call), data=call_key, allow_expand=False)
+        if not steps:
+            event.node.add(Text("(not found in the stored events)", style="italic"), data=key)
+
+    @on(Tree.NodeCollapsed, "#run-tree")
+    def _collapsed(self, event: Tree.NodeCollapsed[NodeKey]) -> None:
+        key = event.node.data
+        if key is not None and key[0] == "earlier":
+            event.node.remove_children()
+            event.node.allow_expand = True
+            self._earlier.pop(key[1], None)
+
+    def _read_earlier(self, node: RunNode) -> list[StepNode]:
+        """The run's dropped steps, rebuilt from the job's stored events."""
+        from runtime import read_job_events
+        from studio.screens.history import jobs_root
+
+        if not self.job.job_id:
+            return []
+        segments = set(node.run_ids)
+        scratch = JobTree(self.job.job_id)
+        events = read_job_events(
+            jobs_root(self.options.workspace) / self.job.job_id, messages=False
+        )
+        for event in events:
+            if getattr(event, "run_id", None) in segments:
+                scratch.apply(event)
+        held = {step.number for step in node.steps}
+        steps = [step for run in scratch.runs.values() for step in run.steps]
+        return sorted((s for s in steps if s.number not in held), key=lambda s: s.number)
 
     def _draw_step(self, node: RunNode, parent: TreeNode[NodeKey], step: StepNode) -> None:
         key: NodeKey = ("step", node.node_id, str(step.number))
@@ -684,10 +795,18 @@ class RunScreen(Screen[None]):
             return Text("")
         if kind == "run":
             return self._run_detail(node)
+        if kind == "earlier":
+            return Text(
+                f"{node.dropped_steps:,} earlier steps of {node.expert_key} are not held in "
+                "memory. Open this node to read them back from the stored events."
+            )
+        steps = node.steps
+        if len(key) > 3:  # a step read back from storage
+            steps = list(self._earlier.get(node.node_id, {}).values())
         if kind == "step":
-            step = next((s for s in node.steps if str(s.number) == key[2]), None)
+            step = next((s for s in steps if str(s.number) == key[2]), None)
             return self._step_detail(node, step) if step else Text("")
-        call = next((c for s in node.steps for c in s.calls if c.call_id == key[2]), None)
+        call = next((c for s in steps for c in s.calls if c.call_id == key[2]), None)
         return self._call_detail(node, call) if call else Text("")
 
     def _job_detail(self) -> RenderableType:
@@ -717,8 +836,8 @@ class RunScreen(Screen[None]):
         parts: list[RenderableType] = [
             Text.assemble(("Run ", "bold"), (node.expert_key, "bold"), f" · {word}"),
             Text(
-                f"steps {len(node.steps)} · own {usage_text(node.own_usage)} · with delegates "
-                f"{usage_text(self.job.rollup(node))} · took "
+                f"steps {self.job.step_count(node)} · own {usage_text(node.own_usage)} · with "
+                f"delegates {usage_text(self.job.rollup(node))} · took "
                 f"{duration_text(node.started_at, node.finished_at)}"
             ),
         ]

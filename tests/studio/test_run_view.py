@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console, RenderableType
 from textual.pilot import Pilot
 from textual.widgets import Input, Static
 
@@ -15,6 +16,7 @@ from runtime import GenerationRequest, MissingApiKeyError
 from runtime.testing import Reply, ScriptedModel, call, reply
 from studio.run_app import RunApp, make_run_app
 from studio.run_messages import RunCancelled, RunEventReceived, RunFailed, RunFinished
+from studio.screens import run as run_module
 from studio.screens.history import HistoryScreen, list_checkpoints, list_jobs
 from studio.screens.interactive import InteractiveToolModal
 from studio.screens.run import RunScreen
@@ -102,6 +104,14 @@ async def screen_ready(pilot: Pilot[Any]) -> RunScreen:
 
 def shape(screen: RunScreen) -> list[tuple[int, str, str]]:
     return [(depth, node.expert_key, node.status) for depth, node in screen.job.walk()]
+
+
+def plain(renderable: RenderableType) -> str:
+    """What a detail renderable says, as plain text."""
+    console = Console(width=200, color_system=None)
+    with console.capture() as captured:
+        console.print(renderable)
+    return captured.get()
 
 
 def tree_parent_kind(screen: RunScreen, node_id: str) -> str:
@@ -272,8 +282,7 @@ async def test_runs_made_with_an_older_definition_are_marked(tmp_path: Path) -> 
         screen.refresh_tree()
         mid = screen.job.walk()[1][1]
         assert "older definition" in str(screen._tree_nodes[("run", mid.node_id)].label)
-        detail = screen.detail(("run", mid.node_id))
-        assert "older definition of mid" in " ".join(map(str, detail.renderables))  # type: ignore[attr-defined]
+        assert "older definition of mid" in plain(screen.detail(("run", mid.node_id)))
 
         # A broken file leaves the marks as they are; a follow-up uses the saved definition.
         toml.write_text("[experts.lead\n")
@@ -315,6 +324,56 @@ async def test_replayed_job_marks_runs_older_than_the_file(tmp_path: Path) -> No
         await until(pilot, lambda: screen.job.walk()[0][1].stale)
         (root,) = screen.job.roots
         assert "older definition" in str(screen._tree_nodes[("run", root)].label)
+
+
+async def test_old_steps_leave_memory_and_come_back_from_storage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(run_module, "KEEP_STEPS", 4)
+    script = [call("readTextFile", path=f"missing-{i}.txt") for i in range(1, 13)]
+    app = app_for(tmp_path, "solo", "read them all", ScriptedModel([*script, reply("done")]))
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await finished(pilot)
+        (root_id,) = screen.job.roots
+        node = screen.job.runs[root_id]
+        # Trimmed as each step ends: the last step (13) came after the last trim.
+        assert node.dropped_steps == 8 and [s.number for s in node.steps] == [9, 10, 11, 12, 13]
+        run_node = screen._tree_nodes[("run", root_id)]
+        assert "13 steps" in str(run_node.label)
+        earlier = run_node.children[0]
+        assert str(earlier.label) == "⋯ 8 earlier steps"
+        assert [c.data for c in run_node.children[1:]] == [
+            ("step", root_id, str(n)) for n in (9, 10, 11, 12, 13)
+        ]
+        assert ("step", root_id, "1") not in screen._tree_nodes
+
+        earlier.expand()
+        await until(pilot, lambda: len(earlier.children) == 8)
+        assert [str(c.label).split()[:2] for c in earlier.children] == [
+            ["step", str(n)] for n in range(1, 9)
+        ]
+        first_call = earlier.children[0].children[0]
+        assert "readTextFile" in str(first_call.label)
+        assert first_call.data is not None
+        assert "missing-1.txt" in plain(screen.detail(first_call.data))
+
+        earlier.collapse()
+        await until(pilot, lambda: not earlier.children)
+        assert root_id not in screen._earlier
+
+
+async def test_history_reads_jobs_from_perstack_storage_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage = tmp_path / "elsewhere"
+    monkeypatch.setenv("PERSTACK_STORAGE_PATH", str(storage))
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    app = app_for(workspace, "solo", "q1", ScriptedModel([reply("first answer")]))
+    async with app.run_test(size=SIZE) as pilot:
+        await finished(pilot)
+    assert (storage / "jobs").is_dir() and not (workspace / "perstack").exists()
+    assert [job.expert_key for job in list_jobs(workspace)] == ["solo"]
 
 
 async def test_missing_api_key_is_shown_in_the_app(

@@ -140,3 +140,55 @@ async def test_a_delegate_seen_before_its_call_is_still_nested_under_it(tmp_path
         tree.apply(event)
     root = tree.runs[tree.roots[0]]
     assert [len(c.child_run_ids) for c in root.steps[0].calls] == [1, 1]
+
+
+LONG = """
+[experts."lead"]
+instruction = "You lead."
+delegates = ["helper"]
+
+[experts."helper"]
+description = "Helps"
+instruction = "You help."
+"""
+
+
+async def long_job(workspace: Path, steps: int) -> list[PerstackEvent]:
+    """lead delegates at step 1, then reads ``steps`` files itself."""
+
+    def choose(request: object) -> object:
+        system = request.messages[0].contents[0].text  # type: ignore[attr-defined]
+        if "You help." in system:
+            return reply("helped")
+        done = sum(1 for m in request.messages if m.type == "toolMessage")  # type: ignore[attr-defined]
+        if done == 0:
+            return call("helper", query="help me")
+        if done <= steps:
+            return call("readTextFile", path=f"missing-{done}.txt")
+        return reply("all read")
+
+    events: list[PerstackEvent] = []
+    setting = RunSetting(expert_key="lead", query="go", workspace=workspace)
+    config = parse_config(LONG, path=workspace / "perstack.toml")
+    await run(setting, events.append, model=ScriptedModel(choose), config=config)  # type: ignore[arg-type]
+    return events
+
+
+async def test_keep_steps_drops_old_settled_steps_but_not_their_totals(tmp_path: Path) -> None:
+    events = await long_job(tmp_path, 30)
+    full, kept = JobTree(), JobTree(keep_steps=5)
+    for event in events:
+        full.apply(event)
+        kept.apply(event)
+    lead_full = full.runs[full.roots[0]]
+    lead = kept.runs[kept.roots[0]]
+    # Steps are numbered job-wide: the helper's run took step 2.
+    assert full.step_count(lead_full) == kept.step_count(lead) == 33
+    # The delegating step 1 stays (its delegated run hangs under it), plus the newest ones.
+    assert [s.number for s in lead.steps] == [1, 29, 30, 31, 32, 33, 34]
+    assert lead.dropped_steps == 26
+    assert kept.rollup(lead) == full.rollup(lead_full)
+    assert [(d, n.expert_key, n.status) for d, n in kept.walk()] == [
+        (0, "lead", "done"),
+        (1, "helper", "done"),
+    ]
