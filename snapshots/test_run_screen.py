@@ -14,6 +14,7 @@ from snapshots.conftest import THEME, fixed_now
 from snapshots.helpers import SIZE, wait_until
 from studio.demo import DEMO_CONFIG, DEMO_EXPERT, DEMO_QUERY, demo_model
 from studio.run_app import RunApp, make_run_app
+from studio.screens import run as run_module
 from studio.screens.history import HistoryScreen
 from studio.screens.interactive import InteractiveToolModal
 from studio.screens.run import RunScreen
@@ -153,6 +154,37 @@ class TestRunScreen:
 
         app = build(tmp_path, "solo", "read it", model, job_id="failed-job")
         assert snap_compare(app, terminal_size=SIZE, run_before=select_run)
+
+    def test_long_run_with_an_older_definition(
+        self, snap_compare, tmp_path: Path, monkeypatch
+    ) -> None:
+        """You should see a 9-step run whose early steps are folded, marked as made with an
+        older definition.
+
+        The run line reads "✓ solo  done · 9 steps · … · older definition" (the last part in
+        grey italics). Under it, first a grey "⋯ 5 earlier steps" node (collapsed), then steps
+        6 to 9: steps 6 to 8 each with a red ✗ readTextFile call (missing-6.txt …), step 9
+        (the final answer) with no call. The run is selected: the detail pane says, in yellow
+        italics, "Made with an older definition of solo: perstack.toml has changed since. The
+        next run uses the file as saved now.", then the query "read them" and the result
+        "All read.".
+        """
+        monkeypatch.setattr(run_module, "KEEP_STEPS", 3)
+        script = [call("readTextFile", path=f"missing-{i}.txt") for i in range(1, 9)]
+        model = ScriptedModel([*script, reply("All read.")])
+
+        async def edit_and_select(pilot: Any) -> None:
+            await ended(pilot)
+            toml = tmp_path / "perstack.toml"
+            toml.write_text(toml.read_text().replace("You work alone.", "You work in pairs."))
+            screen = run_screen(pilot)
+            screen.check_definitions()
+            screen.refresh_tree()
+            await pilot.press("ctrl+t", "down")
+            await pilot.pause()
+
+        app = build(tmp_path, "solo", "read them", model, job_id="long-job")
+        assert snap_compare(app, terminal_size=SIZE, run_before=edit_and_select)
 
     def test_missing_api_key(self, snap_compare, tmp_path: Path, monkeypatch) -> None:
         """You should see the run screen with a red "✗ Missing API key" panel above the query.
