@@ -48,18 +48,22 @@ class SandboxUnavailableError(ConfigError):
     title = "Sandbox unavailable"
 
 
-def isolation_flags() -> list[str]:
+def isolation_flags(*, share_net: bool = False) -> list[str]:
     """The namespace and privilege flags every sandboxed process gets.
 
     ``--unshare-all`` gives new user, mount, pid, network, ipc, uts and cgroup namespaces; the
     network namespace holds only a loopback interface, which is what makes the domain allow-list
-    hold at the network level. ``--disable-userns`` stops the tool from creating a nested user
-    namespace (where it could regain capabilities). ``--cap-drop ALL`` matters when we run as
-    root: bwrap otherwise keeps root's capabilities inside, which would let the tool remount the
-    read-only root file system or unmount the tmpfs hiding a home directory.
+    hold at the network level. With ``share_net`` the process stays in the network namespace it
+    is started in: one made the same way (loopback only) and joined with ``nsenter``, see
+    :mod:`runtime.sandbox.netns`; never the host's. ``--disable-userns`` stops the tool from
+    creating a nested user namespace (where it could regain capabilities). ``--cap-drop ALL``
+    matters when we run as root: bwrap otherwise keeps root's capabilities inside, which would
+    let the tool remount the read-only root file system or unmount the tmpfs hiding a home
+    directory.
     """
     return [
         "--unshare-all",
+        *(["--share-net"] if share_net else []),
         "--unshare-user",
         "--disable-userns",
         "--cap-drop",

@@ -8,13 +8,15 @@ The sandbox's network namespace has only loopback, so HTTP clients configured wi
 ``HTTP_PROXY=http://127.0.0.1:3128`` reach this relay and through it the host-side proxy, which
 enforces the allow-list. Anything that ignores the proxy variables has nowhere to connect to.
 
-This file runs before every sandboxed command that has network access, so start-up time is the
-budget: it uses only C modules (``_socket``, ``_thread``, ``_signal``, ``posix``; ``socket``,
-``signal`` and ``os`` would pull in ``enum`` and more, several milliseconds), imports nothing
-from ``runtime`` and is run with ``-S -I`` (no site, no user paths). It listens before starting
-the command, so the command's first request cannot race it, passes its own stdin, stdout and
-stderr to the command untouched (MCP stdio servers speak through them), forwards termination
-signals, and exits with the command's status.
+Used only where sandboxed processes cannot join a shared network namespace (see
+:mod:`runtime.sandbox.netns`: no ``nsenter``, nested user namespaces refused), or with
+``Sandbox(shared_network=False)``. There it runs before every sandboxed command that has
+network access, so start-up time is the budget: it uses only C modules (``_socket``,
+``_thread``, ``_signal``, ``posix``; ``socket``, ``signal`` and ``os`` would pull in ``enum``
+and more, several milliseconds), imports nothing from ``runtime`` and is run with ``-S -I`` (no
+site, no user paths). It listens before starting the command, so the command's first request
+cannot race it, passes its own stdin, stdout and stderr to the command untouched (MCP stdio
+servers speak through them), forwards termination signals, and exits with the command's status.
 """
 
 from __future__ import annotations

@@ -1,8 +1,11 @@
-"""The host-side allow-listing proxy a sandbox reaches through its UNIX socket.
+"""The host-side allow-listing proxy, the only way out of a sandbox's network namespace.
 
-A sandboxed process has no network interface but loopback. Its only way out is the in-sandbox
-forwarder (``forward.py``), which relays ``127.0.0.1:3128`` to a UNIX socket bind-mounted from
-the host, where this proxy listens. It speaks the two forms HTTP clients use with ``HTTP_PROXY``:
+A sandboxed process has no network interface but loopback. Its only way out is
+``127.0.0.1:3128`` on that loopback, served by this proxy on the runtime's event loop: either
+directly (:meth:`ProxyServer.serve`, a listener created inside the sandbox's network namespace,
+see :mod:`runtime.sandbox.netns`) or, on the fallback, through the in-sandbox forwarder
+(``forward.py``), which relays to a UNIX socket bind-mounted from the host
+(:meth:`ProxyServer.listen`). It speaks the two forms HTTP clients use with ``HTTP_PROXY``:
 
 * ``CONNECT host:port`` (HTTPS and any TLS), answered ``200`` and then tunnelled byte for byte;
 * an absolute-URI request (``GET http://host/path``) for plain HTTP, forwarded in origin form
@@ -76,7 +79,7 @@ def _split_authority(authority: str, default_port: int) -> tuple[str, int]:
 
 
 class ProxyServer:
-    """An allow-listing HTTP proxy on a UNIX socket, served by the running asyncio loop.
+    """An allow-listing HTTP proxy on a socket, served by the running asyncio loop.
 
     Args:
         allowed_domains: Domain patterns the sandboxed process may reach.
@@ -101,6 +104,8 @@ class ProxyServer:
         self._server_task: asyncio.Task[None] | None = None
         self._handlers: set[asyncio.Task[None]] = set()
         self._path: str | None = None
+        self._sock: socket.socket | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
 
     @property
@@ -130,25 +135,82 @@ class ProxyServer:
             sock.close()
             raise
         self._path = path
-        self._server_task = loop.create_task(self._serve(sock), name=f"sandbox-proxy {path}")
+        self._start(loop, sock, f"sandbox-proxy {path}", unix=True)
 
-    async def _serve(self, sock: socket.socket) -> None:
-        server = await asyncio.start_unix_server(self._handle, sock=sock, limit=_HEAD_LIMIT)
+    def serve(self, sock: socket.socket) -> None:
+        """Serve a socket that is already listening (e.g. in a sandbox's network namespace).
+
+        The proxy owns ``sock`` from now on and closes it in :meth:`close`.
+
+        Raises:
+            RuntimeError: No asyncio loop is running in this thread.
+        """
+        loop = asyncio.get_running_loop()
+        sock.setblocking(False)
+        self._start(loop, sock, f"sandbox-proxy fd {sock.fileno()}", unix=False)
+
+    def _start(
+        self, loop: asyncio.AbstractEventLoop, sock: socket.socket, name: str, *, unix: bool
+    ) -> None:
+        self._sock = sock
+        self._loop = loop
+        self._server_task = loop.create_task(self._serve(sock, unix=unix), name=name)
+
+    async def _serve(self, sock: socket.socket, *, unix: bool) -> None:
+        # start_serving=False: nothing awaits between registering the socket with the loop and
+        # serve_forever, whose cancellation unregisters and closes it.
+        if unix:
+            server = await asyncio.start_unix_server(
+                self._handle, sock=sock, limit=_HEAD_LIMIT, start_serving=False
+            )
+        else:
+            server = await asyncio.start_server(
+                self._handle, sock=sock, limit=_HEAD_LIMIT, start_serving=False
+            )
         async with server:
             await server.serve_forever()
 
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
     def close(self) -> None:
-        """Stop listening and drop every open tunnel. Idempotent; safe from sync code."""
+        """Stop listening and drop every open tunnel. Idempotent; safe from sync code.
+
+        Called from another thread than the loop's, the stop is handed to the loop; with the
+        loop already closed, the socket is closed right away.
+        """
         if self._closed:
             return
         self._closed = True
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            if self._sock is not None:
+                self._sock.close()
+        else:
+            try:
+                running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+            except RuntimeError:
+                running = None
+            if running is loop or (running is None and not loop.is_running()):
+                self._stop(loop)
+            else:
+                with contextlib.suppress(RuntimeError):  # closed meanwhile
+                    loop.call_soon_threadsafe(self._stop, loop)
+        if self._path is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self._path)
+
+    def _stop(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._server_task is not None:
             self._server_task.cancel()
         for task in list(self._handlers):
             task.cancel()
-        if self._path is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(self._path)
+        if self._sock is not None:
+            # After the server task has unwound (it closes the socket itself when it had
+            # started); before that the socket was never registered, so closing it is all.
+            loop.call_soon(self._sock.close)
 
     # Serving --------------------------------------------------------------------------------
 

@@ -10,8 +10,8 @@ since later mounts cover earlier ones):
    ``/run`` (sockets: docker, ssh-agent, D-Bus), ``/root``, ``/home``, ``/mnt``, ``/media`` and
    ``$HOME``. So ``/tmp`` is private and the home directory is empty and writable but forgotten.
 4. Read-only re-exposure of what the command needs from under those: the install prefix of the
-   program (e.g. ``~/.nvm/versions/node/v22`` for ``npx``), of its ``#!`` interpreter, and of
-   the Python that runs the forwarder.
+   program (e.g. ``~/.nvm/versions/node/v22`` for ``npx``), of its ``#!`` interpreter, and
+   (with allowed domains) of the runtime's Python, which runs the forwarder on the fallback.
 5. The workspace, read-write, at its real path.
 6. Masks over what must stay hidden even there: the storage directory (jobs and checkpoints,
    an empty read-only tmpfs), the workspace's ``.env`` files (secrets the skill did not declare in
@@ -20,10 +20,15 @@ since later mounts cover earlier ones):
 7. New namespaces, no capabilities, no nested user namespaces, killed with its parent
    (:func:`~runtime.sandbox.engine.isolation_flags`). The network namespace has only loopback.
 
-With allowed domains, the command runs behind the forwarder (``forward.py``), which relays
-``127.0.0.1:3128`` to a :class:`~runtime.sandbox.proxy.ProxyServer` on a UNIX socket the sandbox
-gets bind-mounted; ``HTTP(S)_PROXY`` point at it. Without allowed domains there is no forwarder
-and no proxy: no network at all, and no start-up cost beyond bwrap's.
+With allowed domains, the command joins a network namespace the :class:`Sandbox` keeps for that
+domain set (:mod:`runtime.sandbox.netns`): loopback only, with a listener on ``127.0.0.1:3128``
+that a :class:`~runtime.sandbox.proxy.ProxyServer` on the runtime's event loop serves directly;
+``HTTP(S)_PROXY`` point at it. The command line then starts with ``nsenter`` and bwrap keeps
+that network namespace (``--share-net``) while unsharing everything else. Where joining a
+namespace does not work (no ``nsenter``, nested user namespaces refused), each command runs
+behind its own forwarder instead (``forward.py``), which relays ``127.0.0.1:3128`` in a private
+network namespace to a proxy on a UNIX socket the sandbox gets bind-mounted. Without allowed
+domains there is neither: no network at all, and no start-up cost beyond bwrap's.
 
 The environment is exactly the one the caller passes (the skill's filtered env), minus the
 host's proxy settings, plus the sandbox's own. Values go through the process environment, never
@@ -32,6 +37,7 @@ the command line, where other users could read them.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import pwd
@@ -45,15 +51,22 @@ from pathlib import Path
 
 from runtime.errors import ConfigError
 from runtime.sandbox.engine import isolation_flags, require_bwrap
-from runtime.sandbox.policy import ProxyDecision
+from runtime.sandbox.netns import (
+    NetworkNamespace,
+    SpareNamespace,
+    join_support,
+    open_network_namespace,
+)
+from runtime.sandbox.policy import AllowList, ProxyDecision
 from runtime.sandbox.proxy import DEFAULT_ALLOWED_PORTS, ProxyServer
 
 __all__ = ["PROXY_PORT", "Sandbox", "SandboxedCommand", "registry_domains", "wrap"]
 
 PROXY_PORT = 3128
-"""Port of the forwarder on the sandbox's own loopback (no clash possible: private netns)."""
+"""Port of the proxy on the sandbox's own loopback (no clash possible: private netns)."""
 
 _FORWARD_SCRIPT = str(Path(__file__).with_name("forward.py"))
+_SPARE_DELAY_S = 0.25
 _PROXY_ENV_NAMES = (
     "HTTP_PROXY",
     "HTTPS_PROXY",
@@ -70,7 +83,7 @@ _PROXY_ENV_NAMES = (
     "npm_config_https_proxy",
     "NODE_USE_ENV_PROXY",
 )
-# Pointed at the forwarder when domains are allowed: what curl, Python, uv, pip and npm read.
+# Pointed at the proxy's port when domains are allowed: what curl, Python, uv, pip and npm read.
 _PROXY_URL_ENV_NAMES = (
     "HTTP_PROXY",
     "HTTPS_PROXY",
@@ -137,11 +150,13 @@ class SandboxedCommand:
     """A command ready to spawn: run ``argv`` with exactly ``env``, call ``cleanup`` afterwards.
 
     Attributes:
-        argv: The full command line, starting with the bwrap binary.
+        argv: The full command line, starting with the bwrap binary (or, with allowed domains,
+            with ``nsenter``, which joins the sandbox's network namespace and runs bwrap).
         env: The environment to spawn it with (replaces the parent's, not merged).
-        cleanup: Stops the proxy and removes its socket; idempotent, synchronous. Call it once
-            the process has exited.
-        proxy: The proxy serving this command, when it has allowed domains.
+        cleanup: Releases what the command used (on the forwarder fallback: stops its proxy and
+            removes its socket); idempotent, synchronous. Call it once the process has exited.
+        proxy: The proxy serving this command, when it has allowed domains (shared by the
+            commands of one :class:`Sandbox` with the same domains, unless on the fallback).
     """
 
     argv: list[str]
@@ -151,7 +166,7 @@ class SandboxedCommand:
 
     @property
     def command(self) -> str:
-        """The program to spawn (bwrap)."""
+        """The program to spawn (bwrap, or nsenter running bwrap)."""
         return self.argv[0]
 
     @property
@@ -162,6 +177,69 @@ class SandboxedCommand:
 
 def _under(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+class _SharedNetwork:
+    """A sandbox network namespace and the proxy serving its listener, for one domain set.
+
+    Closing stops the proxy at once (nothing in the namespace can connect anywhere after that);
+    the namespace descriptors are released once no command still refers to them, so a command
+    line built earlier can never name a descriptor number reused for another namespace.
+    """
+
+    def __init__(
+        self, namespace: NetworkNamespace, proxy: ProxyServer, loop: asyncio.AbstractEventLoop
+    ) -> None:
+        self.namespace = namespace
+        self.proxy = proxy
+        self.loop = loop
+        self._users = 0
+        self._closed = False
+
+    def acquire(self) -> Callable[[], None]:
+        """Count one more command; returns its idempotent release."""
+        self._users += 1
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self._users -= 1
+                if self._closed and self._users == 0:
+                    self.namespace.close()
+
+        return release
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.proxy.close()
+        if self._users == 0:
+            self.namespace.close()
+
+
+class _Networks:
+    """A sandbox's shared networks by domain set, and the spare namespace for the next one."""
+
+    def __init__(self) -> None:
+        self.by_domains: dict[tuple[str, ...], _SharedNetwork] = {}
+        self.spare: SpareNamespace | None = None
+        self.closed = False
+
+    def replenish(self, bwrap: str) -> None:
+        if not self.closed and self.spare is None and join_support(bwrap) is None:
+            self.spare = SpareNamespace(bwrap, "127.0.0.1", PROXY_PORT)
+
+    def close(self) -> None:
+        self.closed = True
+        if self.spare is not None:
+            self.spare.cancel()
+            self.spare = None
+        for network in list(self.by_domains.values()):
+            network.close()
+        self.by_domains.clear()
 
 
 class Sandbox:
@@ -180,6 +258,13 @@ class Sandbox:
         allowed_ports: Ports the proxy allows; None for any.
         allow_private_for_tests: Let the proxy reach loopback and private addresses. Only for
             tests with a local server; never set it for real runs.
+        shared_network: Let the commands with the same allowed domains join one network
+            namespace and proxy (made at the first of them), instead of starting a forwarder
+            each. False gives every command its own namespace and forwarder (10 to 30 ms more
+            per start), as happens anyway where joining a namespace does not work.
+
+    Call :meth:`close` (or use it as a context manager) when the run ends: it stops the proxies.
+    Otherwise that happens when the sandbox and every command it wrapped are garbage collected.
 
     Raises:
         SandboxUnavailableError: No working bubblewrap (from :func:`require_bwrap`).
@@ -197,6 +282,7 @@ class Sandbox:
         hidden_paths: Iterable[Path | str] = (),
         allowed_ports: Iterable[int] | None = DEFAULT_ALLOWED_PORTS,
         allow_private_for_tests: bool = False,
+        shared_network: bool = True,
     ) -> None:
         self._bwrap = bwrap or require_bwrap()
         self._workspace = os.path.realpath(os.path.expanduser(workspace))
@@ -213,7 +299,14 @@ class Sandbox:
         self._hidden = [os.path.realpath(os.path.expanduser(p)) for p in hidden_paths]
         self._ports = allowed_ports
         self._allow_private = allow_private_for_tests
+        self._share_network = shared_network
+        self._networks = _Networks()
+        self._closed = False
         self._empty: str | None = None
+        weakref.finalize(self, self._networks.close)
+        if shared_network:
+            # Made in the background now, so the first command with network need not wait.
+            self._networks.replenish(self._bwrap)
 
     @property
     def bwrap(self) -> str:
@@ -224,6 +317,21 @@ class Sandbox:
     def workspace(self) -> Path:
         """The resolved workspace."""
         return Path(self._workspace)
+
+    def close(self) -> None:
+        """Stop the proxies of the shared network namespaces; idempotent, synchronous.
+
+        Processes still running keep their namespace but can no longer connect anywhere. After
+        this, :meth:`wrap` refuses commands with allowed domains.
+        """
+        self._closed = True
+        self._networks.close()
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
     def wrap(
         self,
@@ -248,11 +356,12 @@ class Sandbox:
         Raises:
             ValueError: ``argv`` is empty.
             RuntimeError: Domains are allowed but no asyncio loop is running (the proxy needs
-                one).
+                one), or the sandbox was closed.
         """
         if not argv:
             raise ValueError("argv must not be empty")
         domains = [d for d in allowed_domains if d]
+        network = self._network(domains) if domains else None
         workdir = os.path.realpath(cwd) if cwd is not None else self._workspace
         child_env = {k: v for k, v in env.items() if k not in _PROXY_ENV_NAMES}
         child_env["PERSTACK_SANDBOX"] = "1"
@@ -262,6 +371,8 @@ class Sandbox:
 
         programs = [self._locate(argv[0], child_env, workdir)]
         if domains:
+            # Needed by the forwarder; with a shared namespace kept visible all the same, so a
+            # command sees the same files on either path (as it always did with network).
             programs.append(sys.executable)
         exposed = self._exposures(programs, hidden_roots, with_python=bool(domains))
 
@@ -276,7 +387,13 @@ class Sandbox:
         proxy: ProxyServer | None = None
         socket_dir: str | None = None
         inner = list(argv)
-        if domains:
+        prefix: list[str] = []
+        release: Callable[[], None] | None = None
+        if network is not None:
+            proxy = network.proxy
+            prefix = network.namespace.join_prefix()
+            release = network.acquire()
+        elif domains:
             socket_dir = tempfile.mkdtemp(prefix="perstack-sandbox-")
             proxy = ProxyServer(
                 domains,
@@ -303,6 +420,7 @@ class Sandbox:
                 "--",
                 *argv,
             ]
+        if domains:
             url = f"http://127.0.0.1:{PROXY_PORT}"
             for name in _PROXY_URL_ENV_NAMES:
                 child_env[name] = url
@@ -312,15 +430,58 @@ class Sandbox:
 
         opts += ["--bind", self._workspace, self._workspace]
         opts += masks
-        opts += ["--chdir", workdir, *isolation_flags(), "--"]
+        opts += ["--chdir", workdir, *isolation_flags(share_net=network is not None), "--"]
 
-        def cleanup() -> None:
-            if proxy is not None:
+        # Holds the sandbox: its shared namespaces stay open while a command may still use them.
+        def cleanup(_sandbox: Sandbox = self) -> None:
+            if release is not None:
+                release()
+            elif proxy is not None:
                 proxy.close()
             if socket_dir is not None:
                 shutil.rmtree(socket_dir, ignore_errors=True)
 
-        return SandboxedCommand([self._bwrap, *opts, *inner], child_env, cleanup, proxy)
+        argv_out = [*prefix, self._bwrap, *opts, *inner]
+        return SandboxedCommand(argv_out, child_env, cleanup, proxy)
+
+    def _network(self, domains: list[str]) -> _SharedNetwork | None:
+        """The shared network namespace for ``domains``, made now if needed; None to fall back.
+
+        Raises:
+            RuntimeError: No running asyncio loop, or the sandbox is closed.
+        """
+        if self._closed:
+            raise RuntimeError("The sandbox is closed")
+        loop = asyncio.get_running_loop()
+        if not self._share_network:
+            return None
+        networks = self._networks.by_domains
+        key = tuple(AllowList(domains).patterns)
+        network = networks.get(key)
+        if network is not None and network.loop is loop and not network.proxy.closed:
+            return network
+        if network is not None:  # made on another event loop (e.g. an earlier asyncio.run)
+            network.close()
+            del networks[key]
+        spare, self._networks.spare = self._networks.spare, None
+        namespace = spare.take() if spare is not None else None
+        if namespace is None:
+            namespace = open_network_namespace(self._bwrap, "127.0.0.1", PROXY_PORT)
+        if namespace is None:
+            return None
+        # A spare for the next domain set, once this command is under way: made right now, the
+        # helper would compete with the command's start for the CPU.
+        loop.call_later(_SPARE_DELAY_S, self._networks.replenish, self._bwrap)
+        proxy = ProxyServer(
+            domains,
+            on_access=self._on_access,
+            allowed_ports=self._ports,
+            allow_private=self._allow_private,
+        )
+        proxy.serve(namespace.listener)
+        network = _SharedNetwork(namespace, proxy, loop)
+        networks[key] = network
+        return network
 
     # Paths ----------------------------------------------------------------------------------
 
@@ -507,6 +668,8 @@ def wrap(
 ) -> SandboxedCommand:
     """One-shot form of :meth:`Sandbox.wrap`; see :class:`Sandbox` for the arguments.
 
+    The command's ``cleanup`` also closes the sandbox made for it.
+
     Raises:
         SandboxUnavailableError: No working bubblewrap.
     """
@@ -518,4 +681,12 @@ def wrap(
         allowed_ports=allowed_ports,
         allow_private_for_tests=allow_private_for_tests,
     )
-    return sandbox.wrap(argv, env=env, allowed_domains=allowed_domains, cwd=cwd)
+    command = sandbox.wrap(argv, env=env, allowed_domains=allowed_domains, cwd=cwd)
+    release = command.cleanup
+
+    def cleanup() -> None:
+        release()
+        sandbox.close()
+
+    command.cleanup = cleanup
+    return command

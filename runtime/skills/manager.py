@@ -73,6 +73,9 @@ async def open_skills(
         SkillError: a skill could not be started (the message names the skill and its command).
     """
     sandbox = _sandbox(job, run_id)
+    if sandbox is not None:
+        # Registered first, so it runs last: after every skill process has been stopped.
+        stack.callback(sandbox.close)
     runtime = SkillRuntime(
         sandbox=sandbox,
         env=job.env,

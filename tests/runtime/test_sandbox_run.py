@@ -106,3 +106,30 @@ args = ["-m", "mcp_server_time", "--local-timezone", "UTC"]
     assert "refused" in json.loads(results[1].result[0].text)["output"]
     decisions = [e for e in events if e.type == "proxyAccess"]
     assert [(d.action, d.domain) for d in decisions] == [("blocked", "blocked.example")]
+
+
+async def test_run_closes_its_sandbox_when_its_skills_are_done(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sandbox's proxies and network namespaces go with the run, not with the collector."""
+    from runtime.sandbox import Sandbox
+    from runtime.testing import ScriptedModel
+
+    closed: list[Sandbox] = []
+    original = Sandbox.close
+
+    def close(self: Sandbox) -> None:
+        closed.append(self)
+        original(self)
+
+    monkeypatch.setattr(Sandbox, "close", close)
+    checkpoint = await run(
+        RunSetting(expert_key="box", query="q", workspace=tmp_path, sandbox=True),
+        None,
+        model=ScriptedModel([call("exec", **exec_args("echo hi")), reply("done")]),
+        config=parse_config(TOML, path=tmp_path / "perstack.toml"),
+    )
+    assert checkpoint.status == "completed"
+    assert len(closed) == 1
+    with pytest.raises(RuntimeError):
+        closed[0].wrap(["true"], env={}, allowed_domains=["example.com"])
