@@ -42,6 +42,7 @@ if TYPE_CHECKING:
         ModelError,
         PerstackError,
         SkillError,
+        StorageError,
         UsageError,
     )
     from runtime.events import (
@@ -86,6 +87,7 @@ _EXPORTS: dict[str, str] = {
     "RunSetting": "runtime.setting",
     "RuntimeEventBase": "runtime.events",
     "SkillError": "runtime.errors",
+    "StorageError": "runtime.errors",
     "Step": "runtime.checkpoint",
     "StreamingEventBase": "runtime.events",
     "TERMINAL_EVENT_TYPES": "runtime.events",
@@ -139,6 +141,7 @@ __all__ = [
     "RunSetting",
     "RuntimeEventBase",
     "SkillError",
+    "StorageError",
     "Step",
     "StreamingEventBase",
     "ToolCall",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,6 +25,19 @@ EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_MAX_STEPS = 3
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (``docker stop``, a CI timeout), handled like Ctrl+C.
+
+    The run is cancelled and its latest checkpoint stored before the process exits.
+    """
+
+
+def _raise_terminated(_signum: int, _frame: object) -> None:
+    raise _Terminated
+
 
 _EXIT_BY_STATUS = {
     "completed": EXIT_OK,
@@ -201,21 +215,26 @@ def run_command(args: argparse.Namespace, *, store: bool = True) -> int:
         out.write(event.to_json() + "\n")  # type: ignore[attr-defined]
         out.flush()
 
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         loaded = load_config_for(args.expert_key, args.config, Path.cwd())
         for warning in loaded.warnings:
             print(f"perstack: warning: {warning}", file=sys.stderr)
         setting = setting_from_args(args, config_path=args.config, store=store)
         checkpoint = asyncio.run(run(setting, emit, config=loaded))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
+        terminated = isinstance(interrupt, _Terminated)
         print(
-            "perstack: interrupted; the last checkpoint is saved (continue with --continue)",
+            f"perstack: {'terminated' if terminated else 'interrupted'}; the last checkpoint is "
+            "saved (continue with --continue)",
             file=sys.stderr,
         )
-        return EXIT_INTERRUPTED
+        return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
     except PerstackError as error:
         print_error(error)
         return exit_code_for_error(error)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     if checkpoint.status == "stoppedByError" and checkpoint.error is not None:
         print(
             f"perstack: run stopped by error: {checkpoint.error.name}: {checkpoint.error.message}",

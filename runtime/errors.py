@@ -55,6 +55,12 @@ class CheckpointError(PerstackError):
     title = "Checkpoint error"
 
 
+class StorageError(PerstackError):
+    """The job's files cannot be written (permissions, a full disk, a read-only mount)."""
+
+    title = "Storage error"
+
+
 class ModelError(PerstackError):
     """A model call failed.
 

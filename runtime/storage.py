@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pydantic import ValidationError
 
 from runtime.checkpoint import Checkpoint, Job, check_schema_version
-from runtime.errors import CheckpointError
+from runtime.errors import CheckpointError, StorageError
 from runtime.messages import Message
 
 if TYPE_CHECKING:
@@ -104,31 +104,51 @@ class Storage:
 
     # writes ----------------------------------------------------------------------------------
 
+    # Every write raises StorageError (naming the path and the fix) instead of an OSError.
+
     def store_job(self, job: Job) -> None:
         """Write job.json (pretty, 2-space indent, like Perstack)."""
         text = json.dumps(job.to_dict(), indent=2, ensure_ascii=False)
-        atomic_write_text(self.job_dir(job.id) / "job.json", text + "\n")
+        self._write(self.job_dir(job.id) / "job.json", text + "\n")
 
     def store_checkpoint(self, checkpoint: Checkpoint) -> None:
         """Write one checkpoint (compact JSON)."""
         path = self.job_dir(checkpoint.job_id) / "checkpoints" / f"{checkpoint.id}.json"
-        atomic_write_text(path, checkpoint.to_json())
+        self._write(path, checkpoint.to_json())
 
     def store_run_setting(self, job_id: str, run_id: str, setting: dict[str, Any]) -> None:
         """Write run-setting.json. The caller must have removed every secret."""
         text = json.dumps(setting, indent=2, ensure_ascii=False, default=str)
-        atomic_write_text(self.run_dir(job_id, run_id) / "run-setting.json", text + "\n")
+        self._write(self.run_dir(job_id, run_id) / "run-setting.json", text + "\n")
 
     def append_event(self, job_id: str, run_id: str, line: str) -> None:
         """Append one JSON event line to the run's events.jsonl."""
         path = self.run_dir(job_id, run_id) / "events.jsonl"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # One write call per line with O_APPEND keeps concurrent runs' lines whole.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         try:
-            os.write(fd, (line + "\n").encode("utf-8"))
-        finally:
-            os.close(fd)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # One write call per line with O_APPEND keeps concurrent runs' lines whole.
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            try:
+                os.write(fd, (line + "\n").encode("utf-8"))
+            finally:
+                os.close(fd)
+        except OSError as error:
+            raise self._write_error(path, error) from error
+
+    def _write(self, path: Path, text: str) -> None:
+        try:
+            atomic_write_text(path, text)
+        except OSError as error:
+            raise self._write_error(path, error) from error
+
+    def _write_error(self, path: Path, error: OSError) -> StorageError:
+        reason = error.strerror or str(error)
+        uid = os.getuid() if hasattr(os, "getuid") else None
+        user = f" (uid {uid})" if uid is not None else ""
+        return StorageError(
+            f"Cannot write {path}: {reason}. Jobs are stored under {self.root}; make it "
+            f"writable for this user{user}, or set {STORAGE_ENV} to a directory that is."
+        )
 
     # reads -----------------------------------------------------------------------------------
 

@@ -226,6 +226,29 @@ def test_unreachable_base_url(workspace: Path) -> None:
     assert "127.0.0.1:9" in stop["error"]["message"]
 
 
+def test_unwritable_storage_is_a_clear_error(workspace: Path, fake_llm: FakeLLM) -> None:
+    """Jobs cannot be stored (here a file is in the way; elsewhere permissions or a full disk)."""
+    (workspace / "perstack").write_text("not a directory")
+    fake_llm.script(reply_text("never asked"))
+    result = perstack(
+        "run",
+        "my-expert",
+        "hi",
+        "--provider",
+        "openai",
+        "--model",
+        "gpt-4.1",
+        cwd=workspace,
+        env={"OPENAI_API_KEY": "k", "OPENAI_BASE_URL": fake_llm.base_url},
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert f"Cannot write {workspace / 'perstack' / 'jobs'}" in result.stderr
+    assert "PERSTACK_STORAGE_PATH" in result.stderr
+    assert (workspace / "perstack").read_text() == "not a directory"
+    assert fake_llm.requests == []
+
+
 def test_max_steps_exits_3(workspace: Path, fake_llm: FakeLLM) -> None:
     fake_llm.script(reply_tool_calls([("todo", {"newTodos": ["a"]})]))
     result = perstack(

@@ -123,3 +123,31 @@ def test_killed_while_a_delegate_runs_continues_the_delegation(
     assert lines[-2]["text"] == "all done"
     tool_messages = [m for m in fake_llm.requests[1]["messages"] if m["role"] == "tool"]
     assert tool_messages[-1]["content"] == "part done"
+
+
+def test_sigterm_stops_the_run_at_once_and_it_continues(workspace: Path, fake_llm: FakeLLM) -> None:
+    """`docker stop` and CI timeouts send SIGTERM: handled like Ctrl+C, exit 143."""
+    fake_llm.script(
+        reply_tool_calls([("writeTextFile", {"path": "done.txt", "text": "step one"})]),
+        reply_delay(60, reply_text("never")),
+    )
+    process = start(workspace, fake_llm, "helper", "write a file")
+    wait_for_requests(fake_llm, 2)
+    sent = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    _out, err = process.communicate(timeout=30)
+    took = time.monotonic() - sent
+    assert took < 10, took  # not left to hang until a SIGKILL
+    assert process.returncode == 143
+    assert "terminated; the last checkpoint is saved" in err
+    assert "Traceback" not in err
+
+    fake_llm.reset()
+    fake_llm.script(reply_text("picked up where I stopped"))
+    resumed = start(workspace, fake_llm, "helper", "please go on", "--continue")
+    out, err = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, err
+    assert [json.loads(line) for line in out.splitlines()][-2]["type"] == "completeRun"
+    assert any(
+        m["role"] == "tool" and "step one" in m["content"] for m in fake_llm.requests[0]["messages"]
+    )

@@ -59,7 +59,12 @@ def test_final_stage_is_slim_non_root_and_runs_perstack() -> None:
     workdirs = [rest for keyword, rest in final if keyword == "WORKDIR"]
     assert workdirs[-1] == "/workspace"
     entrypoints = [rest for keyword, rest in final if keyword == "ENTRYPOINT"]
-    assert json.loads(entrypoints[-1]) == ["perstack"]
+    # An init as PID 1 (docker stop's SIGTERM reaches perstack), then perstack.
+    assert json.loads(entrypoints[-1]) == ["dumb-init", "--", "perstack"]
+    # Skills get HOME but not other variables: their caches must follow HOME out of the
+    # workspace into somewhere writable for any uid.
+    env = " ".join(rest for keyword, rest in final if keyword == "ENV")
+    assert "HOME=/tmp" in env
 
     runs = " ".join(rest for keyword, rest in final if keyword == "RUN")
     for tool in BUILD_TOOLS:
@@ -128,3 +133,21 @@ def test_image_builds_and_runs_perstack() -> None:
         subprocess.run(
             ["docker", "run", "--rm", "--entrypoint", tool, tag, "--version"], check=True
         )
+    home = subprocess.run(
+        [
+            "docker",
+            "run",
+            "--rm",
+            "--user",
+            "1234:1234",
+            "--entrypoint",
+            "sh",
+            tag,
+            "-c",
+            "echo $HOME",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert home.stdout.strip() == "/tmp"
