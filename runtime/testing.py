@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -145,3 +145,39 @@ class ScriptedModel:
             yield ToolCallChunk(id=f"call_{new_id(12)}", name=name, arguments=arguments)
         natural: FinishReason = "tool-calls" if scripted.tool_calls else "stop"
         yield Finish(finish_reason=scripted.finish_reason or natural, usage=scripted.usage)
+
+
+def scripted_team(
+    scripts: Mapping[str, list[Reply]],
+    *,
+    fallback: Reply | None = None,
+    model_name: str = "scripted",
+) -> ScriptedModel:
+    """A :class:`ScriptedModel` for a team: each expert gets its own queue of replies.
+
+    A request is answered from the first queue, in ``scripts`` order, whose marker (a phrase of
+    that expert's instruction) appears in the request's system prompt and that still has
+    replies. The queues are consumed.
+
+    Args:
+        scripts: Marker → the replies for the expert whose instruction contains it.
+        fallback: The reply when no queue fits; without one, that is a non-retryable
+            :class:`~runtime.errors.ModelError` naming the end of the system prompt.
+        model_name: The name reported to the runtime.
+    """
+
+    def choose(request: GenerationRequest) -> Reply:
+        first = request.messages[0].contents[0] if request.messages else None
+        system = getattr(first, "text", "")
+        for marker, queue in scripts.items():
+            if marker in system and queue:
+                return queue.pop(0)
+        if fallback is not None:
+            return fallback
+        raise ModelError(
+            f"scripted_team has no reply left for system prompt ...{system[-80:]!r}",
+            name="ScriptExhausted",
+            retryable=False,
+        )
+
+    return ScriptedModel(choose, model_name=model_name)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from runtime import GenerationRequest
-from runtime.testing import Reply, ScriptedModel, call, calls, reply
+from runtime.testing import Reply, ScriptedModel, call, calls, reply, scripted_team
 
 DEMO_CONFIG = Path(__file__).with_name("perstack.toml")
 DEMO_EXPERT = "game-studio"
@@ -45,14 +44,8 @@ def _script() -> dict[str, list[Reply]]:
 
 def demo_model() -> ScriptedModel:
     """A model that plays the demo team's script, whoever asks."""
-    script = _script()
-
-    def choose(request: GenerationRequest) -> Reply:
-        system = request.messages[0].contents[0]
-        text = getattr(system, "text", "")
-        for marker, queue in script.items():
-            if marker in text and queue:
-                return queue.pop(0)
-        return reply("The demo script has nothing more to say.")
-
-    return ScriptedModel(choose, model_name="demo-scripted (no API key)")
+    return scripted_team(
+        _script(),
+        fallback=reply("The demo script has nothing more to say."),
+        model_name="demo-scripted (no API key)",
+    )

@@ -53,7 +53,7 @@ from runtime.messages import (
     UserMessage,
 )
 from runtime.storage import Storage
-from runtime.testing import Reply, ScriptedModel, call, calls, fail, reply
+from runtime.testing import ScriptedModel, call, calls, fail, reply, scripted_team
 
 SOLO = """
 model = "scripted"
@@ -127,19 +127,6 @@ def types_of(outcome: Outcome) -> list[str]:
 # real runs --------------------------------------------------------------------------------------
 
 
-def by_expert(scripts: dict[str, list[Reply]]) -> ScriptedModel:
-    """A model whose replies depend on which expert asks (found in the system prompt)."""
-
-    def choose(request: Any) -> Reply:
-        system = request.messages[0].contents[0].text
-        for marker, queue in scripts.items():
-            if marker in system:
-                return queue.pop(0)
-        raise AssertionError(f"no script for {system[-80:]!r}")
-
-    return ScriptedModel(choose)
-
-
 def run_job(
     workspace: Path,
     model: ScriptedModel,
@@ -204,7 +191,7 @@ def real_jobs(tmp_path_factory: pytest.TempPathFactory) -> RealJobs:
     )
     delegation = run_job(
         workspace,
-        by_expert(
+        scripted_team(
             {
                 "You lead the team.": [call("coder", query="build it"), reply("shipped")],
                 "You write code.": [call("tester", query="test it"), reply("built and tested")],
@@ -217,7 +204,7 @@ def real_jobs(tmp_path_factory: pytest.TempPathFactory) -> RealJobs:
     )
     parallel = run_job(
         workspace,
-        by_expert(
+        scripted_team(
             {
                 "You lead the team.": [
                     calls(("designer", {"query": "levels"}), ("coder", {"query": "code"})),

@@ -11,8 +11,7 @@ from typing import Any
 
 from runtime import RunSetting, load_config_for, parse_config, run
 from runtime.events import PerstackEvent
-from runtime.llm import GenerationRequest
-from runtime.testing import Reply, ScriptedModel, call, reply
+from runtime.testing import Reply, ScriptedModel, call, reply, scripted_team
 
 COORDINATOR = "You coordinate the ai-gaming team."
 DESIGNER = "You design levels as text maps."
@@ -45,14 +44,7 @@ def scripted() -> ScriptedModel:
         DESIGNER: [call("writeTextFile", path="levels/1.txt", text="#S.E#"), reply("saved")],
     }
 
-    def choose(request: GenerationRequest) -> Reply:
-        system = request.messages[0].contents[0].text
-        for marker, queue in script.items():
-            if marker in system:
-                return queue.pop(0)
-        raise AssertionError("unexpected expert")
-
-    return ScriptedModel(choose)
+    return scripted_team(script)
 
 
 def results(events: list[PerstackEvent], tool: str) -> list[dict[str, Any]]:

@@ -11,7 +11,7 @@ import pytest
 from runtime import RunSetting, UsageError, parse_config, run
 from runtime.events import PerstackEvent
 from runtime.llm import GenerationRequest
-from runtime.testing import Reply, ScriptedModel, call, calls, reply
+from runtime.testing import Reply, ScriptedModel, call, calls, reply, scripted_team
 
 TEAM = """
 [experts."lead"]
@@ -46,19 +46,6 @@ inputJsonSchema = '{"type": "object", "properties": {"question": {"type": "strin
 """
 
 
-def by_expert(scripts: dict[str, list[Reply]]) -> ScriptedModel:
-    """A model whose replies depend on which expert is asking (found in the system prompt)."""
-
-    def choose(request: GenerationRequest) -> Reply:
-        system = request.messages[0].contents[0].text
-        for marker, queue in scripts.items():
-            if marker in system:
-                return queue.pop(0)
-        raise AssertionError(f"no script for system prompt {system[-80:]!r}")
-
-    return ScriptedModel(choose)
-
-
 async def go(
     workspace: Path, model: ScriptedModel, expert: str, query: str, **overrides: Any
 ) -> tuple[Any, list[PerstackEvent]]:
@@ -86,7 +73,7 @@ def flow(events: list[PerstackEvent]) -> list[str]:
 
 
 async def test_delegation_chain(tmp_path: Path) -> None:
-    model = by_expert(
+    model = scripted_team(
         {
             "You lead the team.": [call("coder", query="build it"), reply("shipped")],
             "You write code.": [call("tester", query="test it"), reply("built and tested")],
@@ -132,7 +119,7 @@ async def test_delegation_chain(tmp_path: Path) -> None:
 
 
 async def test_parallel_delegates_run_side_by_side(tmp_path: Path) -> None:
-    model = by_expert(
+    model = scripted_team(
         {
             "You lead the team.": [
                 calls(("designer", {"query": "levels"}), ("coder", {"query": "code"})),
@@ -158,7 +145,7 @@ async def test_parallel_delegates_run_side_by_side(tmp_path: Path) -> None:
 
 
 async def test_failed_delegate_returns_an_error_to_the_parent(tmp_path: Path) -> None:
-    model = by_expert(
+    model = scripted_team(
         {
             "You lead the team.": [call("designer", query="levels"), reply("recovered")],
             "You design levels.": [call("todo", newTodos=["a"]), call("todo", newTodos=["b"])],
@@ -185,7 +172,7 @@ async def test_missing_delegate_fails_before_the_run(tmp_path: Path) -> None:
 
 
 async def test_delegate_without_query_gets_an_error_result(tmp_path: Path) -> None:
-    model = by_expert({"You lead the team.": [call("designer"), reply("ok")]})
+    model = scripted_team({"You lead the team.": [call("designer"), reply("ok")]})
     checkpoint, events = await go(tmp_path, model, "lead", "go")
     message = [m for m in checkpoint.messages if m.type == "toolMessage"][0]
     assert "query argument is missing" in message.contents[0].contents[0].text

@@ -8,8 +8,7 @@ from typing import Any
 
 from runtime import RunSetting, parse_config, read_job_events, run
 from runtime.events import PerstackEvent
-from runtime.llm import GenerationRequest
-from runtime.testing import Reply, ScriptedModel, call, calls, reply
+from runtime.testing import Reply, ScriptedModel, call, calls, reply, scripted_team
 
 TEAM = """
 [experts."lead"]
@@ -26,17 +25,6 @@ instruction = "You write code."
 """
 
 UNSTORED = ("streamReasoning", "streamRunResult")
-
-
-def by_expert(scripts: dict[str, list[Reply]]) -> ScriptedModel:
-    def choose(request: GenerationRequest) -> Reply:
-        system = request.messages[0].contents[0].text
-        for marker, queue in scripts.items():
-            if marker in system:
-                return queue.pop(0)
-        raise AssertionError(f"no script for system prompt {system[-80:]!r}")
-
-    return ScriptedModel(choose)
 
 
 async def go(
@@ -67,7 +55,7 @@ def stored_lines(job_dir: Path) -> list[dict[str, Any]]:
 
 
 async def test_team_events_read_back_exactly_as_emitted(tmp_path: Path) -> None:
-    model = by_expert(
+    model = scripted_team(
         {
             "You lead": [
                 calls(

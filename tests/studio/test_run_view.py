@@ -12,8 +12,8 @@ from rich.console import Console, RenderableType
 from textual.pilot import Pilot
 from textual.widgets import Input, Static
 
-from runtime import GenerationRequest, MissingApiKeyError
-from runtime.testing import Reply, ScriptedModel, call, reply
+from runtime import MissingApiKeyError
+from runtime.testing import Reply, ScriptedModel, call, reply, scripted_team
 from studio.run_app import RunApp, make_run_app
 from studio.run_messages import RunCancelled, RunEventReceived, RunFailed, RunFinished
 from studio.screens import run as run_module
@@ -50,19 +50,6 @@ type = "interactiveSkill"
 description = "Ask the user for a colour"
 inputJsonSchema = '{"type": "object", "properties": {"question": {"type": "string"}}}'
 """
-
-
-def by_expert(scripts: dict[str, list[Reply]]) -> ScriptedModel:
-    """Replies chosen by the expert asking (found in its system prompt)."""
-
-    def choose(request: GenerationRequest) -> Reply:
-        system = request.messages[0].contents[0].text  # type: ignore[union-attr]
-        for marker, queue in scripts.items():
-            if marker in system and queue:
-                return queue.pop(0)
-        raise AssertionError(f"no script left for {system[-60:]!r}")
-
-    return ScriptedModel(choose)
 
 
 def app_for(workspace: Path, expert: str, query: str | None, lm: Any, **kw: Any) -> RunApp:
@@ -121,7 +108,7 @@ def tree_parent_kind(screen: RunScreen, node_id: str) -> str:
 
 
 async def test_delegation_chain_nests_runs_under_their_tool_calls(tmp_path: Path) -> None:
-    model = by_expert(
+    model = scripted_team(
         {
             "the chain": [call("mid", query="pass it on"), reply("lead: all done")],
             "middle link": [call("leaf", query="finish it"), reply("mid: done")],
@@ -256,7 +243,7 @@ async def test_resume_from_history(tmp_path: Path) -> None:
 
 
 async def test_runs_made_with_an_older_definition_are_marked(tmp_path: Path) -> None:
-    model = by_expert(
+    model = scripted_team(
         {
             "the chain": [call("mid", query="pass it on"), reply("lead: done"), reply("again")],
             "middle link": [call("leaf", query="finish it"), reply("mid: done")],
