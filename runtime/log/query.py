@@ -967,6 +967,8 @@ class RunInfo:
             interactive answer or ``--continue``).
         first_message_id: Id of the last message of the start checkpoint (links a resume).
         final_message_id: Id of the last message of the final checkpoint (links a resume).
+        delegated_calls: Tool call ids of the delegates the segment stopped for, in call order
+            (its final checkpoint's ``delegateTo``).
     """
 
     run_id: str
@@ -985,6 +987,7 @@ class RunInfo:
     resumes_run_id: str | None = None
     first_message_id: str | None = None
     final_message_id: str | None = None
+    delegated_calls: list[str] = field(default_factory=list)
 
     def to_dict(self) -> JSON:
         """The ``runs[]`` entry of ``--json`` output."""
@@ -1160,6 +1163,13 @@ def _describe_run(
                 info.status = checkpoint["status"]
             info.usage = _usage_delta(_usage(checkpoint.get("usage")), start_usage)
             info.final_message_id = _last_message_id(checkpoint)
+            targets = checkpoint.get("delegateTo")
+            if isinstance(targets, list):
+                info.delegated_calls = [
+                    t["toolCallId"]
+                    for t in targets
+                    if isinstance(t, dict) and isinstance(t.get("toolCallId"), str)
+                ]
     return info
 
 
@@ -1217,7 +1227,10 @@ def _logical_parent(by_id: dict[str, RunInfo], run: RunInfo) -> str | None:
 
 
 def build_tree(runs: Sequence[RunInfo]) -> list[TreeNode]:
-    """Group segments into nodes and nest delegates under the node that called them."""
+    """Group segments into nodes and nest delegates under the node that called them.
+
+    A node's delegates are in the order they were called (parallel ones start in any order).
+    """
     by_id = {run.run_id: run for run in runs}
     nodes: dict[str, TreeNode] = {}
     roots: list[TreeNode] = []
@@ -1232,6 +1245,18 @@ def build_tree(runs: Sequence[RunInfo]) -> list[TreeNode]:
         nodes[run.run_id] = node
         parent = nodes.get(run.parent_run_id) if run.parent_run_id else None
         (parent.children if parent is not None else roots).append(node)
+    rank = {
+        call_id: (index, position)
+        for index, run in enumerate(runs)
+        for position, call_id in enumerate(run.delegated_calls)
+    }
+    unknown = (len(runs), 0)  # jobs stored without delegateTo keep their start order
+    for node in {id(n): n for n in nodes.values()}.values():
+        node.children.sort(
+            key=lambda child: rank.get(
+                str((child.segments[0].delegated_by or {}).get("toolCallId")), unknown
+            )
+        )
     return roots
 
 

@@ -195,3 +195,27 @@ def test_orphan_child_and_run_without_start_event(tmp_path: Path) -> None:
     text = log(b.root).out
     assert "unknown" not in text
     assert "@team/coder  completed" in text
+
+
+def test_parallel_delegates_are_listed_in_call_order_whichever_started_first(
+    tmp_path: Path,
+) -> None:
+    b = JobBuilder(tmp_path / "perstack")
+    lead = b.start("run-lead-1", "lead", "build the game")
+    (call_d, stop_d), (call_c, stop_c) = lead.delegate(
+        ("@team/designer", "levels"), ("@team/coder", "code")
+    )
+    # The coder was called second but started (and finished) first.
+    b.start("run-coder", "@team/coder", "code", delegated_by=(lead, call_c, stop_c)).complete("ok")
+    b.start(
+        "run-designer", "@team/designer", "levels", delegated_by=(lead, call_d, stop_d)
+    ).complete("ok")
+    b.start("run-lead-2", "lead", resume=lead).complete("game built")
+    b.store_job("completed", "lead")
+
+    (root,) = log(b.root, "--json").json()["delegationTree"]
+
+    assert [child["runIds"] for child in root["children"]] == [["run-designer"], ["run-coder"]]
+    lines = tree_block(log(b.root).out)
+    assert lines[1].startswith("  ├── @team/designer")
+    assert lines[2].startswith("  └── @team/coder")
