@@ -93,6 +93,19 @@ def shape(screen: RunScreen) -> list[tuple[int, str, str]]:
     return [(depth, node.expert_key, node.status) for depth, node in screen.job.walk()]
 
 
+async def pick_from_history(pilot: Pilot[Any], screen: RunScreen) -> None:
+    """F5, Enter on the newest job, Enter on its newest checkpoint: back on the run screen."""
+    app = pilot.app
+    await pilot.press("f5")
+    await until(pilot, lambda: isinstance(app.screen, HistoryScreen) and app.screen.jobs)
+    await pilot.press("enter")
+    history = app.screen
+    assert isinstance(history, HistoryScreen)
+    await until(pilot, lambda: bool(history.checkpoints))
+    await pilot.press("enter")
+    await until(pilot, lambda: app.screen is screen)
+
+
 def plain(renderable: RenderableType) -> str:
     """What a detail renderable says, as plain text."""
     console = Console(width=200, color_system=None)
@@ -221,14 +234,7 @@ async def test_resume_from_history(tmp_path: Path) -> None:
     app = app_for(tmp_path, "solo", None, model)
     async with app.run_test(size=SIZE) as pilot:
         screen = await screen_ready(pilot)
-        await pilot.press("f5")
-        await until(pilot, lambda: isinstance(app.screen, HistoryScreen) and app.screen.jobs)
-        await pilot.press("enter")
-        history = app.screen
-        assert isinstance(history, HistoryScreen)
-        await until(pilot, lambda: bool(history.checkpoints))
-        await pilot.press("enter")
-        await until(pilot, lambda: app.screen is screen)
+        await pick_from_history(pilot, screen)
         # The stored job is replayed into the tree before anything runs.
         assert shape(screen) == [(0, "solo", "done")]
         assert screen.resume_point is not None
@@ -300,14 +306,7 @@ async def test_replayed_job_marks_runs_older_than_the_file(tmp_path: Path) -> No
     (tmp_path / "perstack.toml").write_text(CHAIN.replace("You work alone.", "You pair up."))
     async with app.run_test(size=SIZE) as pilot:
         screen = await screen_ready(pilot)
-        await pilot.press("f5")
-        await until(pilot, lambda: isinstance(app.screen, HistoryScreen) and app.screen.jobs)
-        await pilot.press("enter")
-        history = app.screen
-        assert isinstance(history, HistoryScreen)
-        await until(pilot, lambda: bool(history.checkpoints))
-        await pilot.press("enter")
-        await until(pilot, lambda: app.screen is screen)
+        await pick_from_history(pilot, screen)
         await until(pilot, lambda: screen.job.walk()[0][1].stale)
         (root,) = screen.job.roots
         assert "older definition" in str(screen._tree_nodes[("run", root)].label)
