@@ -54,6 +54,15 @@ def perstack(
     )
 
 
+def run_gpt41(
+    expert: str, query: str, *extra: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``perstack run EXPERT QUERY EXTRA... --provider openai --model gpt-4.1``."""
+    return perstack(
+        "run", expert, query, *extra, "--provider", "openai", "--model", "gpt-4.1", cwd=cwd, env=env
+    )
+
+
 def events(out: str) -> list[dict[str, Any]]:
     lines = out.splitlines()
     parsed = [json.loads(line) for line in lines]  # every stdout line is one JSON event
@@ -67,17 +76,7 @@ def test_run_prints_one_json_event_per_line(workspace: Path, fake_llm: FakeLLM) 
         reply_tool_calls([("attemptCompletion", {})]),
         reply_text("Wrote out/hello.txt"),
     )
-    result = perstack(
-        "run",
-        "my-expert",
-        "write hello",
-        "--provider",
-        "openai",
-        "--model",
-        "gpt-4.1",
-        cwd=workspace,
-        env=fake_llm.env(),
-    )
+    result = run_gpt41("my-expert", "write hello", cwd=workspace, env=fake_llm.env())
     assert result.returncode == 0, result.stderr
     stream = events(result.stdout)
     kinds = [e["type"] for e in stream if not e["type"].startswith("stream")]
@@ -114,17 +113,7 @@ def test_config_is_found_in_a_parent_directory(workspace: Path, fake_llm: FakeLL
     fake_llm.script(reply_text("hello from below"))
     nested = workspace / "a" / "b"
     nested.mkdir(parents=True)
-    result = perstack(
-        "run",
-        "my-expert",
-        "hi",
-        "--provider",
-        "openai",
-        "--model",
-        "gpt-4.1",
-        cwd=nested,
-        env=fake_llm.env(),
-    )
+    result = run_gpt41("my-expert", "hi", cwd=nested, env=fake_llm.env())
     assert result.returncode == 0, result.stderr
     assert events(result.stdout)[-2]["text"] == "hello from below"
 
@@ -152,9 +141,7 @@ def test_any_litellm_provider_name_is_accepted(workspace: Path, fake_llm: FakeLL
 
 
 def test_missing_api_key_names_the_variable(workspace: Path) -> None:
-    result = perstack(
-        "run", "my-expert", "hi", "--provider", "openai", "--model", "gpt-4.1", cwd=workspace
-    )
+    result = run_gpt41("my-expert", "hi", cwd=workspace)
     assert result.returncode == 2
     assert "OPENAI_API_KEY is not set" in result.stderr
     assert ".env" in result.stderr
@@ -168,17 +155,7 @@ def test_api_key_from_dotenv(workspace: Path, fake_llm: FakeLLM) -> None:
         f"OPENAI_API_KEY=sk-dotenv\nOPENAI_BASE_URL={fake_llm.base_url}\n"
     )
     proxy = {k: v for k, v in fake_llm.env().items() if "PROXY" in k.upper()}
-    result = perstack(
-        "run",
-        "my-expert",
-        "hi",
-        "--provider",
-        "openai",
-        "--model",
-        "gpt-4.1",
-        cwd=workspace,
-        env=proxy,
-    )
+    result = run_gpt41("my-expert", "hi", cwd=workspace, env=proxy)
     assert result.returncode == 0, result.stderr
     assert fake_llm.request_headers[0]["authorization"] == "Bearer sk-dotenv"
 
@@ -207,14 +184,9 @@ def test_provider_rejection_stops_by_error(workspace: Path, fake_llm: FakeLLM) -
 
 
 def test_unreachable_base_url(workspace: Path) -> None:
-    result = perstack(
-        "run",
+    result = run_gpt41(
         "my-expert",
         "hi",
-        "--provider",
-        "openai",
-        "--model",
-        "gpt-4.1",
         "--max-retries",
         "0",
         cwd=workspace,
@@ -230,17 +202,7 @@ def test_unwritable_storage_is_a_clear_error(workspace: Path, fake_llm: FakeLLM)
     """Jobs cannot be stored (here a file is in the way; elsewhere permissions or a full disk)."""
     (workspace / "perstack").write_text("not a directory")
     fake_llm.script(reply_text("never asked"))
-    result = perstack(
-        "run",
-        "my-expert",
-        "hi",
-        "--provider",
-        "openai",
-        "--model",
-        "gpt-4.1",
-        cwd=workspace,
-        env={"OPENAI_API_KEY": "k", "OPENAI_BASE_URL": fake_llm.base_url},
-    )
+    result = run_gpt41("my-expert", "hi", cwd=workspace, env=fake_llm.env())
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert f"Cannot write {workspace / 'perstack' / 'jobs'}" in result.stderr
@@ -251,52 +213,18 @@ def test_unwritable_storage_is_a_clear_error(workspace: Path, fake_llm: FakeLLM)
 
 def test_max_steps_exits_3(workspace: Path, fake_llm: FakeLLM) -> None:
     fake_llm.script(reply_tool_calls([("todo", {"newTodos": ["a"]})]))
-    result = perstack(
-        "run",
-        "my-expert",
-        "hi",
-        "--provider",
-        "openai",
-        "--model",
-        "gpt-4.1",
-        "--max-steps",
-        "1",
-        cwd=workspace,
-        env=fake_llm.env(),
-    )
+    result = run_gpt41("my-expert", "hi", "--max-steps", "1", cwd=workspace, env=fake_llm.env())
     assert result.returncode == 3
     assert events(result.stdout)[-2]["type"] == "stopRunByExceededMaxSteps"
 
 
 def test_interactive_stop_then_answer(workspace: Path, fake_llm: FakeLLM) -> None:
     fake_llm.script(reply_tool_calls([("askName", {"q": "Your name?"})]))
-    first = perstack(
-        "run",
-        "asker",
-        "greet me",
-        "--provider",
-        "openai",
-        "--model",
-        "gpt-4.1",
-        cwd=workspace,
-        env=fake_llm.env(),
-    )
+    first = run_gpt41("asker", "greet me", cwd=workspace, env=fake_llm.env())
     assert first.returncode == 0, first.stderr
     assert events(first.stdout)[-2]["type"] == "stopRunByInteractiveTool"
     fake_llm.script(reply_text("Hello, Ada!"))
-    second = perstack(
-        "run",
-        "asker",
-        "Ada",
-        "--continue",
-        "-i",
-        "--provider",
-        "openai",
-        "--model",
-        "gpt-4.1",
-        cwd=workspace,
-        env=fake_llm.env(),
-    )
+    second = run_gpt41("asker", "Ada", "--continue", "-i", cwd=workspace, env=fake_llm.env())
     assert second.returncode == 0, second.stderr
     assert events(second.stdout)[-2]["text"] == "Hello, Ada!"
     tool_messages = [m for m in fake_llm.requests[-1]["messages"] if m["role"] == "tool"]
