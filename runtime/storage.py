@@ -25,7 +25,7 @@ import json
 import os
 import tempfile
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -385,7 +385,9 @@ def drop_messages(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def read_job_events(job_dir: Path, *, messages: bool = True) -> Iterator[PerstackEvent]:
+def read_job_events(
+    job_dir: Path, *, messages: bool = True, run_ids: Iterable[str] | None = None
+) -> Iterator[PerstackEvent]:
     """Every stored event of one job, in time order across its runs, read lazily.
 
     Args:
@@ -393,12 +395,17 @@ def read_job_events(job_dir: Path, *, messages: bool = True) -> Iterator[Perstac
         messages: Put back the conversation each checkpoint-carrying event repeats, so the
             events equal those emitted live. ``False`` leaves those lists empty, which is much
             cheaper on long jobs: for views that need the structure only (the studio's tree).
+        run_ids: Only the events of these run segments (each run's events are in its own
+            file, so the others are not read at all).
 
     Unreadable lines (a torn last line after a crash, an unknown event type) are skipped, as is
     an event whose referenced checkpoint file is gone.
     """
     loader = CheckpointMessages(job_dir)
-    runs = sorted((job_dir / "runs").glob("*/events.jsonl"))
+    if run_ids is None:
+        runs = sorted((job_dir / "runs").glob("*/events.jsonl"))
+    else:
+        runs = [job_dir / "runs" / run_id / "events.jsonl" for run_id in sorted(set(run_ids))]
     streams = (_read_events_file(path, loader, messages) for path in runs)
     for _, _, event in heapq.merge(*streams, key=lambda item: item[:2]):
         yield event

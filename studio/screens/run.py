@@ -492,15 +492,7 @@ class RunScreen(Screen[None]):
                 self.job.version += 1
 
     def _reload_config_if_changed(self) -> None:
-        stamp: tuple[Path, int, int] | None = None
-        path = self._config.path if self._config is not None else None
-        if path is not None:
-            try:
-                info = path.stat()
-            except OSError:
-                pass
-            else:
-                stamp = (path, info.st_mtime_ns, info.st_size)
+        stamp = _file_stamp(self._config.path if self._config is not None else None)
         if stamp is not None and stamp == self._config_stamp:
             return
         from runtime import PerstackError, load_config_for
@@ -513,13 +505,7 @@ class RunScreen(Screen[None]):
             return
         self._config = loaded
         self._current_definitions = {}
-        if loaded.path is not None:
-            try:
-                info = loaded.path.stat()
-            except OSError:
-                self._config_stamp = None
-            else:
-                self._config_stamp = (loaded.path, info.st_mtime_ns, info.st_size)
+        self._config_stamp = _file_stamp(loaded.path)
 
     def _current_definition(self, expert_key: str) -> str | None:
         if expert_key not in self._current_definitions:
@@ -703,14 +689,10 @@ class RunScreen(Screen[None]):
 
         if not self.job.job_id:
             return []
-        segments = set(node.run_ids)
         scratch = JobTree(self.job.job_id)
-        events = read_job_events(
-            jobs_root(self.options.workspace) / self.job.job_id, messages=False
-        )
-        for event in events:
-            if getattr(event, "run_id", None) in segments:
-                scratch.apply(event)
+        job_dir = jobs_root(self.options.workspace) / self.job.job_id
+        for event in read_job_events(job_dir, messages=False, run_ids=node.run_ids):
+            scratch.apply(event)
         held = {step.number for step in node.steps}
         steps = [step for run in scratch.runs.values() for step in run.steps]
         return sorted((s for s in steps if s.number not in held), key=lambda s: s.number)
@@ -891,6 +873,17 @@ class RunScreen(Screen[None]):
             parts.append(Text("\nResult" + (" (error)" if call.is_error else ""), style="bold"))
             parts.append(_result_view(call.result, error=call.is_error))
         return Group(*parts)
+
+
+def _file_stamp(path: Path | None) -> tuple[Path, int, int] | None:
+    """What tells a file changed (path, mtime, size); None when it cannot be read."""
+    if path is None:
+        return None
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return (path, info.st_mtime_ns, info.st_size)
 
 
 def _result_view(text: str, *, error: bool) -> RenderableType:

@@ -77,6 +77,10 @@ async def test_team_events_read_back_exactly_as_emitted(tmp_path: Path) -> None:
     assert {event.id: event.to_json() for event in read} == emitted
     # Time order across the runs of the job.
     assert [e.timestamp for e in read] == sorted(e.timestamp for e in read)
+    # One run segment alone: only its own events.
+    designer = next(e.run_id for e in live if e.type == "startRun" and "designer" in e.expert_key)
+    alone = list(read_job_events(job_dir, run_ids=[designer]))
+    assert [e.id for e in alone] == [e.id for e in read if e.run_id == designer]
 
 
 async def test_stored_lines_refer_to_checkpoints_instead_of_repeating_messages(
