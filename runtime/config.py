@@ -313,6 +313,10 @@ class ProviderSetting(TomlModel):
     use_deployment_based_urls: bool | None = Field(default=None, strict=True)
     region: str | None = None
     location: str | None = None
+    # Ours, not Perstack's (Perstack ignores unknown keys here):
+    tool_call_mode: Literal["native", "text"] | None = None
+    """``text`` also accepts a tool call the model wrote as JSON text (weak local models);
+    ``PERSTACK_TOOL_CALL_MODE`` overrides it."""
 
 
 class ProviderConfig(TomlModel):

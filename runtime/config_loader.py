@@ -1299,3 +1299,31 @@ def effective_settings(
         if env_path is not None
         else tuple(toml.env_path or DEFAULT_ENV_PATH),
     )
+
+
+ToolCallMode = Literal["native", "text"]
+"""How tool calls are read from a reply: ``native`` only from the provider's tool-call fields;
+``text`` also from a reply whose text is nothing but a JSON call (weak local models)."""
+
+TOOL_CALL_MODE_ENV = "PERSTACK_TOOL_CALL_MODE"
+"""The environment variable that overrides ``[provider.setting] toolCallMode``."""
+
+
+def resolve_tool_call_mode(setting: ProviderSetting, env: Mapping[str, str]) -> ToolCallMode:
+    """The tool-call mode of a run: the environment variable, else perstack.toml, else native.
+
+    Args:
+        setting: The effective ``[provider.setting]`` (see :func:`effective_settings`).
+        env: The run's environment (process variables, then env files).
+
+    Raises:
+        ConfigError: ``PERSTACK_TOOL_CALL_MODE`` is set to something other than native or text.
+    """
+    value = env.get(TOOL_CALL_MODE_ENV, "").strip().lower()
+    if value in ("native", "text"):
+        return "text" if value == "text" else "native"
+    if value:
+        raise ConfigError(
+            f"{TOOL_CALL_MODE_ENV} must be native or text (got {env[TOOL_CALL_MODE_ENV]!r})"
+        )
+    return setting.tool_call_mode or "native"

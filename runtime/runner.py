@@ -29,6 +29,7 @@ from runtime.config_loader import (
     load_config,
     parse_config,
     resolve_expert,
+    resolve_tool_call_mode,
 )
 from runtime.env import load_env
 from runtime.errors import CheckpointError, ConfigError, PerstackError, UsageError
@@ -141,6 +142,7 @@ async def run(
         expert_keys=sorted(loaded.config.experts),
         lockfile=load_lockfile(loaded, warn=logging.getLogger("runtime").warning),
         sandbox=sandboxed,
+        tool_call_mode=resolve_tool_call_mode(settings.provider_setting, env),
     )
     context.nested_runner = partial(_nested_run, context)
     run_id = new_id()
@@ -240,7 +242,7 @@ async def _run_expert(
         rules = [(name, skill.rule) for name, skill in expert.skills.items() if skill.rule]
         prompt = build_system_prompt(
             instruction=expert.instruction,
-            now_iso=datetime.now(UTC).isoformat(timespec="seconds"),
+            now=datetime.now(UTC),
             cwd=str(job.workspace),
             skill_rules=rules,
             delegates=[

@@ -202,6 +202,8 @@ class JobTree:
         if node := self._run(event):
             step = node.step(event.step_number)
             step.started_at = step.started_at or event.timestamp
+            # Text streamed by an earlier step (one that ended with tool calls) is not news.
+            node.streaming_result = ""
 
     def _on_streamReasoning(self, event: Any) -> None:
         if node := self._run(event):
@@ -211,6 +213,11 @@ class JobTree:
         if node := self._run(event):
             node.step(event.step_number).reasoning = event.text
             node.streaming_reasoning = ""
+
+    def _on_startStreamingRunResult(self, event: Any) -> None:
+        # Every generation streams its text, so a run can stream several times.
+        if node := self._run(event):
+            node.streaming_result = ""
 
     def _on_streamRunResult(self, event: Any) -> None:
         if node := self._run(event):

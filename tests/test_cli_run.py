@@ -118,6 +118,23 @@ def test_config_is_found_in_a_parent_directory(workspace: Path, fake_llm: FakeLL
     assert events(result.stdout)[-2]["text"] == "hello from below"
 
 
+def test_text_tool_call_mode_runs_a_call_written_as_text(
+    workspace: Path, fake_llm: FakeLLM
+) -> None:
+    written = json.dumps({"name": "writeTextFile", "arguments": {"path": "a.txt", "text": "hi"}})
+    fake_llm.script(reply_text(f"<tool_call>\n{written}\n</tool_call>"), reply_text("Wrote a.txt"))
+    env = {**fake_llm.env(), "PERSTACK_TOOL_CALL_MODE": "text"}
+    result = run_gpt41("my-expert", "write a.txt", cwd=workspace, env=env)
+    assert result.returncode == 0, result.stderr
+    stream = events(result.stdout)
+    call_tools = next(e for e in stream if e["type"] == "callTools")
+    assert call_tools["toolCalls"][0]["toolName"] == "writeTextFile"
+    assert (workspace / "a.txt").read_text() == "hi"
+    assert stream[-2]["text"] == "Wrote a.txt"
+    # Never tool_choice "required": it hangs llama-server; the default is "auto".
+    assert all("tool_choice" not in request for request in fake_llm.requests)
+
+
 def test_any_litellm_provider_name_is_accepted(workspace: Path, fake_llm: FakeLLM) -> None:
     fake_llm.script(reply_text("kimi says hi"))
     result = perstack(

@@ -18,6 +18,7 @@ from runtime.checkpoint import (
     ToolCall,
     Usage,
 )
+from runtime.config_loader import ToolCallMode
 from runtime.events import (
     TERMINAL_EVENT_TYPES,
     EventListener,
@@ -74,6 +75,9 @@ class JobContext:
     """Keeps stored events from repeating the conversation that checkpoint files hold."""
     lockfile: Lockfile | None = None
     """perstack.lock, when present and readable: recorded MCP skills start on first use."""
+    tool_call_mode: ToolCallMode = "native"
+    """``text`` also takes a reply whose text is only a JSON tool call as that call (see
+    :mod:`runtime.loop.text_calls`)."""
 
     def store_checkpoint(self, checkpoint: Checkpoint) -> None:
         """Persist a checkpoint (nothing when storage is off)."""

@@ -1,9 +1,17 @@
-"""The system prompt of a fresh run (§5.8 of the reference, in our own words)."""
+"""The system prompt of a fresh run (§5.8 of the reference, in our own words).
+
+Laid out for prompt caching: a stable prefix (how the expert works, its instruction, skill
+rules, delegates) and a short volatile tail (working directory and date) at the very end. The
+model client sends tools, then this prompt, then the messages, so the tools and everything up to
+the tail are the same bytes in every run of an expert and a provider's prompt cache (or a local
+server's prefix cache) can reuse them.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 
 @dataclass(frozen=True)
@@ -28,10 +36,13 @@ repeat.
 understood, call attemptCompletion on its own, with no text. You will then be asked for the final \
 result in a separate reply.
 - If a request is outside your expertise, say what your expertise is in the final result.
+- The environment you run in is described at the end."""
 
-Environment:
-- Current time: {now}
-- Working directory: {cwd}"""
+# Date only: the time of day is rarely needed (exec can ask the clock), and a prompt that
+# changes once a day lets a prefix cache reuse all of it across the day's runs.
+_ENVIRONMENT = """Environment:
+- Working directory: {cwd}
+- Current date: {date} (UTC)"""
 
 _SEPARATOR = "\n\n---\n\n"
 
@@ -39,13 +50,25 @@ _SEPARATOR = "\n\n---\n\n"
 def build_system_prompt(
     *,
     instruction: str,
-    now_iso: str,
+    now: datetime,
     cwd: str,
     skill_rules: Sequence[tuple[str, str]] = (),
     delegates: Sequence[DelegateInfo] = (),
 ) -> str:
-    """Assemble the system prompt: working rules, instruction, skill rules, delegates."""
-    sections = [_META.format(now=now_iso, cwd=cwd), instruction]
+    """Assemble the system prompt: working rules, instruction, skill rules, delegates, environment.
+
+    Args:
+        instruction: The expert's instruction, verbatim.
+        now: The run's start time (UTC); only its date is written.
+        cwd: The working directory (the workspace).
+        skill_rules: ``(skill name, rule)`` for each skill that has a rule.
+        delegates: The experts this one can delegate to.
+
+    Returns:
+        The prompt. Everything before the final "Environment" section depends only on the
+        expert's definition, so it is identical across runs.
+    """
+    sections = [_META, instruction]
     if skill_rules:
         sections.append("\n\n".join(f'"{name}" skill rules:\n{rule}' for name, rule in skill_rules))
     if delegates:
@@ -55,4 +78,5 @@ def build_system_prompt(
         for delegate in delegates:
             lines.append(f'About "{delegate.name}":\n{delegate.description}')
         sections.append("\n\n".join(lines))
+    sections.append(_ENVIRONMENT.format(cwd=cwd, date=now.date().isoformat()))
     return _SEPARATOR.join(sections)

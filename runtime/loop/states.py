@@ -64,6 +64,7 @@ from runtime.llm import (
     ToolCallChunk,
 )
 from runtime.loop.context import CURRENT_CALL, Segment
+from runtime.loop.text_calls import parse_text_tool_calls
 from runtime.messages import (
     ExpertMessage,
     ExpertPart,
@@ -223,9 +224,14 @@ class _Generated:
     finish: Finish | None = None
 
 
-async def _generate(
-    seg: Segment, checkpoint: Checkpoint, *, with_tools: bool, stream_result: bool
-) -> _Generated:
+async def _generate(seg: Segment, checkpoint: Checkpoint, *, with_tools: bool) -> _Generated:
+    """Run one generation, publishing its reasoning and text as streaming events.
+
+    Text is streamed as it arrives in both generation states, not only in GeneratingRunResult
+    as in Perstack: a local model can take half a minute over a text-only answer. A reply
+    that turns out to end with tool calls was not the result after all; consumers learn that
+    from the ``callTools`` that follows its ``completeStreamingRunResult``.
+    """
     job = seg.job
     request = GenerationRequest(
         messages=checkpoint.messages,
@@ -255,15 +261,12 @@ async def _generate(
                             coordinator=seg.coordinator,
                         )
                         reasoning_open = False
-                    if stream_result:
-                        if not result_open:
-                            job.publish(
-                                StartStreamingRunResult(**fields), coordinator=seg.coordinator
-                            )
-                            result_open = True
-                        job.publish(
-                            StreamRunResult(**fields, delta=chunk.text), coordinator=seg.coordinator
-                        )
+                    if not result_open:
+                        job.publish(StartStreamingRunResult(**fields), coordinator=seg.coordinator)
+                        result_open = True
+                    job.publish(
+                        StreamRunResult(**fields, delta=chunk.text), coordinator=seg.coordinator
+                    )
                     out.text += chunk.text
                 elif isinstance(chunk, ToolCallChunk):
                     out.tool_calls.append(chunk)
@@ -360,9 +363,13 @@ _KIND_ORDER = {"mcp": 0, "delegate": 1, "interactive": 2}
 
 
 async def generating_tool_call(seg: Segment, state: LoopState) -> Transition:
-    """Ask the model for the next tool calls (or a final text answer)."""
+    """Ask the model for the next tool calls (or a final text answer).
+
+    With ``toolCallMode = "text"``, a reply whose text is nothing but calls to known tools
+    (:mod:`runtime.loop.text_calls`) is taken as those calls.
+    """
     try:
-        generated = await _generate(seg, state.checkpoint, with_tools=True, stream_result=False)
+        generated = await _generate(seg, state.checkpoint, with_tools=True)
     except ModelError as error:
         return _retry_or_stop(seg, state, error)
     assert generated.finish is not None
@@ -377,6 +384,11 @@ async def generating_tool_call(seg: Segment, state: LoopState) -> Transition:
                 "Generation length exceeded. Try again.", name="LengthExceeded", retryable=True
             ),
         )
+    if not generated.tool_calls and seg.job.tool_call_mode == "text":
+        written = parse_text_tool_calls(generated.text, seg.tool_index)
+        if written:
+            # The text was the calls, not an answer: keep only the calls in the conversation.
+            generated.tool_calls, generated.text = written, ""
     if not generated.tool_calls:
         if not generated.text.strip():
             return _retry_or_stop(
@@ -653,7 +665,7 @@ async def generating_run_result(seg: Segment, state: LoopState) -> Transition:
         checkpoint = _with(checkpoint, messages=[*checkpoint.messages, message])
         step = _with(step, new_messages=[*step.new_messages, message])
     try:
-        generated = await _generate(seg, checkpoint, with_tools=False, stream_result=True)
+        generated = await _generate(seg, checkpoint, with_tools=False)
     except ModelError as error:
         return _retry_or_stop(seg, LoopState(checkpoint, step), error)
     assert generated.finish is not None

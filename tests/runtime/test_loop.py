@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -101,16 +102,57 @@ async def test_tool_then_attempt_completion_generates_the_result(tmp_path: Path)
 
 async def test_text_only_reply_completes_implicitly(tmp_path: Path) -> None:
     checkpoint, events, _ = await go(tmp_path, [reply("Just an answer.")])
+    # Streamed as it arrives, though Perstack streams only after attemptCompletion.
     assert types(events) == [
         "initializeRuntime",
         "skillConnected",
         "startRun",
         "startGeneration",
+        "startStreamingRunResult",
+        "streamRunResult",
+        "streamRunResult",
+        "completeStreamingRunResult",
         "completeRun",
         "skillDisconnected",
     ]
+    assert "".join(e.delta for e in events if e.type == "streamRunResult") == "Just an answer."
+    assert events[-3].text == events[-2].text == "Just an answer."
     assert checkpoint.status == "completed"
     assert checkpoint.messages[-1].type == "expertMessage"
+
+
+async def test_text_before_tool_calls_is_streamed_too(tmp_path: Path) -> None:
+    _, events, _ = await go(
+        tmp_path,
+        [
+            Reply(
+                text="Let me write it.", tool_calls=[("writeTextFile", {"path": "a", "text": ""})]
+            ),
+            reply("Written."),
+        ],
+    )
+    # The text turned out not to be the result: the callTools that follows says so.
+    assert without_streams(events)[3:7] == [
+        "startGeneration",
+        "startStreamingRunResult",
+        "completeStreamingRunResult",
+        "callTools",
+    ]
+    completed = [e.text for e in events if e.type == "completeStreamingRunResult"]
+    assert completed == ["Let me write it.", "Written."]
+    call_tools = next(e for e in events if e.type == "callTools")
+    assert call_tools.new_message.contents[0].text == "Let me write it."
+
+
+async def test_reasoning_stream_closes_before_the_text_stream(tmp_path: Path) -> None:
+    _, events, _ = await go(tmp_path, [Reply(text="42", reasoning="Hmm.")])
+    assert without_streams(events)[3:8] == [
+        "startGeneration",
+        "startStreamingReasoning",
+        "completeStreamingReasoning",
+        "startStreamingRunResult",
+        "completeStreamingRunResult",
+    ]
 
 
 async def test_text_with_attempt_completion_uses_the_text(tmp_path: Path) -> None:
@@ -285,8 +327,28 @@ pick = ["writeTextFile", "attemptCompletion"]
     text = system.contents[0].text
     assert "Write poems." in text
     assert '"@perstack/base" skill rules:\nNever delete files.' in text
-    assert str(tmp_path) in text
+    # The volatile part (directory, date) is the very end, after everything stable.
+    head, tail = text.split("\n\n---\n\nEnvironment:\n")
+    assert "Write poems." in head and "Never delete files." in head
+    assert re.fullmatch(
+        rf"- Working directory: {re.escape(str(tmp_path))}\n"
+        r"- Current date: \d{4}-\d\d-\d\d \(UTC\)",
+        tail,
+    )
     assert sorted(t.name for t in model.requests[0].tools) == ["attemptCompletion", "writeTextFile"]
+
+
+async def test_system_prompt_is_the_same_across_runs_up_to_the_environment(
+    tmp_path: Path,
+) -> None:
+    prompts = []
+    for workspace in (tmp_path / "one", tmp_path / "two"):
+        workspace.mkdir()
+        _, _, model = await go(workspace, [reply("ok")])
+        prompts.append(model.requests[0].messages[0].contents[0].text)
+    first, second = (p.split("Environment:")[0] for p in prompts)
+    assert first == second
+    assert first.endswith("Write what you are asked to.\n\n---\n\n")
 
 
 async def test_storage_layout_and_no_secrets(

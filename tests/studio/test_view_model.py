@@ -6,7 +6,7 @@ from pathlib import Path
 
 from runtime import RunSetting, parse_config, read_job_events, run
 from runtime.events import PerstackEvent
-from runtime.testing import ScriptedModel, call, fail, reply
+from runtime.testing import ScriptedModel, call, calls, fail, reply
 from studio.demo import DEMO_CONFIG, DEMO_EXPERT, DEMO_QUERY, demo_model
 from studio.view_model import JobTree
 
@@ -124,6 +124,34 @@ async def test_streamed_result_accumulates_until_complete(tmp_path: Path) -> Non
     assert len(tree.runs) == 1
     tree.apply(CompleteStreamingRunResult(**fields, text="final"))
     assert node.streaming_result == "final"
+
+
+async def test_each_generation_streams_afresh(tmp_path: Path) -> None:
+    config = parse_config(TOML, path=tmp_path / "perstack.toml")
+    events: list[PerstackEvent] = []
+    model = ScriptedModel(
+        [calls(("todo", {"newTodos": ["a"]}), text="First, a todo."), reply("The answer.")]
+    )
+    await run(
+        RunSetting(expert_key="solo", query="q", workspace=tmp_path),
+        events.append,
+        model=model,
+        config=config,
+    )
+    tree = JobTree()
+    node = None
+    seen: list[str] = []
+    for event in events:
+        tree.apply(event)
+        node = node or (tree.runs[tree.roots[0]] if tree.roots else None)
+        if node is not None and event.type in ("callTools", "startGeneration", "streamRunResult"):
+            seen.append(f"{event.type}:{node.streaming_result}")
+    assert node is not None
+    # The text of step 1 (which ended with tool calls) stays until step 2 starts; step 2's
+    # stream does not continue it.
+    assert seen[seen.index("callTools:First, a todo.") + 1] == "startGeneration:"
+    assert seen[-1] == "streamRunResult:The answer."
+    assert node.result == "The answer."
 
 
 async def test_a_delegate_seen_before_its_call_is_still_nested_under_it(tmp_path: Path) -> None:
