@@ -57,7 +57,7 @@ if TYPE_CHECKING:
         event_to_json,
     )
     from runtime.llm import GenerationRequest, LanguageModel
-    from runtime.runner import load_config_for, run, run_sync
+    from runtime.runner import load_config_for, prewarm_model, run, run_sync
     from runtime.setting import RunSetting
     from runtime.storage import read_job_events
     from runtime.version import __version__
@@ -103,6 +103,7 @@ _EXPORTS: dict[str, str] = {
     "read_job_events": "runtime.storage",
     "resolve_expert": "runtime.config_loader",
     "load_config_for": "runtime.runner",
+    "prewarm_model": "runtime.runner",
     "run": "runtime.runner",
     "run_sync": "runtime.runner",
 }
@@ -153,6 +154,7 @@ __all__ = [
     "event_to_json",
     "load_config",
     "load_config_for",
+    "prewarm_model",
     "parse_config",
     "read_job_events",
     "resolve_expert",

@@ -13,7 +13,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from runtime._argtypes import int_at_least
 
@@ -209,7 +209,6 @@ def run_command(args: argparse.Namespace, *, store: bool = True) -> int:
         return EXIT_USAGE
     out = sys.stdout
     log_warnings_to_stderr()
-    _prewarm_litellm()
 
     def emit(event: object) -> None:
         out.write(event.to_json() + "\n")  # type: ignore[attr-defined]
@@ -218,6 +217,7 @@ def run_command(args: argparse.Namespace, *, store: bool = True) -> int:
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         loaded = load_config_for(args.expert_key, args.config, Path.cwd())
+        _prewarm_model(loaded, args)
         for warning in loaded.warnings:
             print(f"perstack: warning: {warning}", file=sys.stderr)
         setting = setting_from_args(args, config_path=args.config, store=store)
@@ -256,14 +256,46 @@ def log_warnings_to_stderr() -> None:
         runtime_logger.setLevel(logging.WARNING)
 
 
-def _prewarm_litellm() -> None:
-    # litellm takes seconds to import; start now so the import overlaps loading the config and
-    # starting MCP servers. The first model call then waits on Python's import lock at most.
+def _prewarm_model(loaded: Any, args: argparse.Namespace) -> None:
+    # litellm's import (seconds, for providers without a native client) overlaps starting the
+    # skills (MCP servers spawn) when it runs in a thread from now.
     import threading
 
-    from runtime.llm.litellm_model import prewarm
+    from runtime import prewarm_model
 
-    threading.Thread(target=prewarm, name="litellm-prewarm", daemon=True).start()
+    threading.Thread(
+        target=prewarm_model,
+        args=(loaded,),
+        kwargs={
+            "workspace": Path.cwd(),
+            "provider": args.provider,
+            "model": args.model,
+            "env_path": args.env_path,
+            "litellm_only": True,
+        },
+        name="model-prewarm",
+        daemon=True,
+    ).start()
+
+
+def exit_now(code: int) -> NoReturn:
+    """End a finished command-line process at once, skipping the interpreter's teardown.
+
+    By the time a run returns, its events are printed, its files written and closed (atomic
+    writes), its skills and connections closed; what is left is Python freeing every object one
+    by one, about 45 ms after ``perstack run`` has nothing more to say (and over a second once
+    litellm was imported). Only for a process that is ending: never call it from a library.
+    """
+    import logging
+    import os
+
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing more can be said anyway
+            pass
+    logging.shutdown()
+    os._exit(code)
 
 
 def main(

@@ -314,6 +314,10 @@ class ProviderSetting(TomlModel):
     region: str | None = None
     location: str | None = None
     # Ours, not Perstack's (Perstack ignores unknown keys here):
+    client: Literal["auto", "native", "litellm"] | None = None
+    """Which model client to use: ``native`` (built-in HTTP clients), ``litellm``, or ``auto``
+    (native where the provider speaks the OpenAI or Anthropic API). ``PERSTACK_MODEL_CLIENT``
+    overrides it."""
     tool_call_mode: Literal["native", "text"] | None = None
     """``text`` also accepts a tool call the model wrote as JSON text (weak local models);
     ``PERSTACK_TOOL_CALL_MODE`` overrides it."""

@@ -23,6 +23,7 @@ from runtime.checkpoint import (
     Usage,
 )
 from runtime.config_loader import (
+    EffectiveSettings,
     ExpertDefinition,
     LoadedConfig,
     effective_settings,
@@ -108,9 +109,36 @@ async def run(
         from runtime.sandbox import require_bwrap
 
         require_bwrap()  # fails before the job starts, saying what to install
+    own_model = model is None
     if model is None:
-        model = _provider_model(settings.provider, settings.model, loaded, env)
+        model = _provider_model(settings, env)
+    try:
+        return await _run_job(
+            setting, event_listener, workspace, loaded, settings, env, expert, storage, model
+        )
+    finally:
+        if own_model:
+            # The run's connection pool: closed now, so nothing is left running at exit.
+            await _close_model(model)
 
+
+async def _close_model(model: LanguageModel) -> None:
+    aclose = getattr(model, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
+async def _run_job(
+    setting: RunSetting,
+    event_listener: EventListener | None,
+    workspace: Path,
+    loaded: LoadedConfig,
+    settings: EffectiveSettings,
+    env: dict[str, str],
+    expert: ExpertDefinition,
+    storage: Storage | None,
+    model: LanguageModel,
+) -> Checkpoint:
     previous = _continuation_checkpoint(setting, storage, expert)
     if previous is not None:
         assert storage is not None
@@ -141,7 +169,7 @@ async def run(
         verbose=setting.verbose,
         expert_keys=sorted(loaded.config.experts),
         lockfile=load_lockfile(loaded, warn=logging.getLogger("runtime").warning),
-        sandbox=sandboxed,
+        sandbox=setting.sandbox or bool(loaded.config.sandbox),
         tool_call_mode=resolve_tool_call_mode(settings.provider_setting, env),
     )
     context.nested_runner = partial(_nested_run, context)
@@ -194,6 +222,48 @@ def run_sync(
 ) -> Checkpoint:
     """Blocking wrapper around :func:`run` for scripts (starts its own event loop)."""
     return asyncio.run(run(setting, event_listener, model=model, config=config))
+
+
+def prewarm_model(
+    config: LoadedConfig,
+    *,
+    workspace: Path | None = None,
+    provider: str | None = None,
+    model: str | None = None,
+    env_path: list[str] | None = None,
+    litellm_only: bool = False,
+) -> None:
+    """Load the model client a run of ``config`` will use, so that its first request is fast.
+
+    Blocking (imports, the TLS context, litellm's import when the provider needs litellm): call
+    it in a thread while the user is still typing. Never raises; problems (a missing key, an
+    unknown provider) are reported by :func:`run` when it starts.
+
+    Args:
+        config: The loaded perstack.toml.
+        workspace: Where its .env files are looked up when the config has no path.
+        provider: ``--provider``, overriding the toml.
+        model: ``--model``, overriding the toml.
+        env_path: ``--env-path``, overriding the toml's ``envPath``.
+        litellm_only: Do nothing unless the model goes through litellm. A native client loads
+            in milliseconds on the run's way to its first request; loading it in a thread
+            beside that only competes with it for the interpreter.
+    """
+    from runtime.llm.factory import prewarm
+
+    try:
+        settings = effective_settings(config, provider=provider, model=model)
+        base_dir = config.path.parent if config.path else (workspace or Path.cwd())
+        env = load_env(env_path or config.config.env_path, base_dir)
+    except PerstackError:
+        return
+    prewarm(
+        settings.provider,
+        settings.model,
+        settings.provider_setting,
+        env,
+        litellm_only=litellm_only,
+    )
 
 
 DELEGATION_DEPTH_LIMIT = 8
@@ -609,21 +679,11 @@ def _answer_interactive(
     )
 
 
-def _provider_model(
-    provider: str, model_name: str, loaded: LoadedConfig, env: dict[str, str]
-) -> LanguageModel:
-    # Imported here: the provider table is cheap, but litellm (behind LiteLLMModel) is not, and
-    # nothing that makes no model call should pay for it.
-    from runtime.llm.litellm_model import LiteLLMModel
-    from runtime.llm.providers import resolve_provider
+def _provider_model(settings: EffectiveSettings, env: dict[str, str]) -> LanguageModel:
+    # Imported here: nothing that makes no model call should load a model client.
+    from runtime.llm.factory import create_model
 
-    provider_config = loaded.config.provider
-    setting = (
-        provider_config.setting
-        if provider_config is not None and provider_config.provider_name == provider
-        else None
-    )
-    return LiteLLMModel(resolve_provider(provider, model_name, setting, env))
+    return create_model(settings.provider, settings.model, settings.provider_setting, env)
 
 
 def _continuation_checkpoint(

@@ -46,9 +46,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return start_main(rest)
     if command == "run":
+        from runtime.cli import exit_now
         from runtime.cli import main as run_main
 
-        return run_main(rest)
+        code = run_main(rest)
+        if argv is None:  # a process of its own, not a caller's function call
+            exit_now(code)
+        return code
     if command == "log":
         from runtime.log.cli import main as log_main
 

@@ -1,8 +1,11 @@
 """The model interface: everything the agent loop needs from an LLM, and nothing more.
 
-One implementation talks to providers through litellm (:mod:`runtime.llm.litellm_model`, imported
-lazily); :class:`runtime.testing.ScriptedModel` replays scripted replies for tests and the demo.
-A second real implementation only has to satisfy :class:`LanguageModel`.
+Native clients speak the OpenAI-compatible and Anthropic APIs over httpx
+(:mod:`runtime.llm.openai_compat`, :mod:`runtime.llm.anthropic`); litellm
+(:mod:`runtime.llm.litellm_model`, imported only when needed) serves every other provider;
+:mod:`runtime.llm.factory` picks one. :class:`runtime.testing.ScriptedModel` replays scripted
+replies for tests and the demo. Another implementation only has to satisfy
+:class:`LanguageModel`.
 """
 
 from __future__ import annotations
@@ -88,6 +91,10 @@ class LanguageModel(Protocol):
     ``stream`` yields deltas in arrival order and ends with exactly one :class:`Finish`. Failures
     raise :class:`runtime.errors.ModelError` with ``retryable`` set; the loop decides whether to
     retry (each retry is a ``retry`` event).
+
+    Two optional methods: ``async prepare()``, awaited before each generation and outside its
+    deadline (load a client library there), and ``async aclose()``, awaited when the run that
+    created the model ends (close its connections there).
     """
 
     @property

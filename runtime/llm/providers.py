@@ -18,9 +18,16 @@ from typing import Any
 from runtime.errors import ConfigError, MissingApiKeyError
 
 __all__ = [
+    "ANTHROPIC_MIN_THINKING_TOKENS",
+    "NATIVE_OPENAI_BASES",
+    "PERSTACK_PROVIDERS",
     "REASONING_BUDGET_TOKENS",
+    "NativeRoute",
     "ProviderResolution",
     "budget_tokens",
+    "litellm_provider_name",
+    "native_route",
+    "reasoning_effort",
     "reasoning_options",
     "resolve_provider",
 ]
@@ -33,7 +40,7 @@ REASONING_BUDGET_TOKENS: Mapping[str, int] = {
 }
 """Token counts of Perstack's named reasoning budgets (§8.3)."""
 
-_ANTHROPIC_MIN_THINKING_TOKENS = 1024
+ANTHROPIC_MIN_THINKING_TOKENS = 1024
 """Anthropic rejects a thinking budget below this."""
 
 
@@ -82,6 +89,9 @@ _PERSTACK_TO_LITELLM: Mapping[str, str] = {
     "deepseek": "deepseek",
 }
 
+PERSTACK_PROVIDERS: tuple[str, ...] = tuple(_PERSTACK_TO_LITELLM)
+"""Perstack's own provider names."""
+
 _ALIASES: Mapping[str, str] = {
     # Names people type for litellm providers whose litellm name carries a suffix.
     "fireworks": "fireworks_ai",
@@ -110,6 +120,11 @@ _KEYLESS: frozenset[str] = frozenset(
         "sagemaker_chat",
     }
 )
+
+
+def litellm_provider_name(name: str) -> str:
+    """Litellm's name for a provider (``google`` → ``gemini``, ``fireworks`` → ``fireworks_ai``)."""
+    return _PERSTACK_TO_LITELLM.get(name) or _ALIASES.get(name) or name
 
 
 def _setting_get(setting: Any, key: str) -> Any:
@@ -179,6 +194,8 @@ def resolve_provider(
     model: str,
     setting: Any | None,
     env: Mapping[str, str],
+    *,
+    key_optional: bool = False,
 ) -> ProviderResolution:
     """Resolve a provider name and model into litellm call arguments.
 
@@ -191,6 +208,8 @@ def resolve_provider(
         setting: The ``[provider.setting]`` table: a ``ProviderSetting`` or a dict with camelCase
             or snake_case keys. Its values win over the environment fallbacks.
         env: The environment to read keys and fallbacks from (``os.environ`` merged with .env).
+        key_optional: A provider name of the user's own with a base URL (a local server):
+            its ``<NAME>_API_KEY`` is sent when set, and not required.
 
     Returns:
         The resolution; its ``api_key`` is never logged.
@@ -205,7 +224,7 @@ def resolve_provider(
         raise ConfigError("The provider name is empty. Set [provider] providerName or --provider.")
     if not model.strip():
         raise ConfigError("The model name is empty. Set model in perstack.toml or --model.")
-    litellm_provider = _PERSTACK_TO_LITELLM.get(name) or _ALIASES.get(name) or name
+    litellm_provider = litellm_provider_name(name)
     litellm_model = _litellm_model(litellm_provider, name, model)
     base_url = _setting_get(setting, "base_url")
     extra: dict[str, Any] = {}
@@ -299,7 +318,7 @@ def resolve_provider(
             names = (f"{env_prefix}_API_KEY", *names)
         # <NAME>_API_BASE is litellm's own spelling (e.g. HOSTED_VLLM_API_BASE).
         api_base = base_url or _env(env, f"{env_prefix}_BASE_URL", f"{env_prefix}_API_BASE")
-        if litellm_provider in _KEYLESS:
+        if litellm_provider in _KEYLESS or key_optional:
             api_key = _env(env, *names)
             key_env = names[0] if api_key else None
         else:
@@ -352,6 +371,24 @@ def _effort(budget: str | int, tokens: int) -> str:
     return "high"
 
 
+def reasoning_effort(provider_name: str, litellm_model: str, budget: str | int) -> str | None:
+    """OpenAI's ``reasoning_effort`` for ``budget`` on an OpenAI-compatible endpoint.
+
+    None when reasoning is disabled, or for providers Perstack sends no reasoning option to
+    (Azure OpenAI, DeepSeek: deepseek-reasoner always reasons).
+
+    Raises:
+        ConfigError: ``budget`` is invalid.
+    """
+    tokens = budget_tokens(budget)
+    if tokens == 0:
+        return None
+    provider = litellm_model.split("/", 1)[0] if "/" in litellm_model else provider_name
+    if provider_name in ("azure-openai", "deepseek") or provider in ("azure", "deepseek"):
+        return None
+    return _effort(budget, tokens)
+
+
 def reasoning_options(provider_name: str, litellm_model: str, budget: str | int) -> dict[str, Any]:
     """The litellm keyword arguments that enable reasoning at ``budget`` (§8.3 of the reference).
 
@@ -383,6 +420,127 @@ def reasoning_options(provider_name: str, litellm_model: str, budget: str | int)
         # litellm maps this to Anthropic's thinking, Gemini's thinkingConfig (with thoughts
         # included) and Bedrock's reasoning config.
         if provider in ("anthropic", "bedrock"):
-            tokens = max(tokens, _ANTHROPIC_MIN_THINKING_TOKENS)
+            tokens = max(tokens, ANTHROPIC_MIN_THINKING_TOKENS)
         return {"thinking": {"type": "enabled", "budget_tokens": tokens}}
     return {"reasoning_effort": _effort(budget, tokens)}
+
+
+# Native routes ----------------------------------------------------------------------------------
+
+NATIVE_OPENAI_BASES: Mapping[str, str | None] = {
+    # litellm provider → default base URL of its OpenAI-compatible chat-completions API (None:
+    # the user's base URL is required). Requests go to <base>/chat/completions.
+    "openai": "https://api.openai.com/v1",
+    "deepseek": "https://api.deepseek.com",
+    "fireworks_ai": "https://api.fireworks.ai/inference/v1",
+    "groq": "https://api.groq.com/openai/v1",
+    "openrouter": "https://openrouter.ai/api/v1",
+    "together_ai": "https://api.together.xyz/v1",
+    "mistral": "https://api.mistral.ai/v1",
+    "xai": "https://api.x.ai/v1",
+    "deepinfra": "https://api.deepinfra.com/v1/openai",
+    "cerebras": "https://api.cerebras.ai/v1",
+    "nvidia_nim": "https://integrate.api.nvidia.com/v1",
+    "sambanova": "https://api.sambanova.ai/v1",
+    "moonshot": "https://api.moonshot.ai/v1",
+    "perplexity": "https://api.perplexity.ai",
+    "lm_studio": "http://localhost:1234/v1",
+    "hosted_vllm": None,
+    "openai_like": None,
+    "custom_openai": None,
+}
+
+_OLLAMA_BASE = "http://localhost:11434"
+ANTHROPIC_VERSION = "2023-06-01"
+"""The ``anthropic-version`` header: the Messages API's stable version."""
+_ANTHROPIC_BASE = "https://api.anthropic.com/v1"
+_AZURE_API_VERSION = "2025-02-01-preview"
+"""litellm's default, so both paths call the same API version when none is set."""
+
+
+@dataclass(frozen=True)
+class NativeRoute:
+    """Where a native client sends a model's requests.
+
+    Attributes:
+        api: ``openai`` (Chat Completions) or ``anthropic`` (Messages).
+        url: The full URL of the generation endpoint.
+        headers: Request headers, authentication included. Left out of ``repr``.
+        wire_model: The request body's ``model``.
+    """
+
+    api: str
+    url: str
+    headers: Mapping[str, str] = field(repr=False)
+    wire_model: str
+
+
+def _wire_model(res: ProviderResolution) -> str:
+    prefix = f"{res.litellm_provider}/"
+    model = res.litellm_model
+    return model[len(prefix) :] if model.startswith(prefix) else model
+
+
+def _chat_url(base: str) -> str:
+    return base.rstrip("/") + "/chat/completions"
+
+
+def native_route(
+    res: ProviderResolution,
+    setting: Any | None,
+    extra_bases: Mapping[str, str] | None = None,
+    *,
+    custom: bool = False,
+) -> NativeRoute | None:
+    """The native endpoint of a resolved provider, or None when only litellm speaks it.
+
+    Native: Anthropic (Messages API); OpenAI, DeepSeek, Ollama (its ``/v1`` API), Azure OpenAI
+    and the OpenAI-compatible providers of :data:`NATIVE_OPENAI_BASES` or ``extra_bases``
+    (Chat Completions); and, with ``custom``, a provider name of the user's own given a base
+    URL. Google, Vertex, Bedrock and other litellm providers stay on litellm.
+
+    Args:
+        res: The resolution from :func:`resolve_provider`.
+        setting: The ``[provider.setting]`` table (``useDeploymentBasedUrls``, ``headers``).
+        extra_bases: More OpenAI-compatible providers by default base URL (litellm's data).
+        custom: The provider is none litellm serves: its base URL speaks the OpenAI API.
+    """
+    headers: dict[str, str] = {"Content-Type": "application/json"}
+    headers.update(res.extra.get("extra_headers") or {})
+    wire = _wire_model(res)
+    provider = res.litellm_provider
+    if provider == "anthropic":
+        base = (res.api_base or _ANTHROPIC_BASE).rstrip("/")
+        if base.count("/") == 2:
+            base += "/v1"  # a bare host ("https://api.anthropic.com"): the API is under /v1
+        if res.api_key:
+            headers["x-api-key"] = res.api_key
+        headers["anthropic-version"] = ANTHROPIC_VERSION
+        return NativeRoute("anthropic", base + "/messages", headers, wire)
+    if res.api_key:
+        headers["Authorization"] = f"Bearer {res.api_key}"
+    if provider == "azure":
+        assert res.api_base is not None  # resolve_provider requires it
+        headers.pop("Authorization", None)
+        if res.api_key:
+            headers["api-key"] = res.api_key
+        version = str(res.extra.get("api_version") or _AZURE_API_VERSION)
+        url = (
+            f"{res.api_base.rstrip('/')}/openai/deployments/{res.model}/chat/completions"
+            f"?api-version={version}"
+        )
+        return NativeRoute("openai", url, headers, wire)
+    if provider in ("ollama", "ollama_chat"):
+        base = (res.api_base or _OLLAMA_BASE).rstrip("/")
+        return NativeRoute("openai", base + "/v1/chat/completions", headers, wire)
+    if provider == "openai":
+        if res.extra.get("organization"):
+            headers["OpenAI-Organization"] = str(res.extra["organization"])
+    extra = extra_bases or {}
+    url_base = res.api_base or NATIVE_OPENAI_BASES.get(provider) or extra.get(provider)
+    # A base URL for a provider litellm serves its own way (gemini, bedrock, cohere...) is a
+    # proxy of that provider's API, not an OpenAI-compatible one: that stays on litellm.
+    compatible = custom or provider in NATIVE_OPENAI_BASES or provider in extra
+    if url_base is None or not compatible:
+        return None
+    return NativeRoute("openai", _chat_url(url_base), headers, wire)

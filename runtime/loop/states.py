@@ -242,6 +242,11 @@ async def _generate(seg: Segment, checkpoint: Checkpoint, *, with_tools: bool) -
     fields = seg.event_fields(checkpoint)
     out = _Generated()
     reasoning_open = result_open = False
+    prepare = getattr(job.model, "prepare", None)
+    if prepare is not None:
+        # Loading a client library (litellm: seconds) is not generating: outside the deadline,
+        # or a short timeout would expire before the request is even sent.
+        await prepare()
     try:
         # Enforced here as well as by the model, so every LanguageModel gets the same limit.
         async with asyncio.timeout(job.timeout_ms / 1000):
