@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime import PerstackEvent, RunSetting, parse_config, run
-from runtime.testing import ScriptedModel, call, fail, reply
+from runtime.testing import Reply, ScriptedModel, call, fail, reply
 from snapshots.conftest import THEME, fixed_now
 from snapshots.helpers import SIZE, wait_until
 from studio.demo import DEMO_CONFIG, DEMO_EXPERT, DEMO_QUERY, demo_model
@@ -114,6 +114,8 @@ class TestRunScreen:
         game-studio is "◐ delegating" (yellow); under its step 1, the cyan ↳ level-designer
         call holds "◐ @demo/level-designer running", whose writeTextFile call is still running
         (◐), and the ↳ programmer call has not started its run yet. Tokens are rolled up per run.
+        The Streaming pane ("Streaming · game-studio") shows the text game-studio streamed with
+        its delegation: "I'll have the level designer and the programmer work in parallel."
         """
         source = tmp_path / "source"
         source.mkdir()
@@ -134,6 +136,38 @@ class TestRunScreen:
         shutil.copy(DEMO_CONFIG, tmp_path / "perstack.toml")
         app = build(tmp_path, DEMO_EXPERT, None, None)
         assert snap_compare(app, terminal_size=SIZE, run_before=replay)
+
+    def test_connecting_to_the_provider(self, snap_compare, tmp_path: Path) -> None:
+        """You should see a run that has started and waits for the provider's first answer.
+
+        Left, the step tree: the job row "◌ job connecting-job  connecting to openai… · 1 runs ·
+        0 tok" and under it "◌ solo  connecting to openai… · 1 step · 0 tok" (the ◌ and the
+        phase in yellow, where a running run shows ◐ running), then its empty step 1. Right,
+        the job detail: the query "hello" and "connecting to openai… · 0 tok". The status bar
+        reads "solo · gpt-4.1 · step 1 · 0 tok · connecting to openai…".
+        """
+        # The scripted provider answers only after the picture is taken.
+        model = ScriptedModel([Reply(text="Hello.", delay=30)], model_name="gpt-4.1")
+
+        async def connecting(pilot: Any) -> None:
+            await wait_until(
+                pilot, lambda: any(isinstance(s, RunScreen) for s in pilot.app.screen_stack)
+            )
+            screen = run_screen(pilot)
+            await wait_until(pilot, lambda: screen.phase == "connecting")
+            screen.refresh_tree()
+            await pilot.pause()
+
+        app = build(
+            tmp_path,
+            "solo",
+            "hello",
+            model,
+            provider="openai",
+            model="gpt-4.1",
+            job_id="connecting-job",
+        )
+        assert snap_compare(app, terminal_size=SIZE, run_before=connecting)
 
     def test_error(self, snap_compare, tmp_path: Path) -> None:
         """You should see a failed run with its error in the detail pane.
@@ -167,7 +201,7 @@ class TestRunScreen:
         (the final answer) with no call. The run is selected: the detail pane says, in yellow
         italics, "Made with an older definition of solo: perstack.toml has changed since. The
         next run uses the file as saved now.", then the query "read them" and the result
-        "All read.".
+        "All read.". The Streaming pane ("Streaming · solo") shows that answer, streamed.
         """
         monkeypatch.setattr(run_module, "KEEP_STEPS", 3)
         script = [call("readTextFile", path=f"missing-{i}.txt") for i in range(1, 9)]

@@ -4,13 +4,20 @@ One controller belongs to one run screen and one job at a time. The first run st
 later runs continue it (a follow-up query, the answer to an interactive tool, or a resume from
 a chosen checkpoint). Cancelling cancels the worker: the runtime stores the last checkpoint
 before the cancellation propagates, so the job can be continued afterwards.
+
+The model client (imports, TLS context; litellm's multi-second import for the providers it
+serves) is loaded in a thread while the user is still typing (:meth:`RunController.prewarm`),
+and a run waits for that off the event loop before it starts: loading it inside the run would
+freeze the app for as long.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +34,9 @@ if TYPE_CHECKING:
     from textual.worker import Worker
 
     from runtime import Checkpoint, LanguageModel, LoadedConfig, PerstackEvent, ToolCall
+
+PREWARM_WORKER = "model-prewarm"
+"""Name and group of the worker that loads the model client ahead of the first run."""
 
 
 @dataclass
@@ -65,6 +75,11 @@ class RunController:
         self.config: LoadedConfig | None = None
         """perstack.toml as the last run loaded it."""
         self.worker: Worker[Checkpoint | None] | None = None
+        self._warm_lock = threading.Lock()
+        self._warmed: set[str] = set()
+        """Configs (by :func:`_client_key`) whose model client is loaded; used under the lock."""
+        self._warm_started: set[str] = set()
+        """Configs (by :func:`_client_key`) a warm-up was started for (event loop only)."""
 
     @property
     def running(self) -> bool:
@@ -75,6 +90,57 @@ class RunController:
     def waiting(self) -> bool:
         """The last run stopped for the answer to an interactive tool."""
         return self.checkpoint is not None and self.checkpoint.status == "stoppedByInteractiveTool"
+
+    def provider_name(self, config: LoadedConfig | None) -> str | None:
+        """The provider the runs call when it is named: ``--provider``, else perstack.toml's."""
+        if self.options.provider:
+            return self.options.provider
+        provider = config.config.provider if config is not None else None
+        return provider.provider_name if provider is not None else None
+
+    # the model client --------------------------------------------------------------------------
+
+    def prewarm(self, config: LoadedConfig) -> Worker[None] | None:
+        """Load the model client runs of ``config`` will use, in a thread worker.
+
+        Once per client: a perstack.toml saved with other experts but the same model settings
+        needs no new one. Returns the worker, or ``None`` when there is nothing to do: that
+        client is loaded or loading, or the runs use an injected model (the demo's, tests').
+        """
+        key = _client_key(config)
+        if self.options.language_model is not None or key in self._warm_started:
+            return None
+        self._warm_started.add(key)
+        return self.target.run_worker(
+            partial(self._load_model_client, config),
+            name=PREWARM_WORKER,
+            group=PREWARM_WORKER,
+            thread=True,
+            exit_on_error=False,
+            description=f"load the model client for {self.options.expert_key}",
+        )
+
+    def _load_model_client(self, config: LoadedConfig) -> None:
+        # Blocking, in a thread. The lock makes a run that starts during the warm-up wait for it
+        # instead of loading the same client a second time.
+        from runtime import prewarm_model
+
+        key = _client_key(config)
+        with self._warm_lock:
+            if key in self._warmed:
+                return
+            self._warmed.add(key)
+            options = self.options
+            try:
+                prewarm_model(
+                    config,
+                    workspace=options.workspace,
+                    provider=options.provider,
+                    model=options.model,
+                    env_path=options.extra.get("env_path"),
+                )
+            except Exception:  # a warm-up never takes the app down; the run reports problems
+                pass
 
     # starting runs -----------------------------------------------------------------------------
 
@@ -119,6 +185,11 @@ class RunController:
             self.config = load_config_for(
                 options.expert_key, options.config_path, options.workspace
             )
+            if options.language_model is None:
+                # Off the event loop: the screen keeps drawing while a client loads (or while
+                # the warm-up started when the screen opened finishes).
+                self._warm_started.add(_client_key(self.config))
+                await asyncio.to_thread(self._load_model_client, self.config)
             setting = RunSetting(
                 expert_key=options.expert_key,
                 query=query,
@@ -172,3 +243,9 @@ class RunController:
                     return {}
                 return schema if isinstance(schema, dict) else {}
         return {}
+
+
+def _client_key(config: LoadedConfig) -> str:
+    """What in perstack.toml decides the model client (the run options are the controller's)."""
+    toml = config.config
+    return repr((toml.provider, toml.model, toml.env_path, config.base_dir))

@@ -9,7 +9,12 @@ State and who owns it:
   steps in memory and on screen; older ones collapse into one "earlier steps" node that reads
   them back from the job's stored events when opened, so a long job does not grow the app.
 * :class:`~studio.run_controller.RunController` runs the expert in a worker and reports by
-  message. Only the handlers here change widgets.
+  message. Only the handlers here change widgets. As soon as perstack.toml is loaded, it loads
+  the model client in a thread, so the first run does not wait for it.
+* The run in flight before the model's first output (``self.phase``): "starting…" from the
+  moment the query is submitted until the first generation is requested (config, skills), then
+  "connecting to <provider>…" until the first streamed token, tool call, retry or end. The job
+  row, the coordinator's run row and the status bar say so instead of "running".
 * Which runs are stale: each run reports the hash of the expert definition it ran
   (``startRun.definitionSha256``); the same timer compares it, at most every
   :data:`DEFINITION_CHECK_SECONDS`, with the definition in perstack.toml as saved now, reloading
@@ -24,7 +29,7 @@ import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from rich.console import Group, RenderableType
 from rich.json import JSON
@@ -37,8 +42,9 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Input, Static, Tree
 from textual.widgets.tree import TreeNode
+from textual.worker import Worker, WorkerState
 
-from studio.run_controller import RunController, RunOptions
+from studio.run_controller import PREWARM_WORKER, RunController, RunOptions
 from studio.run_messages import (
     RunCancelled,
     RunEventReceived,
@@ -66,6 +72,22 @@ _MODEL_OUTPUT = frozenset(
         "retry",
     }
 )
+_MODEL_ANSWERING = _MODEL_OUTPUT | {
+    "startStreamingReasoning",
+    "streamReasoning",
+    "startStreamingRunResult",
+    "streamRunResult",
+    "stopRunByError",
+    "stopRunByExceededMaxSteps",
+    "stopRunByInteractiveTool",
+    "stopRunByDelegate",
+}
+"""Events that end the "connecting" phase: the provider answered, or the run ended anyway."""
+
+Phase = Literal["starting", "connecting"]
+"""Where a run is before the model's first output (see the module docstring)."""
+PHASE_LOOK = ("◌", "yellow")
+"""Glyph and colour of a run in a phase (a run that is running, but has no output yet)."""
 
 DEFINITION_CHECK_SECONDS = 1.0
 """How often the saved perstack.toml is looked at (a stat; it is read only when it changed)."""
@@ -103,8 +125,10 @@ CALL_LOOK: dict[str, tuple[str, str]] = {
 
 
 def usage_text(usage: Usage) -> str:
-    """Tokens, and cost when the provider reports it."""
+    """Tokens (and how many input tokens came from the provider's prompt cache), and cost."""
     text = f"{usage.total_tokens:,} tok"
+    if usage.cached_input_tokens:
+        text += f" ({usage.cached_input_tokens:,} cached)"
     if usage.cost_usd is not None:
         text += f" · ${usage.cost_usd:.4f}"
     return text
@@ -206,6 +230,12 @@ class RunScreen(Screen[None]):
         self.last_step = 0
         self.finished_runs = 0
         """Runs that ended (finished, failed or cancelled) since the screen opened."""
+        self.phase: Phase | None = None
+        """The run in flight before the model's first output; ``None`` otherwise."""
+        self.provider: str | None = None
+        """The provider the run in flight calls, when known (for "connecting to …")."""
+        self._pending_query = ""
+        """The query of the run in flight, shown in the detail pane until its run appears."""
         self._tree_nodes: dict[NodeKey, TreeNode[NodeKey]] = {}
         self._dirty: set[str] = set()
         self._settled: dict[str, int] = {}
@@ -255,6 +285,8 @@ class RunScreen(Screen[None]):
         self.query_one("#run-detail").border_title = "Detail"
         self.query_one("#run-tree").border_title = f"Job · {self.options.expert_key}"
         self._timer = self.set_interval(REFRESH_SECONDS, self._tick, name="tree-refresh")
+        # Now rather than on the first tick: loading the file starts loading the model client.
+        self._reload_config_if_changed()
         self._render_all()
         if self.initial_query:
             self.query_one("#run-query", Input).value = ""
@@ -290,7 +322,40 @@ class RunScreen(Screen[None]):
     @on(RunStarted)
     def _started(self, message: RunStarted) -> None:
         self.set_class(True, "-running")
-        self._render_status()
+        self.provider = self.controller.provider_name(self._config or self.controller.config)
+        self._pending_query = message.query
+        self._set_phase("starting")
+        self._render_all()
+
+    def _set_phase(self, phase: Phase | None) -> None:
+        if phase == self.phase:
+            return
+        self.phase = phase
+        # The job row and the newest root's row show the phase; redraw them on the next refresh.
+        self._dirty.update(self.job.roots[-1:])
+        self._rendered_version = -1
+
+    def phase_text(self) -> str:
+        """What the run in flight is doing before the model's first output ("" after it)."""
+        if self.phase == "starting":
+            return "starting…"
+        if self.phase == "connecting":
+            return f"connecting to {self.provider or 'the model'}…"
+        return ""
+
+    def _look(self, node: RunNode) -> tuple[str, str, str]:
+        """Glyph, colour and word for a run's status (its phase, for the run in flight)."""
+        in_flight = node.status == "running" and node.node_id == self.job.roots[-1]
+        if self.phase is not None and in_flight:
+            return (*PHASE_LOOK, self.phase_text())
+        return RUN_LOOK.get(node.status, ("·", "white", node.status))
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """Freeze what the model client's warm-up loaded, once it has."""
+        if event.worker.name == PREWARM_WORKER and event.state == WorkerState.SUCCESS:
+            # The model client (for litellm, tens of megabytes of modules) now lives as long
+            # as the app: frozen for the reason given in on_mount.
+            gc.freeze()
 
     @on(RunEventReceived)
     def _event(self, message: RunEventReceived) -> None:
@@ -300,9 +365,16 @@ class RunScreen(Screen[None]):
         """Fold one event into the job; the tree catches up on the next tick."""
         global _FROZEN_AFTER_MODEL_IMPORT
         if not _FROZEN_AFTER_MODEL_IMPORT and event.type in _MODEL_OUTPUT:
-            # The model's first reply: its client library (litellm, large) is imported now.
+            # The model's first reply. The client is loaded before the run (see prewarm), but
+            # its first request loads more that stays (litellm imports provider modules on
+            # first use; an injected model loads nothing ahead): frozen as in on_mount.
             _FROZEN_AFTER_MODEL_IMPORT = True
             gc.freeze()
+        if self.phase is not None:
+            if event.type in _MODEL_ANSWERING:
+                self._set_phase(None)
+            elif event.type == "startGeneration":
+                self._set_phase("connecting")
         self.job.apply(event)
         step = getattr(event, "step_number", None)
         if step:
@@ -334,6 +406,7 @@ class RunScreen(Screen[None]):
     def _finished(self, message: RunFinished) -> None:
         self.finished_runs += 1
         self.set_class(False, "-running")
+        self._set_phase(None)
         self.refresh_tree()
         checkpoint = message.checkpoint
         if checkpoint.status == "stoppedByInteractiveTool":
@@ -346,6 +419,7 @@ class RunScreen(Screen[None]):
     def _failed(self, message: RunFailed) -> None:
         self.finished_runs += 1
         self.set_class(False, "-running")
+        self._set_phase(None)
         self.refresh_tree()
         self.show_error(message.error)
         self._render_status()
@@ -354,6 +428,7 @@ class RunScreen(Screen[None]):
     def _cancelled(self, message: RunCancelled) -> None:
         self.finished_runs += 1
         self.set_class(False, "-running")
+        self._set_phase(None)
         self.job.mark_cancelled()
         for node in self.job.runs.values():
             self._dirty.add(node.node_id)
@@ -506,6 +581,7 @@ class RunScreen(Screen[None]):
         self._config = loaded
         self._current_definitions = {}
         self._config_stamp = _file_stamp(loaded.path)
+        self.controller.prewarm(loaded)
 
     def _current_definition(self, expert_key: str) -> str | None:
         if expert_key not in self._current_definitions:
@@ -542,11 +618,19 @@ class RunScreen(Screen[None]):
 
     def _job_label(self) -> Text:
         roots = [self.job.runs[r] for r in self.job.roots]
+        if not roots and self.phase is not None:
+            glyph, colour = PHASE_LOOK
+            return Text.assemble(
+                (f"{glyph} ", colour), ("job", "bold"), (f"  {self.phase_text()}", colour)
+            )
         if not roots:
             return Text("job · waiting for a query", style="bright_black")
         total = sum((self.job.rollup(r) for r in roots[1:]), self.job.rollup(roots[0]))
         status = roots[-1].status
         glyph, colour, word = RUN_LOOK.get(status, ("·", "white", status))
+        if self.phase is not None:
+            # Also while a follow-up has no run yet (the newest root is the previous one).
+            glyph, colour, word = (*PHASE_LOOK, self.phase_text())
         label = Text.assemble(
             (f"{glyph} ", colour),
             ("job ", "bold"),
@@ -556,7 +640,7 @@ class RunScreen(Screen[None]):
         return label
 
     def _run_label(self, node: RunNode) -> Text:
-        glyph, colour, word = RUN_LOOK.get(node.status, ("·", "white", node.status))
+        glyph, colour, word = self._look(node)
         steps = sum(self.job.step_count(self.job.runs[d]) for d in self._subtree(node))
         label = Text.assemble(
             (f"{glyph} ", colour),
@@ -739,7 +823,9 @@ class RunScreen(Screen[None]):
             rolled = self.job.rollup(root)
             usage = rolled if usage is None else usage + rolled
         state = "running" if self.controller.running else "idle"
-        if self.controller.waiting:
+        if self.phase is not None:
+            state = self.phase_text()
+        elif self.controller.waiting:
             state = "waiting for input"
         elif self.error is not None and not self.controller.running:
             state = "failed"
@@ -792,6 +878,12 @@ class RunScreen(Screen[None]):
         return self._call_detail(node, call) if call else Text("")
 
     def _job_detail(self) -> RenderableType:
+        if not self.job.roots and self.phase is not None:
+            return Text.assemble(
+                (f"Starting {self.options.expert_key}…\n\n", "bold"),
+                ("▶ ", "bold"),
+                _short(self._pending_query, 200),
+            )
         if not self.job.roots:
             return Text.assemble(
                 ("No job yet.\n\n", "bold"),
@@ -805,7 +897,7 @@ class RunScreen(Screen[None]):
                 Text.assemble(
                     ("\n▶ ", "bold"),
                     _short(root.query or "(resumed)", 200),
-                    (f"\n  {RUN_LOOK.get(root.status, ('', '', root.status))[2]}", "italic"),
+                    (f"\n  {self._look(root)[2]}", "italic"),
                     f" · {usage_text(self.job.rollup(root))}",
                 )
             )
@@ -814,7 +906,7 @@ class RunScreen(Screen[None]):
         return Group(*lines)
 
     def _run_detail(self, node: RunNode) -> RenderableType:
-        word = RUN_LOOK.get(node.status, ("", "", node.status))[2]
+        word = self._look(node)[2]
         parts: list[RenderableType] = [
             Text.assemble(("Run ", "bold"), (node.expert_key, "bold"), f" · {word}"),
             Text(

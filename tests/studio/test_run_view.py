@@ -11,15 +11,18 @@ import pytest
 from rich.console import Console, RenderableType
 from textual.pilot import Pilot
 from textual.widgets import Input, Static
+from textual.worker import Worker, WorkerState
 
 from runtime import MissingApiKeyError
 from runtime.testing import Reply, ScriptedModel, call, reply, scripted_team
 from studio.run_app import RunApp, make_run_app
+from studio.run_controller import PREWARM_WORKER
 from studio.run_messages import RunCancelled, RunEventReceived, RunFailed, RunFinished
 from studio.screens import run as run_module
 from studio.screens.history import HistoryScreen, list_checkpoints, list_jobs
 from studio.screens.interactive import InteractiveToolModal
 from studio.screens.run import RunScreen
+from tests.fakellm import FakeLLM, reply_text
 
 SIZE = (120, 40)
 
@@ -379,3 +382,154 @@ async def test_missing_api_key_is_shown_in_the_app(
         assert "ANTHROPIC_API_KEY" in text and ".env" in text
         assert app.is_running
         assert [m for m in messages if isinstance(m, RunFailed)]
+
+
+class GatedModel(ScriptedModel):
+    """A scripted model whose n-th reply waits until the test sets ``gates[n]``."""
+
+    def __init__(self, replies: list[Reply], gates: list[asyncio.Event], **kw: Any) -> None:
+        super().__init__(replies, **kw)
+        self.gates = gates
+
+    async def stream(self, request: Any) -> Any:
+        gate = self.gates[len(self.requests)] if len(self.requests) < len(self.gates) else None
+        if gate is not None:
+            await gate.wait()
+        async for chunk in super().stream(request):
+            yield chunk
+
+
+def labels(screen: RunScreen) -> tuple[str, str, str]:
+    """The job row, the newest root's run row (or "") and the status bar, as plain text."""
+    screen.refresh_tree()
+    job = str(screen._tree_nodes[("job",)].label)
+    run = ""
+    if screen.job.roots:
+        run = str(screen._tree_nodes[("run", screen.job.roots[-1])].label)
+    return job, run, str(screen.query_one("#run-status", Static).render())
+
+
+async def test_a_run_says_it_is_connecting_until_the_model_answers(tmp_path: Path) -> None:
+    first_reply, second_reply = asyncio.Event(), asyncio.Event()
+    model = GatedModel(
+        [call("todo", newTodos=["look"]), reply("All done.")], [first_reply, second_reply]
+    )
+    app = app_for(tmp_path, "solo", None, model, provider="openai")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await screen_ready(pilot)
+        assert "waiting for a query" in labels(screen)[0]
+        await pilot.press(*"hello", "enter")
+        # At once, before the model is asked anything: the run has started.
+        assert screen.phase is not None
+        job, _, status = labels(screen)
+        assert "waiting for a query" not in job
+        assert screen.phase_text() in job and status.endswith(screen.phase_text())
+
+        # The first generation is requested; the provider has not answered yet.
+        await until(pilot, lambda: screen.phase == "connecting")
+        job, run, status = labels(screen)
+        assert "◌" in job and "connecting to openai…" in job
+        assert run.startswith("◌ solo") and "connecting to openai…" in run
+        assert "running" not in run
+        assert status.endswith("connecting to openai…")
+
+        # The first output (a tool call) ends it, while the run goes on (step 2 is gated).
+        first_reply.set()
+        await until(
+            pilot,
+            lambda: bool(screen.job.roots and screen.job.runs[screen.job.roots[0]].steps[0].calls),
+        )
+        assert screen.phase is None and screen.controller.running
+        job, run, status = labels(screen)
+        assert "connecting" not in job + run + status
+        assert "running" in run and status.endswith("running")
+
+        second_reply.set()
+        screen = await finished(pilot)
+        assert shape(screen) == [(0, "solo", "done")]
+        assert "connecting" not in "".join(labels(screen))
+
+
+async def test_a_follow_up_connects_on_its_own_run_row(tmp_path: Path) -> None:
+    gate = asyncio.Event()
+    model = GatedModel([reply("first"), reply("second")], [asyncio.Event(), gate])
+    model.gates[0].set()
+    app = app_for(tmp_path, "solo", "q1", model)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await finished(pilot)
+        await pilot.press(*"q2", "enter")
+        assert screen.phase is not None
+        await until(pilot, lambda: screen.phase == "connecting")
+        job, run, _ = labels(screen)
+        # No provider named in perstack.toml or the options: the label stays generic.
+        assert "connecting to the model…" in job and "connecting to the model…" in run
+        assert len(screen.job.roots) == 2
+        previous = str(screen._tree_nodes[("run", screen.job.roots[0])].label)
+        assert "done" in previous and "connecting" not in previous
+        gate.set()
+        screen = await finished(pilot, runs=2)
+        assert "connecting" not in "".join(labels(screen))
+
+
+def warm_ups(messages: list[Any]) -> list[WorkerState]:
+    """The last state of each model-client warm-up worker, in start order."""
+    states: dict[Worker[Any], WorkerState] = {}
+    for message in messages:
+        if isinstance(message, Worker.StateChanged) and message.worker.name == PREWARM_WORKER:
+            states[message.worker] = message.state
+    return list(states.values())
+
+
+async def test_the_model_client_loads_once_when_the_screen_opens(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_llm: FakeLLM
+) -> None:
+    for name, value in fake_llm.env().items():
+        monkeypatch.setenv(name, value)
+    fake_llm.script(reply_text("Hello from the fake."))
+    messages: list[Any] = []
+    app = app_for(tmp_path, "solo", None, None, provider="openai", model="gpt-4.1")
+    async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
+        screen = await screen_ready(pilot)
+        # Before any query: the warm-up runs as soon as the screen has loaded perstack.toml.
+        await until(pilot, lambda: warm_ups(messages) == [WorkerState.SUCCESS])
+        # Saved again with an expert's edit: the model settings are the same, so is the client.
+        toml = tmp_path / "perstack.toml"
+        toml.write_text(toml.read_text().replace("You work alone.", "You work on your own."))
+        screen.check_definitions()
+        await pilot.press(*"hi", "enter")
+        screen = await finished(pilot)
+        assert shape(screen) == [(0, "solo", "done")]
+        assert screen.job.runs[screen.job.roots[0]].result == "Hello from the fake."
+        assert len(fake_llm.requests) == 1
+        assert warm_ups(messages) == [WorkerState.SUCCESS]
+
+        # Other model settings in the file: the next run may need another client.
+        toml.write_text('[provider]\nproviderName = "openai"\n' + toml.read_text())
+        screen.check_definitions()
+        await until(pilot, lambda: warm_ups(messages) == [WorkerState.SUCCESS] * 2)
+
+
+async def test_an_injected_model_needs_no_warm_up(tmp_path: Path) -> None:
+    messages: list[Any] = []
+    app = app_for(tmp_path, "solo", "q1", ScriptedModel([reply("done")]), provider="openai")
+    async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
+        screen = await finished(pilot)
+        assert shape(screen) == [(0, "solo", "done")]
+        (tmp_path / "perstack.toml").write_text('model = "gpt-4.1"\n' + CHAIN)
+        screen.check_definitions()
+        assert warm_ups(messages) == []
+
+
+async def test_cached_input_tokens_show_in_the_roll_ups(tmp_path: Path) -> None:
+    from runtime import Usage
+
+    usage = Usage(input_tokens=1200, output_tokens=30, total_tokens=1230, cached_input_tokens=1000)
+    model = ScriptedModel([reply("cached answer", usage=usage)])
+    app = app_for(tmp_path, "solo", "q1", model)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await finished(pilot)
+        root = screen.job.roots[0]
+        assert run_module.usage_text(screen.job.rollup(screen.job.runs[root])) == (
+            "1,230 tok (1,000 cached)"
+        )
+        assert "1,230 tok (1,000 cached)" in str(screen.query_one("#run-status", Static).render())
