@@ -909,3 +909,101 @@ async def test_anthropic_usage_counts_cache_reads_and_writes(fake_llm: FakeLLM) 
         await model.aclose()  # type: ignore[attr-defined]
     assert costs[0] is not None
     assert costs[0] == pytest.approx(costs[1], rel=1e-9), "the same price on both paths"
+
+
+# Where the native client sends each provider's requests -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("provider", "model", "env", "path", "auth"),
+    [
+        ("openai", "gpt-4.1", {"OPENAI_API_KEY": "k1"}, "/v1/chat/completions", "Bearer k1"),
+        (
+            "deepseek",
+            "deepseek-chat",
+            {"DEEPSEEK_API_KEY": "k2"},
+            "/v1/chat/completions",
+            "Bearer k2",
+        ),
+        (
+            "fireworks",
+            "accounts/fireworks/models/x",
+            {"FIREWORKS_API_KEY": "k3"},
+            "/v1/chat/completions",
+            "Bearer k3",
+        ),
+        # Perstack's Ollama URL ends in /api; its OpenAI-compatible API is under /v1.
+        ("ollama", "llama3", {}, "/v1/chat/completions", None),
+    ],
+)
+async def test_openai_compatible_providers_reach_their_endpoint(
+    fake_llm: FakeLLM,
+    provider: str,
+    model: str,
+    env: dict[str, str],
+    path: str,
+    auth: str | None,
+) -> None:
+    base = fake_llm.url + ("/api" if provider == "ollama" else "/v1")
+    client = create_model(provider, model, {"baseUrl": base}, env)
+    fake_llm.script(reply_text("ok"))
+    await collect(client, ask())
+    assert fake_llm.request_paths[-1] == path
+    assert fake_llm.last_request["model"] == model
+    assert fake_llm.request_headers[-1].get("authorization") == auth
+    await client.aclose()  # type: ignore[attr-defined]
+
+
+async def test_azure_openai_uses_its_deployment_url_and_api_key_header(fake_llm: FakeLLM) -> None:
+    client = create_model(
+        "azure-openai",
+        "my-gpt4-deployment",
+        {"baseUrl": fake_llm.url + "/openai", "apiVersion": "2024-10-21"},
+        {"AZURE_API_KEY": "az-key"},
+    )
+    fake_llm.script(reply_text("ok"))
+    await collect(client, ask())
+    assert fake_llm.request_paths[-1] == (
+        "/openai/deployments/my-gpt4-deployment/chat/completions?api-version=2024-10-21"
+    )
+    headers = fake_llm.request_headers[-1]
+    assert headers["api-key"] == "az-key"
+    assert "authorization" not in headers
+    await client.aclose()  # type: ignore[attr-defined]
+
+
+async def test_openai_organization_project_and_extra_headers_are_sent(fake_llm: FakeLLM) -> None:
+    client = create_model(
+        "openai",
+        "gpt-4.1",
+        {
+            "baseUrl": fake_llm.base_url,
+            "organization": "org-1",
+            "project": "proj-1",
+            "headers": {"X-Team": "studio"},
+        },
+        {"OPENAI_API_KEY": API_KEY},
+    )
+    fake_llm.script(reply_text("ok"))
+    await collect(client, ask())
+    headers = fake_llm.request_headers[-1]
+    assert (headers["openai-organization"], headers["openai-project"]) == ("org-1", "proj-1")
+    assert headers["x-team"] == "studio"
+    await client.aclose()  # type: ignore[attr-defined]
+
+
+def test_google_vertex_and_bedrock_go_through_litellm() -> None:
+    env = {
+        "GOOGLE_GENERATIVE_AI_API_KEY": "g",
+        "AWS_ACCESS_KEY_ID": "a",
+        "AWS_SECRET_ACCESS_KEY": "s",
+        "AWS_REGION": "us-east-1",
+    }
+    for provider, model in [
+        ("google", "gemini-2.5-pro"),
+        ("google-vertex", "gemini-2.5-pro"),
+        ("amazon-bedrock", "anthropic.claude-3-haiku-20240307-v1:0"),
+    ]:
+        assert type(create_model(provider, model, None, env)).__name__ == "LiteLLMModel"
+    with pytest.raises(ConfigError, match="has no native client"):
+        create_model("google", "gemini-2.5-pro", {"client": "native"}, env)
