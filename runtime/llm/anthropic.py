@@ -16,8 +16,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-
 from runtime.checkpoint import Usage
 from runtime.errors import ModelError, PerstackError
 from runtime.llm import (
@@ -29,11 +27,12 @@ from runtime.llm import (
     TextDelta,
     ToolCallChunk,
 )
+from runtime.llm.base import NativeModel
 from runtime.llm.convert import to_anthropic_request
 from runtime.llm.failures import ANTHROPIC_ERROR_STATUS, status_error
-from runtime.llm.http import Endpoint, EventStream, json_data, new_client
-from runtime.llm.prices import ModelInfo, model_info
-from runtime.llm.providers import ANTHROPIC_MIN_THINKING_TOKENS, ProviderResolution, budget_tokens
+from runtime.llm.http import EventStream, json_data
+from runtime.llm.prices import ModelInfo
+from runtime.llm.providers import ANTHROPIC_MIN_THINKING_TOKENS, budget_tokens
 
 __all__ = ["AnthropicModel"]
 
@@ -111,7 +110,7 @@ class _Message:
             self.output_tokens = _int(usage["output_tokens"])
 
 
-class AnthropicModel:
+class AnthropicModel(NativeModel):
     """A :class:`~runtime.llm.LanguageModel` speaking Anthropic's Messages API over httpx.
 
     Args:
@@ -120,46 +119,8 @@ class AnthropicModel:
         wire_model: The ``model`` field of the request body.
     """
 
-    def __init__(self, resolution: ProviderResolution, endpoint: Endpoint, wire_model: str) -> None:
-        self._resolution = resolution
-        self._endpoint = endpoint
-        self._wire_model = wire_model
-        self._client: httpx.AsyncClient | None = None
-        self._info: ModelInfo | None = None
-        self._info_known = False
-
-    def __repr__(self) -> str:
-        return f"AnthropicModel({self._endpoint.url!r}, {self._wire_model!r})"
-
-    @property
-    def model_name(self) -> str:
-        """The model id as the user named it (e.g. ``claude-sonnet-4-5``)."""
-        return self._resolution.model
-
-    @property
-    def resolution(self) -> ProviderResolution:
-        """The provider resolution this model calls with."""
-        return self._resolution
-
-    def _model_info(self) -> ModelInfo | None:
-        if not self._info_known:
-            self._info_known = True
-            self._info = model_info(self._resolution.litellm_model)
-        return self._info
-
-    def context_window(self) -> int | None:
-        """The model's input window from litellm's price table; None when unknown."""
-        info = self._model_info()
-        return info.max_input_tokens if info is not None else None
-
-    async def aclose(self) -> None:
-        """Close the connection pool (the run is over)."""
-        if self._client is not None:
-            client, self._client = self._client, None
-            await client.aclose()
-
     def _body(self, request: GenerationRequest) -> dict[str, Any]:
-        info = self._model_info()
+        info = self.model_info()
         max_tokens = (info.max_output_tokens if info else None) or _DEFAULT_MAX_TOKENS
         body: dict[str, Any] = {
             "model": self._wire_model,
@@ -201,11 +162,9 @@ class AnthropicModel:
             ModelError: The call failed; see :mod:`runtime.llm.failures`.
         """
         body = self._body(request)
-        if self._client is None:
-            self._client = new_client(self._endpoint.url)
         message = _Message()
         async with EventStream(
-            self._client, self._endpoint, body, timeout_ms=request.timeout_ms
+            self.client(), self._endpoint, body, timeout_ms=request.timeout_ms
         ) as events:
             if events.whole_body is not None:
                 for out in self._whole(events.whole_body, message):
@@ -250,7 +209,7 @@ class AnthropicModel:
             finish_reason=_STOP_REASONS.get(message.stop_reason or "", "other")
             if message.stop_reason
             else ("tool-calls" if calls else "stop"),
-            usage=message.usage(self._model_info()),
+            usage=message.usage(self.model_info()),
             reasoning_signature=message.signature,
         )
 

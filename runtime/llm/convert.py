@@ -28,6 +28,7 @@ from runtime.messages import (
     ToolCallPart,
     ToolMessage,
     UserMessage,
+    UserPart,
 )
 
 __all__ = ["to_anthropic_request", "to_openai_messages", "to_openai_tools"]
@@ -60,13 +61,7 @@ def _file_block(
 
 
 def _user_block(
-    part: TextPart
-    | ImageUrlPart
-    | ImageInlinePart
-    | ImageBinaryPart
-    | FileUrlPart
-    | FileInlinePart
-    | FileBinaryPart,
+    part: UserPart,
 ) -> dict[str, Any]:
     if isinstance(part, TextPart):
         return {"type": "text", "text": part.text}
@@ -215,13 +210,7 @@ def _anthropic_source(mime_type: str, *, data: str | None = None, url: str | Non
 
 
 def _anthropic_block(
-    part: TextPart
-    | ImageUrlPart
-    | ImageInlinePart
-    | ImageBinaryPart
-    | FileUrlPart
-    | FileInlinePart
-    | FileBinaryPart,
+    part: UserPart,
 ) -> dict[str, Any]:
     if isinstance(part, TextPart):
         return {"type": "text", "text": part.text}

@@ -28,6 +28,7 @@ from runtime.llm import (
     GenerationRequest,
     ModelChunk,
 )
+from runtime.llm.base import ResolvedModel
 from runtime.llm.convert import to_openai_messages, to_openai_tools
 from runtime.llm.failures import (
     ANTHROPIC_ERROR_STATUS,
@@ -40,7 +41,6 @@ from runtime.llm.failures import (
     timeout_error,
 )
 from runtime.llm.openai_compat import StreamAccumulator, openai_usage
-from runtime.llm.prices import ModelInfo, model_info
 from runtime.llm.providers import ProviderResolution, reasoning_options
 
 __all__ = ["LiteLLMModel", "prewarm"]
@@ -197,7 +197,7 @@ def _reason(cause: BaseException) -> str:
     return _clean(str(cause)) or type(cause).__name__
 
 
-class LiteLLMModel:
+class LiteLLMModel(ResolvedModel):
     """A :class:`~runtime.llm.LanguageModel` backed by litellm.
 
     Args:
@@ -206,34 +206,11 @@ class LiteLLMModel:
     """
 
     def __init__(self, resolution: ProviderResolution) -> None:
-        self._resolution = resolution
+        super().__init__(resolution)
         self._supports_reasoning: bool | None = None
-        self._info: ModelInfo | None = None
-        self._info_known = False
 
     def __repr__(self) -> str:
         return f"LiteLLMModel({self._resolution.litellm_model!r})"
-
-    @property
-    def model_name(self) -> str:
-        """The model id as the user named it (e.g. ``gpt-4.1``)."""
-        return self._resolution.model
-
-    @property
-    def resolution(self) -> ProviderResolution:
-        """The provider resolution this model calls with."""
-        return self._resolution
-
-    def _model_info(self) -> ModelInfo | None:
-        if not self._info_known:
-            self._info_known = True
-            self._info = model_info(self._resolution.litellm_model)
-        return self._info
-
-    def context_window(self) -> int | None:
-        """The model's input window from litellm's price table (read, not imported)."""
-        info = self._model_info()
-        return info.max_input_tokens if info is not None else None
 
     async def prepare(self) -> None:
         """Import litellm in a worker thread, so the event loop (the studio's too) keeps going."""
@@ -254,7 +231,7 @@ class LiteLLMModel:
             return {}
         # Reasoning options sent to a model without reasoning are a 400 on most providers, so
         # only models the price table marks as reasoning get them (as on the native path).
-        info = self._model_info()
+        info = self.model_info()
         self._supports_reasoning = info is not None and info.supports_reasoning
         return options if self._supports_reasoning else {}
 
@@ -368,7 +345,7 @@ class LiteLLMModel:
     # -- results
 
     def _usage(self, raw: Any) -> Usage:
-        return openai_usage(raw, self._model_info())
+        return openai_usage(raw, self.model_info())
 
     # -- errors
 

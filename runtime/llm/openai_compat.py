@@ -16,8 +16,6 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-
 from runtime.checkpoint import Usage
 from runtime.errors import ModelError, PerstackError
 from runtime.ids import new_id
@@ -30,10 +28,11 @@ from runtime.llm import (
     TextDelta,
     ToolCallChunk,
 )
+from runtime.llm.base import NativeModel
 from runtime.llm.convert import to_openai_messages, to_openai_tools
-from runtime.llm.http import Endpoint, EventStream, json_data, new_client
-from runtime.llm.prices import ModelInfo, model_info
-from runtime.llm.providers import ProviderResolution, budget_tokens, reasoning_effort
+from runtime.llm.http import EventStream, json_data
+from runtime.llm.prices import ModelInfo
+from runtime.llm.providers import budget_tokens, reasoning_effort
 
 __all__ = ["OpenAICompatibleModel", "StreamAccumulator", "openai_usage"]
 
@@ -192,7 +191,7 @@ def openai_usage(raw: Any, info: ModelInfo | None) -> Usage:
 # The client ---------------------------------------------------------------------------------------
 
 
-class OpenAICompatibleModel:
+class OpenAICompatibleModel(NativeModel):
     """A :class:`~runtime.llm.LanguageModel` speaking OpenAI's Chat Completions API over httpx.
 
     Args:
@@ -200,44 +199,6 @@ class OpenAICompatibleModel:
         endpoint: The chat-completions URL and its headers (see :mod:`runtime.llm.factory`).
         wire_model: The ``model`` field of the request body.
     """
-
-    def __init__(self, resolution: ProviderResolution, endpoint: Endpoint, wire_model: str) -> None:
-        self._resolution = resolution
-        self._endpoint = endpoint
-        self._wire_model = wire_model
-        self._client: httpx.AsyncClient | None = None
-        self._info: ModelInfo | None = None
-        self._info_known = False
-
-    def __repr__(self) -> str:
-        return f"OpenAICompatibleModel({self._endpoint.url!r}, {self._wire_model!r})"
-
-    @property
-    def model_name(self) -> str:
-        """The model id as the user named it (e.g. ``gpt-4.1``)."""
-        return self._resolution.model
-
-    @property
-    def resolution(self) -> ProviderResolution:
-        """The provider resolution this model calls with."""
-        return self._resolution
-
-    def _model_info(self) -> ModelInfo | None:
-        if not self._info_known:
-            self._info_known = True
-            self._info = model_info(self._resolution.litellm_model)
-        return self._info
-
-    def context_window(self) -> int | None:
-        """The model's input window from litellm's price table; None when unknown."""
-        info = self._model_info()
-        return info.max_input_tokens if info is not None else None
-
-    async def aclose(self) -> None:
-        """Close the connection pool (the run is over)."""
-        if self._client is not None:
-            client, self._client = self._client, None
-            await client.aclose()
 
     def _body(self, request: GenerationRequest) -> dict[str, Any]:
         res = self._resolution
@@ -256,7 +217,7 @@ class OpenAICompatibleModel:
             tokens = budget_tokens(request.reasoning_budget)
         except PerstackError as exc:
             raise ModelError(exc.message, name="ConfigError") from exc
-        info = self._model_info()
+        info = self.model_info()
         # Reasoning options sent to a model without reasoning are a 400 on most providers.
         if tokens and info is not None and info.supports_reasoning:
             effort = reasoning_effort(
@@ -276,12 +237,10 @@ class OpenAICompatibleModel:
             ModelError: The call failed; see :mod:`runtime.llm.failures`.
         """
         body = self._body(request)
-        if self._client is None:
-            self._client = new_client(self._endpoint.url)
         acc = StreamAccumulator()
         done = False
         async with EventStream(
-            self._client, self._endpoint, body, timeout_ms=request.timeout_ms
+            self.client(), self._endpoint, body, timeout_ms=request.timeout_ms
         ) as events:
             if events.whole_body is not None:
                 for out in acc.feed(events.whole_body):
@@ -308,6 +267,6 @@ class OpenAICompatibleModel:
             yield call
         yield Finish(
             finish_reason=acc.finish(bool(calls)),
-            usage=openai_usage(acc.usage, self._model_info()),
+            usage=openai_usage(acc.usage, self.model_info()),
             reasoning_signature=acc.signature,
         )
