@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from runtime.errors import (
         CheckpointError,
         ConfigError,
+        JobLockedError,
         MissingApiKeyError,
         ModelError,
         PerstackError,
@@ -56,6 +57,7 @@ if TYPE_CHECKING:
         event_from_json,
         event_to_json,
     )
+    from runtime.joblock import INTERRUPTED_ERROR, JOB_INTERRUPTED, job_is_live, job_status
     from runtime.llm import GenerationRequest, LanguageModel
     from runtime.runner import load_config_for, prewarm_model, run, run_sync
     from runtime.setting import RunSetting
@@ -73,7 +75,10 @@ _EXPORTS: dict[str, str] = {
     "EVENT_ADAPTER": "runtime.events",
     "EventListener": "runtime.events",
     "ExpertDefinition": "runtime.config_loader",
+    "INTERRUPTED_ERROR": "runtime.joblock",
+    "JOB_INTERRUPTED": "runtime.joblock",
     "Job": "runtime.checkpoint",
+    "JobLockedError": "runtime.errors",
     "JobStatus": "runtime.checkpoint",
     "GenerationRequest": "runtime.llm",
     "LanguageModel": "runtime.llm",
@@ -98,6 +103,8 @@ _EXPORTS: dict[str, str] = {
     "__version__": "runtime.version",
     "event_from_json": "runtime.events",
     "event_to_json": "runtime.events",
+    "job_is_live": "runtime.joblock",
+    "job_status": "runtime.joblock",
     "load_config": "runtime.config_loader",
     "parse_config": "runtime.config_loader",
     "read_job_events": "runtime.storage",
@@ -128,7 +135,10 @@ __all__ = [
     "ConfigWarning",
     "EventListener",
     "ExpertDefinition",
+    "INTERRUPTED_ERROR",
+    "JOB_INTERRUPTED",
     "Job",
+    "JobLockedError",
     "JobStatus",
     "GenerationRequest",
     "LanguageModel",
@@ -152,6 +162,8 @@ __all__ = [
     "__version__",
     "event_from_json",
     "event_to_json",
+    "job_is_live",
+    "job_status",
     "load_config",
     "load_config_for",
     "prewarm_model",

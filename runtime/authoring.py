@@ -69,6 +69,7 @@ from runtime.config_loader import (
     CONFIG_FILE_NAME,
     ConfigFileError,
     ConfigProblem,
+    check_limits,
     parse_config,
 )
 from runtime.errors import ConfigError
@@ -668,6 +669,9 @@ class ConfigDocument:
             ConfigError: The text is not valid TOML (a ``ConfigFileError`` whose problem names
                 the line).
         """
+        # Before any parser: a file nested a thousand deep crashes tomllib, and one with a key
+        # of thousands of dotted parts takes seconds (the studio reparses on every save).
+        check_limits(text, label)
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as error:

@@ -170,8 +170,16 @@ class Step(WireModel):
 
 
 JobStatus = Literal[
-    "running", "completed", "stoppedByMaxSteps", "stoppedByInteractiveTool", "stoppedByError"
+    "running",
+    "completed",
+    "stoppedByMaxSteps",
+    "stoppedByInteractiveTool",
+    "stoppedByError",
+    "interrupted",
 ]
+"""Perstack's job statuses, plus ``interrupted`` (ours: Perstack has no status for it): the
+process stopped on Ctrl+C, SIGTERM or a cancel before the job ended. Its runs end with a
+``stopRunByError`` named ``Interrupted``; the job continues with ``--continue``."""
 
 
 class Job(WireModel):

@@ -2,7 +2,9 @@
 
 Shared by ``perstack run`` and ``perstack-runtime run``. Exit codes (§18.3 of the reference):
 0 completed or paused for an interactive answer, 1 stopped by error, 3 stopped by max steps,
-2 usage or configuration error before the run started, 130 interrupted.
+2 usage or configuration error before the run started (including a job that another process is
+running), 130 interrupted (SIGINT, Ctrl+C), 143 terminated (SIGTERM). An interrupted job is stored
+with status ``interrupted`` and continues with --continue.
 """
 
 from __future__ import annotations
@@ -11,9 +13,10 @@ import argparse
 import asyncio
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO, TypeVar
 
 from runtime._argtypes import int_at_least
 
@@ -27,16 +30,109 @@ EXIT_MAX_STEPS = 3
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
 
+_T = TypeVar("_T")
 
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM (``docker stop``, a CI timeout), handled like Ctrl+C.
 
-    The run is cancelled and its latest checkpoint stored before the process exits.
+class Interrupted(KeyboardInterrupt):
+    """The run was stopped by SIGINT (Ctrl+C) or SIGTERM (``docker stop``, a CI timeout).
+
+    By the time this is raised the runtime has ended the job's open runs with their stop events,
+    stored their checkpoints and marked the job ``interrupted``: it continues with --continue.
     """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        """130 for SIGINT, 143 for SIGTERM (128 + the signal number, as shells report them)."""
+        return EXIT_TERMINATED if self.signum == signal.SIGTERM else EXIT_INTERRUPTED
+
+    def message(self) -> str:
+        """The one line printed on stderr."""
+        word = "terminated" if self.signum == signal.SIGTERM else "interrupted"
+        return f"perstack: {word}; the last checkpoint is saved (continue with --continue)"
+
+
+_STOP_REASONS: dict[int, str] = {
+    signal.SIGINT: "interrupted by SIGINT (Ctrl+C)",
+    signal.SIGTERM: "terminated by SIGTERM",
+}
+"""How each signal is named in the ``Interrupted`` stop event of the runs it ends."""
 
 
 def _raise_terminated(_signum: int, _frame: object) -> None:
-    raise _Terminated
+    raise Interrupted(signal.SIGTERM)
+
+
+@contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """Within the block, SIGTERM raises :class:`Interrupted` as Ctrl+C raises KeyboardInterrupt.
+
+    For the parts of a command outside :func:`run_interruptibly` (loading the config); that one
+    handles both signals itself while it runs.
+    """
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def report_interrupt(interrupt: KeyboardInterrupt) -> int:
+    """Print the one line an interrupted command ends with; return its exit code."""
+    stopped = interrupt if isinstance(interrupt, Interrupted) else Interrupted(signal.SIGINT)
+    print(stopped.message(), file=sys.stderr)
+    return stopped.exit_code
+
+
+def run_interruptibly(main: Coroutine[Any, Any, _T]) -> _T:
+    """``asyncio.run(main)``, where SIGINT and SIGTERM cancel ``main`` instead of killing it.
+
+    The cancellation carries the signal's name, which the runtime writes into the stop event of
+    every run it ends. A second signal cancels again (for cleanup that hangs on a skill).
+
+    Raises:
+        Interrupted: a signal stopped ``main`` (also Ctrl+C before the loop started).
+    """
+    received: list[int] = []
+
+    async def guarded() -> _T:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+
+        def stop(signum: int) -> None:
+            received.append(signum)
+            task.cancel(_STOP_REASONS[signum])
+
+        previous = {signum: signal.getsignal(signum) for signum in _STOP_REASONS}
+        installed: list[int] = []
+        for signum in _STOP_REASONS:
+            try:
+                loop.add_signal_handler(signum, stop, signum)
+            except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
+                continue
+            installed.append(signum)
+        try:
+            return await main
+        finally:
+            for signum in installed:
+                loop.remove_signal_handler(signum)
+                if previous[signum] is not None:  # None: not set from Python; leave the default
+                    signal.signal(signum, previous[signum])
+
+    try:
+        return asyncio.run(guarded())
+    except asyncio.CancelledError:
+        if received:
+            raise Interrupted(received[0]) from None
+        raise
+    except Interrupted:
+        raise
+    except KeyboardInterrupt:
+        raise Interrupted(received[0] if received else signal.SIGINT) from None
 
 
 _EXIT_BY_STATUS = {
@@ -156,10 +252,11 @@ def exit_code_for_status(status: str) -> int:
 
 def exit_code_for_error(error: BaseException) -> int:
     """The exit code for an error raised instead of a run result."""
-    from runtime.errors import CheckpointError, ConfigError, UsageError
+    from runtime.errors import CheckpointError, ConfigError, JobLockedError, UsageError
 
-    # Raised before the run starts: the user named a bad file, key, expert, job or checkpoint.
-    before_start = ConfigError | UsageError | CheckpointError
+    # Raised before the run starts: the user named a bad file, key, expert, job or checkpoint,
+    # or a job that another process is running.
+    before_start = ConfigError | UsageError | CheckpointError | JobLockedError
     return EXIT_USAGE if isinstance(error, before_start) else EXIT_ERROR
 
 
@@ -214,27 +311,19 @@ def run_command(args: argparse.Namespace, *, store: bool = True) -> int:
         out.write(event.to_json() + "\n")  # type: ignore[attr-defined]
         out.flush()
 
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
-        loaded = load_config_for(args.expert_key, args.config, Path.cwd())
-        _prewarm_model(loaded, args)
-        for warning in loaded.warnings:
-            print(f"perstack: warning: {warning}", file=sys.stderr)
-        setting = setting_from_args(args, config_path=args.config, store=store)
-        checkpoint = asyncio.run(run(setting, emit, config=loaded))
+        with sigterm_interrupts():
+            loaded = load_config_for(args.expert_key, args.config, Path.cwd())
+            _prewarm_model(loaded, args)
+            for warning in loaded.warnings:
+                print(f"perstack: warning: {warning}", file=sys.stderr)
+            setting = setting_from_args(args, config_path=args.config, store=store)
+            checkpoint = run_interruptibly(run(setting, emit, config=loaded))
     except KeyboardInterrupt as interrupt:
-        terminated = isinstance(interrupt, _Terminated)
-        print(
-            f"perstack: {'terminated' if terminated else 'interrupted'}; the last checkpoint is "
-            "saved (continue with --continue)",
-            file=sys.stderr,
-        )
-        return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
+        return report_interrupt(interrupt)
     except PerstackError as error:
         print_error(error)
         return exit_code_for_error(error)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     if checkpoint.status == "stoppedByError" and checkpoint.error is not None:
         print(
             f"perstack: run stopped by error: {checkpoint.error.name}: {checkpoint.error.message}",

@@ -36,6 +36,16 @@ DEFAULT_MAX_RETRIES = 5
 DEFAULT_TIMEOUT_MS = 300_000
 DEFAULT_ENV_PATH = (".env", ".env.local")
 
+DEFAULT_MAX_RESULT_CHARS = 100_000
+"""Characters of text an MCP tool result may hand the model (``maxResultChars``)."""
+DEFAULT_MAX_RESULT_BINARY_BYTES = 5 * 1024 * 1024
+"""Decoded bytes of images and files an MCP tool result may carry (``maxResultBinaryBytes``)."""
+DEFAULT_MAX_STDERR_BYTES = 1024 * 1024
+"""Bytes of a stdio server's stderr stored as ``skillStderr`` events (``maxStderrBytes``), per
+skill and run segment (each delegate run opens its own skills)."""
+DEFAULT_MAX_STDERR_MESSAGE_BYTES = 16 * 1024
+"""Bytes of one ``skillStderr`` event (``maxStderrMessageBytes``)."""
+
 EXPERT_KEY_RE = re.compile(
     r"^(@[a-z0-9][a-z0-9_.-]*/)?[a-z0-9][a-z0-9_.-]*(@(\d+\.\d+\.\d+(-[\w.-]+)?(\+[\w.-]+)?|[\w.-]+))?$"
 )
@@ -61,6 +71,30 @@ offending child, relative to the error's location (e.g. ``"baseUrl"`` for an err
 validating ``provider.setting``), under this key so the loader can point at that line.
 """
 
+MAX_SHOWN_CHARS = 80
+"""Characters of a value quoted in a message; a longer value is cut and its length given."""
+
+MAX_PATH_BYTES = 4096
+"""Longest ``envPath`` entry, in UTF-8 bytes (Linux's PATH_MAX)."""
+MAX_PATH_PART_BYTES = 255
+"""Longest file or directory name in an ``envPath`` entry, in UTF-8 bytes (NAME_MAX)."""
+
+
+def short_repr(value: object, limit: int = MAX_SHOWN_CHARS) -> str:
+    """``repr(value)`` for a message, cut after about ``limit`` characters.
+
+    A value can be megabytes long; messages quote its start and say how long it is, e.g.
+    ``'xxxxxxxx…' (2,000,000 characters)``.
+    """
+    if isinstance(value, str):
+        if len(value) <= limit:
+            return repr(value)
+        # repr of the prefix only: repr of the whole value would copy megabytes to cut them.
+        text = repr(value[:limit])
+        return f"{text[: limit + 1]}…{text[0]} ({len(value):,} characters)"
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text):,} characters)"
+
 
 def _reasoning_budget(value: object) -> object:
     # One clear message instead of pydantic's two union-member errors; bool is rejected because
@@ -71,7 +105,7 @@ def _reasoning_budget(value: object) -> object:
         return value
     raise ValueError(
         "must be 'none', 'minimal', 'low', 'medium', 'high' or a non-negative token count "
-        f"(got {value!r})"
+        f"(got {short_repr(value)})"
     )
 
 
@@ -122,7 +156,8 @@ def _check_base_url(url: str) -> str:
     if parsed.scheme == "http" and is_loopback_host(parsed.hostname):
         return url
     raise ValueError(
-        f"URL must use HTTPS (got {url!r}; plain http is allowed only for localhost / 127.0.0.1)"
+        f"URL must use HTTPS (got {short_repr(url)}; plain http is allowed only for localhost / "
+        "127.0.0.1)"
     )
 
 
@@ -143,15 +178,21 @@ class _McpSkillBase(_SkillBase):
     """Never these tools."""
     allowed_domains: list[str] | None = None
     """Network allow-list for this skill when sandboxed (``*.example.com`` or exact domains)."""
+    max_result_chars: int | None = Field(default=None, ge=1, strict=True)
+    """Characters of text one tool result may hand the model; the rest is cut and the model is
+    told so. Not in Perstack (which ignores the key). None: :data:`DEFAULT_MAX_RESULT_CHARS`."""
+    max_result_binary_bytes: int | None = Field(default=None, ge=1, strict=True)
+    """Decoded bytes of images and embedded files one tool result may carry; parts beyond it are
+    replaced by a note. Not in Perstack. None: :data:`DEFAULT_MAX_RESULT_BINARY_BYTES`."""
 
     @field_validator("allowed_domains")
     @classmethod
     def _domains(cls, value: list[str] | None) -> list[str] | None:
         for domain in value or []:
             if "xn--" in domain:
-                raise ValueError(f"punycode domains are not allowed: {domain!r}")
+                raise ValueError(f"punycode domains are not allowed: {short_repr(domain)}")
             if not re.fullmatch(r"(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.?", domain):
-                raise ValueError(f"not a domain pattern: {domain!r}")
+                raise ValueError(f"not a domain pattern: {short_repr(domain)}")
         return value
 
 
@@ -167,7 +208,16 @@ class McpStdioSkill(_McpSkillBase):
     required_env: list[str] = Field(default_factory=list)
     """Environment variables passed to the server (only these, plus a safe minimum)."""
     lazy_init: bool = Field(default=False, strict=True)
-    """Start the server in the background instead of before the first model call."""
+    """Accepted for Perstack compatibility. A skill starts on its first tool call only when
+    perstack.lock records its tools (then with or without this key); otherwise it starts
+    before the first model call, which needs its tool list, and a warning says so."""
+    max_stderr_bytes: int | None = Field(default=None, ge=1, strict=True)
+    """Bytes of the server's stderr stored as ``skillStderr`` events per run; then one
+    "stderr truncated" notice and nothing more. Not in Perstack.
+    None: :data:`DEFAULT_MAX_STDERR_BYTES`."""
+    max_stderr_message_bytes: int | None = Field(default=None, ge=1, strict=True)
+    """Bytes of one ``skillStderr`` event: longer output is split at line ends, and a longer
+    line is cut. Not in Perstack. None: :data:`DEFAULT_MAX_STDERR_MESSAGE_BYTES`."""
 
 
 class McpSseSkill(_McpSkillBase):
@@ -186,7 +236,7 @@ class McpSseSkill(_McpSkillBase):
             return value
         raise ValueError(
             "SSE endpoint must be a public HTTPS URL, or a loopback URL for testing "
-            f"(got {value!r})"
+            f"(got {short_repr(value)})"
         )
 
 
@@ -213,6 +263,8 @@ class InteractiveTool(TomlModel):
             schema = json.loads(value)
         except json.JSONDecodeError as error:
             raise ValueError(f"is not valid JSON: {error.msg} at line {error.lineno}") from None
+        except RecursionError:
+            raise ValueError("is nested too deeply to be a JSON Schema") from None
         if not isinstance(schema, dict):
             raise ValueError('must be a JSON object (a JSON Schema such as {"type": "object"})')
         return value
@@ -259,7 +311,7 @@ class ExpertConfig(TomlModel):
     @classmethod
     def _version(cls, value: str) -> str:
         if not SEMVER_RE.match(value):
-            raise ValueError(f"must be a semantic version like 1.0.0 (got {value!r})")
+            raise ValueError(f"must be a semantic version like 1.0.0 (got {short_repr(value)})")
         return value
 
     @field_validator("delegates")
@@ -268,8 +320,8 @@ class ExpertConfig(TomlModel):
         for key in value:
             if not EXPERT_KEY_RE.match(key):
                 raise ValueError(
-                    f"{key!r} is not a valid expert key: use lowercase letters, digits, '-', '_' "
-                    "and '.', optionally @scope/ before and @version after"
+                    f"{short_repr(key)} is not a valid expert key: use lowercase letters, digits, "
+                    "'-', '_' and '.', optionally @scope/ before and @version after"
                 )
         return value
 
@@ -279,7 +331,8 @@ class ExpertConfig(TomlModel):
         for tag in value:
             if not TAG_RE.match(tag):
                 raise ValueError(
-                    f"{tag!r} is not a valid tag: use lowercase letters, digits, '-' and '_'"
+                    f"{short_repr(tag)} is not a valid tag: use lowercase letters, digits, '-' "
+                    "and '_'"
                 )
         return value
 
@@ -336,7 +389,7 @@ class ProviderConfig(TomlModel):
         if not PROVIDER_NAME_RE.match(value):
             raise ValueError(
                 'must be a lowercase provider name such as "anthropic", "openai", '
-                f'"google" or "ollama" (got {value!r})'
+                f'"google" or "ollama" (got {short_repr(value)})'
             )
         return value
 
@@ -361,7 +414,7 @@ class ProviderConfig(TomlModel):
 def _expert_keys(key: str) -> str:
     if not EXPERT_NAME_RE.match(key) or len(key) > 255:
         raise ValueError(
-            f"expert key {key!r} is invalid: use lowercase letters, digits, '-' and '_', "
+            f"expert key {short_repr(key)} is invalid: use lowercase letters, digits, '-' and '_', "
             "optionally prefixed by @scope/ (no dots, no @version)"
         )
     return key
@@ -370,6 +423,32 @@ def _expert_keys(key: str) -> str:
 # Validated as a dict key (not by a validator on the whole dict) so a bad key is reported
 # together with the errors inside every expert table, at the key's own location.
 ExpertKey = Annotated[str, AfterValidator(_expert_keys)]
+
+
+def _env_path_entry(path: str) -> str:
+    # Refused here, with the entry's line, rather than as an OSError when the file is opened.
+    if "\x00" in path:
+        raise ValueError(
+            f"contains a NUL character, which no path can hold (got {short_repr(path)})"
+        )
+    size = len(path.encode("utf-8", "surrogatepass"))
+    if size > MAX_PATH_BYTES:
+        raise ValueError(
+            f"is too long for a path: {size:,} bytes, at most {MAX_PATH_BYTES:,} "
+            f"(got {short_repr(path)})"
+        )
+    for part in re.split(r"[\\/]", path):
+        size = len(part.encode("utf-8", "surrogatepass"))
+        if size > MAX_PATH_PART_BYTES:
+            raise ValueError(
+                f"has a file or directory name of {size:,} bytes, at most {MAX_PATH_PART_BYTES} "
+                f"(got {short_repr(path)})"
+            )
+    return path
+
+
+EnvPathEntry = Annotated[str, AfterValidator(_env_path_entry)]
+"""An env file path: no NUL, not longer than a file system accepts."""
 
 
 class PerstackConfig(TomlModel):
@@ -387,7 +466,8 @@ class PerstackConfig(TomlModel):
     experts: dict[ExpertKey, ExpertConfig] = Field(default_factory=dict)
     perstack_api_base_url: str | None = None
     perstack_base_skill_command: list[str] | None = Field(default=None, min_length=1)
-    env_path: list[str] | None = None
+    env_path: list[EnvPathEntry] | None = None
+    """Env files to load, relative to perstack.toml (default ``.env`` then ``.env.local``)."""
     sandbox: bool | None = Field(default=None, strict=True)
     """Run exec and stdio skills in an OS sandbox (not in Perstack)."""
 
@@ -395,5 +475,5 @@ class PerstackConfig(TomlModel):
     @classmethod
     def _api_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith("https://"):
-            raise ValueError(f"must use HTTPS (got {value!r})")
+            raise ValueError(f"must use HTTPS (got {short_repr(value)})")
         return value

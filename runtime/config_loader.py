@@ -13,6 +13,13 @@ messages a user can act on:
 
 Line numbers come from a small scanner over the source (:class:`_KeyLines`): ``tomllib`` gives
 no positions, and the scanner only ever runs on text ``tomllib`` has accepted.
+
+Whatever the input, loading ends in a result or a :class:`~runtime.errors.ConfigError`, in
+bounded time: before ``tomllib`` sees the text, a linear scan refuses files that are too large,
+too deeply nested or have too many keys (:data:`MAX_CONFIG_BYTES`, :data:`MAX_NESTING`,
+:data:`MAX_KEY_PARTS`, :data:`MAX_ENTRIES`; ``tomllib`` recurses per nesting level and is
+quadratic in the parts of a dotted key). Values quoted in messages are cut to
+:data:`~runtime.config.MAX_SHOWN_CHARS` characters.
 """
 
 from __future__ import annotations
@@ -57,6 +64,7 @@ from runtime.config import (
     ReasoningLevel,
     SkillConfig,
     default_base_skill,
+    short_repr,
 )
 from runtime.env import PROTECTED_ENV_NAMES
 from runtime.errors import ConfigError, UsageError
@@ -75,6 +83,23 @@ REMOTE_TIMEOUT_S = 15.0
 
 KeyPath = tuple[str | int, ...]
 """A location in the parsed document: table keys, and indexes into arrays."""
+
+MAX_CONFIG_BYTES = 1024 * 1024
+"""Largest perstack.toml read: 1 MiB. Real files are a few kilobytes; 50 experts with 2 KB
+instructions each make about 120 KB."""
+
+MAX_NESTING = 32
+"""Deepest nesting of arrays and inline tables in one value (real files: 1 or 2)."""
+
+MAX_KEY_PARTS = 32
+"""Most parts of one dotted key or table header; ``[experts."a".skills."b"]`` has 4."""
+
+MAX_ENTRIES = 10_000
+"""Most keys, table headers and array elements in one file, counted together (a 50-expert team
+has about 1,000)."""
+
+MAX_LISTED_PROBLEMS = 50
+"""Problems spelled out in a :class:`ConfigFileError` message; the rest are only counted."""
 
 # Tests swap this for an ``httpx.MockTransport``; ``None`` is the real network.
 _remote_transport: httpx.BaseTransport | None = None
@@ -154,11 +179,20 @@ class ConfigFileError(ConfigError):
     ) -> None:
         self.problems = tuple(problems)
         self.warnings = tuple(warnings)
-        lines = [str(problem) for problem in self.problems]
-        if len(lines) > 1:
-            lines.insert(0, f"{label} has {len(lines)} problems:")
+        lines = [str(problem) for problem in self.problems[:MAX_LISTED_PROBLEMS]]
+        if len(self.problems) > 1:
+            lines.insert(0, f"{label} has {len(self.problems):,} problems:")
+        if len(self.problems) > MAX_LISTED_PROBLEMS:
+            lines.append(f"... and {len(self.problems) - MAX_LISTED_PROBLEMS:,} more")
         message = "\n".join(lines)
         super().__init__(f"{message}\n{detail}" if detail else message)
+
+
+class ConfigLimitError(ConfigFileError):
+    """perstack.toml is refused unparsed: too large, too deeply nested or with too many keys.
+
+    Its one problem names the limit (see :data:`MAX_CONFIG_BYTES` and the ones after it).
+    """
 
 
 # Loaded config and expert definitions --------------------------------------------------------
@@ -261,12 +295,24 @@ def _is_url(config: str) -> bool:
 
 
 def _check_remote_url(url: str) -> None:
-    parsed = urlparse(url)
-    if parsed.scheme.lower() != "https" or (parsed.hostname or "").lower() != REMOTE_CONFIG_HOST:
-        raise ConfigError(
-            f'Config URL "{url}" is not allowed: only https://{REMOTE_CONFIG_HOST}/... URLs can '
-            "be loaded. Download the file and pass its local path to --config instead."
+    try:
+        parsed = urlparse(url)
+        allowed = (
+            parsed.scheme.lower() == "https"
+            and (parsed.hostname or "").lower() == REMOTE_CONFIG_HOST
         )
+    except ValueError:  # "https://[::1": an unclosed IPv6 address
+        allowed = False
+    if not allowed:
+        raise ConfigError(
+            f"Config URL {_shown(url)} is not allowed: only https://{REMOTE_CONFIG_HOST}/... "
+            "URLs can be loaded. Download the file and pass its local path to --config instead."
+        )
+
+
+def _shown(text: str) -> str:
+    """A path or URL for a message: in double quotes, cut when very long."""
+    return f'"{text}"' if len(text) <= 200 and text.isprintable() else short_repr(text, 200)
 
 
 def find_config(config: str | None, cwd: Path) -> Path | str:
@@ -290,20 +336,37 @@ def find_config(config: str | None, cwd: Path) -> Path | str:
         if _is_url(config):
             _check_remote_url(config)
             return config
-        path = Path(config).expanduser()
-        path = Path(os.path.abspath(path if path.is_absolute() else cwd / path))
-        if path.is_dir():
+        if "\x00" in config:
+            raise ConfigError(f"Given config path {_shown(config)} contains a NUL character")
+        try:
+            path = Path(config).expanduser()
+            path = Path(os.path.abspath(path if path.is_absolute() else cwd / path))
+            is_dir, is_file = path.is_dir(), path.is_file()
+        except RuntimeError:  # expanduser: "~someone" who is not a user here
             raise ConfigError(
-                f'Given config path "{config}" is a directory; pass the path of the toml file, '
-                f"e.g. --config {Path(config) / CONFIG_FILE_NAME}"
+                f"Given config path {_shown(config)} starts with ~ but names no user of this system"
+            ) from None
+        except (OSError, ValueError) as error:  # a name too long, a NUL, a directory not readable
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+            raise ConfigError(
+                f"Given config path {_shown(config)} cannot be used: {reason}"
+            ) from None
+        if is_dir:
+            example = Path(config) / CONFIG_FILE_NAME
+            raise ConfigError(
+                f"Given config path {_shown(config)} is a directory; pass the path of the toml "
+                f"file, e.g. --config {example if str(example).isprintable() else CONFIG_FILE_NAME}"
             )
-        if not path.is_file():
-            raise ConfigError(f'Given config path "{config}" is not found')
+        if not is_file:
+            raise ConfigError(f"Given config path {_shown(config)} is not found")
         return path
     for directory in (cwd, *cwd.parents):
         candidate = directory / CONFIG_FILE_NAME
-        if candidate.is_file():
-            return candidate
+        try:
+            if candidate.is_file():
+                return candidate
+        except OSError:  # a parent directory that cannot be searched: as if it had no file
+            continue
     raise ConfigError(
         f"{CONFIG_FILE_NAME} not found in {cwd} or any parent directory. "
         "Create one or specify --config <path>."
@@ -330,16 +393,37 @@ def _decode(data: bytes, label: str) -> str:
         ) from None
 
 
+def _check_encodable(text: str, label: str) -> None:
+    # Text handed over as str (not read from a file) may hold lone surrogates, which tomllib
+    # accepts but no file, event or hash can store.
+    if text.isascii():
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        line = text.count("\n", 0, error.start) + 1
+        problem = ConfigProblem(line, "", "not valid Unicode text (a lone surrogate)", label)
+        raise ConfigFileError([problem], label=label) from None
+
+
 def _fetch_remote(url: str) -> str:
     # Imported here: httpx pulls in rich (its CLI) when installed, and the runtime must stay
     # headless and cheap to import; only remote configs need it.
     import httpx
 
+    body = bytearray()
     try:
-        with httpx.Client(
-            follow_redirects=False, timeout=REMOTE_TIMEOUT_S, transport=_remote_transport
-        ) as client:
-            response = client.get(url)
+        with (
+            httpx.Client(
+                follow_redirects=False, timeout=REMOTE_TIMEOUT_S, transport=_remote_transport
+            ) as client,
+            client.stream("GET", url) as response,
+        ):
+            if response.status_code == 200:
+                for chunk in response.iter_bytes():
+                    body += chunk
+                    if len(body) > MAX_CONFIG_BYTES:
+                        raise _too_large(None, url)
     except httpx.HTTPError as error:
         raise ConfigError(f'Could not fetch config "{url}": {error}') from error
     if response.is_redirect:
@@ -352,7 +436,7 @@ def _fetch_remote(url: str) -> str:
             f'Could not fetch config "{url}": HTTP {response.status_code} '
             f"{response.reason_phrase}".rstrip()
         )
-    return _decode(response.content, url)
+    return _decode(bytes(body), url)
 
 
 def load_config(config: str | None = None, cwd: Path | None = None) -> LoadedConfig:
@@ -377,7 +461,12 @@ def load_config(config: str | None = None, cwd: Path | None = None) -> LoadedCon
         return dataclasses.replace(loaded, base_dir=cwd)
     label = _label_for(found, cwd)
     try:
-        data = found.read_bytes()
+        with found.open("rb") as file:
+            # One byte more than the limit tells a file over it without reading all of it.
+            data = file.read(MAX_CONFIG_BYTES + 1)
+            if len(data) > MAX_CONFIG_BYTES:
+                size = os.fstat(file.fileno()).st_size
+                raise _too_large(size if size > MAX_CONFIG_BYTES else None, label)
     except OSError as error:
         raise ConfigError(f"Cannot read {label}: {error.strerror or error}") from error
     return parse_config(_decode(data, label), path_label=label, path=found)
@@ -399,11 +488,17 @@ def parse_config(
     Raises:
         ConfigFileError: The text is not valid TOML, or does not match the schema. The message
             lists every problem as ``<label>:<line> <dotted.key>: <message>``.
+        ConfigLimitError: The text is over one of the limits (:data:`MAX_CONFIG_BYTES`,
+            :data:`MAX_NESTING`, :data:`MAX_KEY_PARTS`, :data:`MAX_ENTRIES`); it is not parsed.
     """
+    check_limits(text, path_label)
+    _check_encodable(text, path_label)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise _syntax_error(str(error), text, path_label) from None
+    except RecursionError:  # pragma: no cover - check_limits refuses such nesting first
+        raise _limit_error(path_label, None, "", "too deeply nested") from None
     lines = _KeyLines(text)
     unknown = _unknown_keys(data, lines, path_label)
     try:
@@ -429,6 +524,170 @@ def _line_order(item: ConfigWarning | ConfigProblem) -> tuple[int, str]:
     return (item.line or 0, item.key)
 
 
+# Limits --------------------------------------------------------------------------------------
+
+_LIMIT_TOKEN_RE = re.compile(
+    r"""
+    \n(?:[ \t\r\n]+|\#[^\n]*)*     # a line break, with the blank and comment lines after it
+    | \#[^\n]*                       # a comment
+    | (?P<multiline>\"\"\"|''')        # the start of a multi-line string
+    | "(?:[^"\\\n]+|\\.)*"?           # a basic string (or the start of an unclosed one)
+    | '[^'\n]*'?                     # a literal string
+    | [\[\]{}=.,]
+    """,
+    re.VERBOSE,
+)
+_BLANK_RE = re.compile(r"(?:[ \t\r\n]+|#[^\n]*)*")
+_MULTILINE_BASIC_BODY_RE = re.compile(r'(?:[^\\"]+|\\[\s\S]|"(?!""))*')
+_UNPRINTABLE_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def check_limits(text: str, label: str = CONFIG_FILE_NAME) -> None:
+    """Refuse perstack.toml text over the limits, before any parser sees it.
+
+    The limits (:data:`MAX_CONFIG_BYTES`, :data:`MAX_NESTING`, :data:`MAX_KEY_PARTS`,
+    :data:`MAX_ENTRIES`) are far above any real file and keep loading fast: ``tomllib`` recurses
+    once per level of nested arrays (a thousand levels crash it) and takes seconds for a key of
+    a few thousand dotted parts. The scan is linear and knows just enough TOML (strings,
+    comments, headers, keys, brackets) to count right on any valid file; on invalid text it
+    may stop at a limit where ``tomllib`` would have reported a syntax error.
+
+    Args:
+        text: The TOML source.
+        label: How to name the file in messages.
+
+    Raises:
+        ConfigLimitError: The text is over a limit; its message names the line and the key.
+    """
+    size = len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_CONFIG_BYTES:
+        raise _too_large(size, label)
+    stack: list[str] = []  # the open arrays ("[") and inline tables ("{")
+    entries = 0
+    in_key = True  # reading a key: at the start of a line, or of an inline table entry
+    in_header = False  # reading a [table] header
+    skip_line = False  # after a header: tomllib reads nothing more of the line
+    parts = 1
+    key_start = pos = _BLANK_RE.match(text).end()  # type: ignore[union-attr]
+    key = ""
+
+    def refuse(at: int, shown_key: str, message: str) -> ConfigLimitError:
+        line = text.count("\n", 0, at) + 1
+        column = at - (text.rfind("\n", 0, at) + 1) + 1
+        return _limit_error(label, line, _source_key(shown_key), f"{message} (at column {column})")
+
+    def count_entry(at: int) -> None:
+        nonlocal entries
+        entries += 1
+        if entries > MAX_ENTRIES:
+            raise refuse(
+                at,
+                "",
+                f"too many entries: over the limit of {MAX_ENTRIES:,} keys, table headers and "
+                "array elements",
+            )
+
+    while (match := _LIMIT_TOKEN_RE.search(text, pos)) is not None:
+        token, start, pos = match.group(), match.start(), match.end()
+        first = token[0]
+        if first == "\n":
+            if not stack:
+                in_key, in_header, skip_line, parts, key_start = True, False, False, 1, pos
+        elif skip_line or (first in "#\"'" and match.group("multiline") is None):
+            continue
+        elif match.group("multiline") is not None:
+            pos = _multiline_end(text, pos, token)
+        elif first == ".":
+            if in_key or in_header:
+                parts += 1
+                if parts > MAX_KEY_PARTS:
+                    raise refuse(
+                        start,
+                        text[key_start : min(start, key_start + 200)],
+                        f"too many parts in one dotted key: over the limit of {MAX_KEY_PARTS}",
+                    )
+        elif first == "=":
+            count_entry(start)
+            if in_key and not stack:  # messages name the statement's key, not an inner one
+                key = text[key_start : min(start, key_start + 200)]
+            in_key = False
+        elif first == "[":
+            if in_key and not stack and start == key_start:
+                count_entry(start)
+                in_key, in_header, parts = False, True, 1
+                if text.startswith("[", pos):  # [[array.of.tables]]
+                    pos += 1
+            elif not in_key and not in_header:
+                stack.append("[")
+                count_entry(start)
+                if len(stack) > MAX_NESTING:
+                    raise refuse(start, key, _too_deep())
+        elif first == "{":
+            if not in_key and not in_header:
+                stack.append("{")
+                count_entry(start)
+                if len(stack) > MAX_NESTING:
+                    raise refuse(start, key, _too_deep())
+                in_key, parts, key_start = True, 1, pos
+        elif first in "]}":
+            if in_header:
+                in_header, skip_line = False, True
+            elif stack:
+                stack.pop()
+                in_key = False
+        elif stack:  # ","
+            if stack[-1] == "{":
+                in_key, parts, key_start = True, 1, pos
+            else:
+                count_entry(start)
+
+
+def _multiline_end(text: str, pos: int, delimiter: str) -> int:
+    """Where the multi-line string whose content starts at ``pos`` ends (or the text's end)."""
+    if delimiter == '"""':
+        pos = _MULTILINE_BASIC_BODY_RE.match(text, pos).end()  # type: ignore[union-attr]
+    else:
+        pos = text.find(delimiter, pos)
+    if pos < 0 or not text.startswith(delimiter, pos):
+        return len(text)
+    pos += 3
+    for _ in range(2):  # up to two quotes right before the end belong to the content
+        if text.startswith(delimiter[0], pos):
+            pos += 1
+    return pos
+
+
+def _too_deep() -> str:
+    return f"too deeply nested: over the limit of {MAX_NESTING} levels of arrays and inline tables"
+
+
+def _too_large(size: int | None, label: str) -> ConfigLimitError:
+    """``size``: the file's size in bytes, or ``None`` when only "over the limit" is known."""
+    over = f"{size:,} bytes, over" if size is not None else "over"
+    return _limit_error(
+        label,
+        None,
+        "",
+        f"too large: {over} the limit of {MAX_CONFIG_BYTES:,} bytes (1 MiB); perstack.toml "
+        "holds settings and instructions, keep data in files the experts read",
+    )
+
+
+def _limit_error(label: str, line: int | None, key: str, message: str) -> ConfigLimitError:
+    return ConfigLimitError([ConfigProblem(line, key, message, label)], label=label)
+
+
+def _source_key(text: str) -> str:
+    """A key as written in the source, on one line and cut short, for a message."""
+    text = " ".join(_UNPRINTABLE_RE.sub("\ufffd", text).split()).lstrip("[ ")
+    return text if len(text) <= 80 else text[:80] + "…"
+
+
+def _printable(text: str) -> str:
+    """``text`` safe to show on a terminal: control characters become U+FFFD, one for one."""
+    return _UNPRINTABLE_RE.sub("\ufffd", text)
+
+
 # TOML syntax errors --------------------------------------------------------------------------
 
 
@@ -446,33 +705,64 @@ def _syntax_error(raw: str, text: str, label: str) -> ConfigFileError:
         line, column = len(source_lines), len(source_lines[-1]) + 1
         where = "at the end of the file"
     # tomllib names keys as Python tuples, ('experts', 'x'); show them as TOML keys instead.
-    message = _TUPLE_REPR_RE.sub(
-        lambda m: _render_path(tuple(ast.literal_eval(m.group())), None), message
-    )
+    message = _clip(_TUPLE_REPR_RE.sub(_toml_key_of_tuple, message), 300)
     source = source_lines[line - 1] if line <= len(source_lines) else ""
     hint = ""
     key, equals, value = source.partition("=")
     value_column = len(key) + 2 + len(value) - len(value.lstrip())
-    if message == "Invalid value" and equals and column == value_column and value.strip():
+    if message == "Invalid value" and equals and column == value_column and len(source) <= 200:
         # The usual causes: an unquoted string, or Python's True/False. Show the fixed line.
         value = value.split(" #", 1)[0].strip()
         if value.lower() in ("true", "false"):
             hint = f" (booleans are lowercase: {key.strip()} = {value.lower()})"
-        elif value[0].isalpha():
+        elif value[:1].isalpha():
             hint = f" (strings must be quoted: {key.strip()} = {_quoted(value)})"
+    excerpt, caret = _excerpt(source, column)
     gutter = f"{line:>5} | "
-    detail = f"{gutter}{source}\n{' ' * (len(gutter) - 2)}| {' ' * (column - 1)}^"
+    detail = f"{gutter}{excerpt}\n{' ' * (len(gutter) - 2)}| {' ' * (caret - 1)}^"
     problem = ConfigProblem(line, "", f"invalid TOML: {message} {where}{hint}", label)
     return ConfigFileError([problem], label=label, detail=detail)
 
 
+def _toml_key_of_tuple(match: re.Match[str]) -> str:
+    try:
+        return _render_path(tuple(ast.literal_eval(match.group())), None)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return match.group()
+
+
+_EXCERPT_CHARS = 100
+"""Characters of a long source line shown under a syntax error, around the column."""
+
+
+def _excerpt(source: str, column: int) -> tuple[str, int]:
+    """The part of a line shown under a syntax error, and the caret's column in it."""
+    if len(source) <= _EXCERPT_CHARS:
+        return _printable(source), column
+    start = max(0, min(column - 1 - _EXCERPT_CHARS // 2, len(source) - _EXCERPT_CHARS))
+    end = start + _EXCERPT_CHARS
+    shown = ("…" if start else "") + source[start:end] + ("…" if end < len(source) else "")
+    return _printable(shown), column - start + (1 if start else 0)
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text):,} characters)"
+
+
 def _render_bare_or_quoted(key: str) -> str:
-    return key if _BARE_KEY_FULL_RE.match(key) else _quoted(key)
+    return key if len(key) <= _SHOWN_KEY_CHARS and _BARE_KEY_FULL_RE.match(key) else _quoted(key)
+
+
+_SHOWN_KEY_CHARS = 80
+"""Characters of one key name shown in a message; a longer one is cut, with its length."""
 
 
 def _quoted(key: str) -> str:
-    escaped = key.replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{escaped}"'
+    """``key`` as a TOML basic string; a very long key is cut (for messages, never files)."""
+    cut = f"…({len(key):,} characters)" if len(key) > _SHOWN_KEY_CHARS else ""
+    escaped = key[:_SHOWN_KEY_CHARS].replace("\\", "\\\\").replace('"', '\\"')
+    escaped = _UNPRINTABLE_RE.sub(lambda m: f"\\u{ord(m.group()):04x}", escaped)
+    return f'"{escaped}{cut}"'
 
 
 # Line numbers --------------------------------------------------------------------------------
@@ -490,14 +780,14 @@ class _KeyLines:
     def __init__(self, text: str) -> None:
         self._text = text
         self._pos = 0
-        self._line_starts = [0, *(i + 1 for i, char in enumerate(text) if char == "\n")]
+        self._line_starts = [0, *(match.end() for match in re.finditer("\n", text))]
         self._array_tables: dict[KeyPath, int] = {}
         self.lines: dict[KeyPath, int] = {}
         self.first_header: tuple[str, int] | None = None
         """The first table header as written, and its line (where top-level keys must end)."""
         try:
             self._scan()
-        except (IndexError, ValueError, AttributeError, tomllib.TOMLDecodeError):
+        except (IndexError, ValueError, AttributeError, RecursionError, tomllib.TOMLDecodeError):
             # The scanner only improves messages; a construct it does not know must never stop
             # a valid file from loading. Keys not reached fall back to their table's line.
             pass
@@ -887,7 +1177,7 @@ def _toml_type(value: object) -> str:
     if isinstance(value, int | float):
         return f"{'integer' if isinstance(value, int) else 'float'} {value}"
     if isinstance(value, str):
-        return f"string {_short_repr(value)}"
+        return f"string {short_repr(value)}"
     if isinstance(value, list):
         return "an array"
     if isinstance(value, dict):
@@ -895,13 +1185,8 @@ def _toml_type(value: object) -> str:
     return "a date/time"
 
 
-def _short_repr(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
 def _got(value: object) -> str:
-    return _short_repr(value) if isinstance(value, str) else _toml_type(value)
+    return short_repr(value) if isinstance(value, str) else _toml_type(value)
 
 
 _EXPECTED_TYPE = {
@@ -940,13 +1225,16 @@ def _friendly(error: Mapping[str, Any]) -> str:
         return f"must be at least {ctx['ge']} (got {_got(value)})"
     if kind == "union_tag_invalid":
         hint = _suggest(str(ctx.get("tag")), _SKILL_TYPES)
-        return f"unknown skill type {ctx.get('tag')!r}: use one of {_one_of(_SKILL_TYPES)}" + (
+        tag = short_repr(ctx.get("tag"))
+        return f"unknown skill type {tag}: use one of {_one_of(_SKILL_TYPES)}" + (
             f" (did you mean {hint!r}?)" if hint else ""
         )
     if kind == "union_tag_not_found":
         return f"field required (the skill type: one of {_one_of(_SKILL_TYPES)})"
     if kind == "value_error":
         message = message.removeprefix("Value error, ")
+    # Our validators cut the values they quote; pydantic's own messages might not.
+    message = _clip(message, 500)
     # "Field required" -> "field required", but leave acronyms ("URL must ...") alone.
     return message[:1].lower() + message[1:] if message[1:2].islower() else message
 
@@ -1003,7 +1291,7 @@ def _problems(
             for candidate in unknown:
                 if candidate.parent == path[:-1] and candidate.suggestion == path[-1]:
                     message += (
-                        f" (found {candidate.key!r} on line {candidate.warning.line}: "
+                        f" (found {short_repr(candidate.key)} on line {candidate.warning.line}: "
                         f"did you mean {candidate.suggestion}?)"
                     )
                     break

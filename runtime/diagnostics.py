@@ -30,6 +30,7 @@ from runtime.config import EXPERT_KEY_RE
 from runtime.config_loader import (
     CONFIG_FILE_NAME,
     ConfigFileError,
+    ConfigLimitError,
     ConfigProblem,
     ConfigWarning,
     parse_config,
@@ -75,8 +76,8 @@ def diagnose(text: str, *, label: str = CONFIG_FILE_NAME) -> list[Diagnostic]:
         label: How to name the file in messages.
 
     Returns:
-        Syntax errors (alone: nothing else can be checked), or schema errors, unknown-key
-        warnings and the cross-expert checks. Empty when the file is fine.
+        Syntax errors or a limit exceeded (alone: nothing else can be checked), or schema
+        errors, unknown-key warnings and the cross-expert checks. Empty when the file is fine.
     """
     try:
         return _diagnose(text, label)
@@ -94,6 +95,9 @@ def _diagnose(text: str, label: str) -> list[Diagnostic]:
         loaded = parse_config(text, path_label=label)
     except ConfigFileError as error:
         found.extend(_from_problem(problem, lines) for problem in error.problems)
+        if isinstance(error, ConfigLimitError):
+            # Over a limit: parsing it is what the limit prevents.
+            return _sorted(found)
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
-from runtime.config import DEFAULT_ENV_PATH
+from runtime.config import DEFAULT_ENV_PATH, short_repr
 from runtime.errors import ConfigError
 
 SAFE_ENV_NAMES: tuple[str, ...] = (
@@ -77,25 +77,54 @@ def load_env(
         A new mapping of variable name to value. The process environment is not modified.
 
     Raises:
-        ConfigError: An env file exists but cannot be read or is not UTF-8 text.
+        ConfigError: An env file exists but cannot be read or is not UTF-8 text; or a path is
+            not a path (a NUL character, too long, an unknown ``~user``); or it names a
+            directory or another non-file. A directory named ``.env`` or ``.env.local`` is
+            skipped instead (virtualenvs are often called ``.env``).
     """
     source = os.environ if environ is None else environ
     env = {name: value for name, value in source.items() if value}
     paths = DEFAULT_ENV_PATH if env_paths is None else tuple(env_paths)
     for entry in paths:
-        path = Path(entry).expanduser()
-        if not path.is_absolute():
-            path = base_dir / path
-        if not path.is_file():
+        path = _env_file(entry, base_dir)
+        if path is None:
             continue
         try:
             values = dotenv_values(path, interpolate=False, encoding="utf-8")
         except (OSError, UnicodeDecodeError) as error:
-            raise ConfigError(f"Cannot read env file {str(path)!r}: {error}") from error
+            raise ConfigError(f"Cannot read env file {short_repr(str(path))}: {error}") from error
         for name, value in values.items():
             if value and name not in env:
                 env[name] = value
     return env
+
+
+def _env_file(entry: str, base_dir: Path) -> Path | None:
+    """The env file ``entry`` names, or ``None`` when there is none to read."""
+
+    def refuse(reason: str) -> ConfigError:
+        return ConfigError(f"envPath / --env-path entry {short_repr(entry)} {reason}")
+
+    if "\x00" in entry:
+        raise refuse("contains a NUL character, which no path can hold")
+    try:
+        path = Path(entry).expanduser()
+        if not path.is_absolute():
+            path = base_dir / path
+        if path.is_file():
+            return path
+        exists = path.exists()
+    except RuntimeError:  # expanduser: "~someone" who is not a user here
+        raise refuse("starts with ~ but names no user of this system") from None
+    except (OSError, ValueError) as error:  # a name too long, a directory that cannot be read
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        raise refuse(f"cannot be used as a path: {reason}") from None
+    # A virtualenv is often called .env: a directory with a default name is no env file, but
+    # no mistake either.
+    if exists and path.name not in DEFAULT_ENV_PATH:
+        kind = "a directory" if path.is_dir() else "not a regular file"
+        raise refuse(f"is {kind}; name an env file (KEY=value lines) instead")
+    return None
 
 
 def skill_env(required: Sequence[str], env: Mapping[str, str], skill_name: str) -> dict[str, str]:

@@ -61,6 +61,20 @@ class StorageError(PerstackError):
     title = "Storage error"
 
 
+class JobLockedError(PerstackError):
+    """Another live process is running the job (it holds the job's lock).
+
+    Attributes:
+        holder_pid: The process id the lock file names, when known.
+    """
+
+    title = "Job is running"
+
+    def __init__(self, message: str, *, holder_pid: int | None = None) -> None:
+        super().__init__(message)
+        self.holder_pid = holder_pid
+
+
 class ModelError(PerstackError):
     """A model call failed.
 

@@ -55,7 +55,18 @@ LOCKFILE_VERSION: Literal["1"] = "1"
 # Fields that change neither the server that runs nor the tools it lists: editing them must not
 # make a lockfile entry stale.
 _PRESENTATION_FIELDS = frozenset(
-    {"description", "rule", "pick", "omit", "allowed_domains", "lazy_init"}
+    {
+        "description",
+        "rule",
+        "pick",
+        "omit",
+        "allowed_domains",
+        "lazy_init",
+        "max_result_chars",
+        "max_result_binary_bytes",
+        "max_stderr_bytes",
+        "max_stderr_message_bytes",
+    }
 )
 
 
@@ -149,7 +160,8 @@ def skill_definition_hash(
 ) -> str:
     """SHA-256 of what decides a skill's server and tools: type, command line, env names, URL.
 
-    Presentation fields (description, rule, pick, omit, allowedDomains, lazyInit) are left out.
+    Presentation fields (description, rule, pick, omit, allowedDomains, lazyInit, and the
+    output limits ``maxResultChars`` etc.) are left out.
     For stdio skills the effective launch is included (``bundled`` for the in-process base,
     else the command after ``npx -y`` and ``perstackBaseSkillCommand`` rewriting), so changing
     ``perstackBaseSkillCommand`` also makes the base skill's entry stale.

@@ -18,6 +18,7 @@ from runtime.checkpoint import (
     DelegationTarget,
     ExpertRef,
     Job,
+    Step,
     ToolCall,
     ToolResult,
     Usage,
@@ -33,21 +34,24 @@ from runtime.config_loader import (
     resolve_tool_call_mode,
 )
 from runtime.env import load_env
-from runtime.errors import CheckpointError, ConfigError, PerstackError, UsageError
+from runtime.errors import CheckpointError, ConfigError, PerstackError, StorageError, UsageError
 from runtime.events import (
     TERMINAL_EVENT_TYPES,
     EventListener,
     InitializeRuntime,
     InteractiveToolCallInfo,
+    PerstackEvent,
     now_ms,
 )
 from runtime.ids import new_id
+from runtime.joblock import JOB_INTERRUPTED
 from runtime.llm import LanguageModel
 from runtime.lockfile import load_lockfile
-from runtime.loop import drive
+from runtime.loop import drive, interrupt_reason, publish_interrupt
 from runtime.loop.context import CURRENT_CALL, JobContext, Segment
 from runtime.loop.prompt import DelegateInfo, build_system_prompt
 from runtime.messages import ExpertMessage, TextPart, first_text
+from runtime.secrets import Redactor, env_file_paths
 from runtime.setting import RunSetting
 from runtime.skills.delegate import DelegateSkill
 from runtime.skills.manager import open_skills
@@ -139,23 +143,23 @@ async def _run_job(
     storage: Storage | None,
     model: LanguageModel,
 ) -> Checkpoint:
-    previous = _continuation_checkpoint(setting, storage, expert)
-    if previous is not None:
-        assert storage is not None
-        job = storage.load_job(previous.job_id).model_copy(
-            update={"status": "running", "finished_at": None, "max_steps": settings.max_steps}
+    continued = _continuation_job_id(setting, storage)
+    if continued is None and setting.interactive_answer:
+        raise UsageError(
+            "-i was given, but there is no pending interactive tool call (a new job); "
+            "use it with --continue or --continue-job on a job that is waiting for an answer"
         )
-    else:
-        job = Job(
-            id=setting.job_id or new_id(),
+    tracker = _JobTracker(event_listener)
+    context = JobContext(
+        # A continuation's job is read once its lock is held (_run_locked_job).
+        job=Job(
+            id=continued or setting.job_id or new_id(),
             status="running",
             coordinator_expert_key=expert.key,
             max_steps=settings.max_steps,
             started_at=now_ms(),
             config_sha256=loaded.sha256,
-        )
-    context = JobContext(
-        job=job,
+        ),
         model=model,
         workspace=workspace,
         max_steps=settings.max_steps,
@@ -165,20 +169,58 @@ async def _run_job(
         retry_base_delay_ms=setting.retry_base_delay_ms,
         env=env,
         storage=storage,
-        listener=event_listener,
+        listener=tracker,
         verbose=setting.verbose,
         expert_keys=sorted(loaded.config.experts),
         lockfile=load_lockfile(loaded, warn=logging.getLogger("runtime").warning),
         sandbox=setting.sandbox or bool(loaded.config.sandbox),
         tool_call_mode=resolve_tool_call_mode(settings.provider_setting, env),
+        env_files=env_file_paths(
+            setting.env_path or loaded.config.env_path,
+            loaded.path.parent if loaded.path else workspace,
+        ),
+        redactor=Redactor.for_run(env, loaded.config),
     )
     context.nested_runner = partial(_nested_run, context)
-    run_id = new_id()
-    if storage is not None:
-        storage.store_job(job)
-        storage.store_run_setting(
-            job.id, run_id, _run_setting_document(setting, settings, expert, job.id, run_id, loaded)
+    # One writer per job: taken once nothing but the run can fail, and before a continuation
+    # reads its checkpoint; given up when the run returns.
+    lock = (
+        storage.lock_job(context.job.id, warn=logging.getLogger("runtime").warning)
+        if storage is not None
+        else None
+    )
+    try:
+        return await _run_locked_job(
+            context, tracker, setting, loaded, settings, expert, continued=continued is not None
         )
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+async def _run_locked_job(
+    context: JobContext,
+    tracker: _JobTracker,
+    setting: RunSetting,
+    loaded: LoadedConfig,
+    settings: EffectiveSettings,
+    expert: ExpertDefinition,
+    *,
+    continued: bool,
+) -> Checkpoint:
+    storage = context.storage
+    previous = None
+    query = setting.query
+    if continued:
+        assert storage is not None
+        previous = _continuation_checkpoint(setting, storage, context.job.id, expert)
+        context.job = storage.load_job(context.job.id).model_copy(
+            update={"status": "running", "finished_at": None, "max_steps": settings.max_steps}
+        )
+        if previous is None:
+            query = _first_query(storage, context.job.id, setting.query)
+    job = context.job
+    run_id = new_id()
     if previous is None:
         checkpoint = _start_checkpoint(job.id, run_id, expert, step_number=1)
     else:
@@ -201,16 +243,58 @@ async def _run_job(
             f"-i was given, but there is no pending interactive tool call ({status}); "
             "use it with --continue or --continue-job on a job that is waiting for an answer"
         )
-    return await _run_expert(
-        context,
-        loaded,
-        expert,
-        checkpoint,
-        setting.query,
-        run_id=run_id,
-        coordinator=True,
-        interactive_info=interactive_info,
-    )
+    # Written only once the options are known to be consistent: a refused continuation leaves
+    # the job as it was.
+    if storage is not None:
+        storage.store_job(job)
+        storage.store_run_setting(
+            job.id, run_id, _run_setting_document(setting, settings, expert, job.id, run_id, loaded)
+        )
+    try:
+        return await _run_expert(
+            context,
+            loaded,
+            expert,
+            checkpoint,
+            query,
+            run_id=run_id,
+            coordinator=True,
+            interactive_info=interactive_info,
+            resume_point=previous,
+        )
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        _end_interrupted(context, tracker.last)
+        raise
+
+
+class _JobTracker:
+    """Hands every event to the caller's listener, noting the coordinator's latest checkpoint."""
+
+    def __init__(self, listener: EventListener | None) -> None:
+        self.listener = listener
+        self.last: Checkpoint | None = None
+
+    def __call__(self, event: PerstackEvent) -> None:
+        checkpoint = getattr(event, "checkpoint", None)
+        if isinstance(checkpoint, Checkpoint) and checkpoint.delegated_by is None:
+            self.last = checkpoint
+        if self.listener is not None:
+            self.listener(event)
+
+
+def _end_interrupted(context: JobContext, last: Checkpoint | None) -> None:
+    """Store the job as interrupted (its open runs have ended with their stop events)."""
+    update: dict[str, Any] = {"status": JOB_INTERRUPTED, "finished_at": now_ms()}
+    if last is not None:
+        update |= {"total_steps": last.step_number, "usage": last.usage}
+    context.job = context.job.model_copy(update=update)
+    if context.storage is None:
+        return
+    try:
+        context.storage.store_job(context.job)
+    except StorageError as error:
+        # The cancellation goes on; readers show a job nobody holds as interrupted anyway.
+        context.warn(str(error))
 
 
 def run_sync(
@@ -281,67 +365,86 @@ async def _run_expert(
     coordinator: bool,
     depth: int = 0,
     interactive_info: InteractiveToolCallInfo | None = None,
+    resume_point: Checkpoint | None = None,
 ) -> Checkpoint:
     """Run an expert until it stops for a reason other than its delegates.
 
     Its skills stay up across its segments (a parent resuming after delegation does not respawn
     its MCP servers). Every segment gets a new run id and its own ``initializeRuntime``.
+
+    An interrupt ends the open run with a stop event: :func:`drive` ends a run whose loop is
+    going; a run interrupted before that (its skills starting) ends here, on ``resume_point``
+    (the stored checkpoint a continuation starts from) or its start checkpoint, unchanged, so
+    that the job continues from it again.
     """
     config = loaded.config
     async with AsyncExitStack() as stack:
         _publish_initialize(job, expert, run_id, query, coordinator, interactive_info)
-        tool_index = await open_skills(
-            job,
-            stack,
-            dict(expert.skills),
-            run_id=run_id,
-            coordinator=coordinator,
-            base_command=config.perstack_base_skill_command,
-        )
-        delegates = [resolve_expert(loaded, key) for key in expert.delegates]
-        for delegate in delegates:
-            skill = DelegateSkill(delegate.key, delegate.description)
-            for definition in skill.tools():
-                if definition.name in tool_index:
-                    job.warn(
-                        f'expert "{expert.key}": delegate tool {definition.name!r} of '
-                        f'"{delegate.key}" clashes with another tool and is not offered'
+        not_started: Checkpoint | None = resume_point or checkpoint
+        try:
+            tool_index = await open_skills(
+                job,
+                stack,
+                dict(expert.skills),
+                run_id=run_id,
+                coordinator=coordinator,
+                base_command=config.perstack_base_skill_command,
+            )
+            delegates = [resolve_expert(loaded, key) for key in expert.delegates]
+            for delegate in delegates:
+                skill = DelegateSkill(delegate.key, delegate.description)
+                for definition in skill.tools():
+                    if definition.name in tool_index:
+                        job.warn(
+                            f'expert "{expert.key}": delegate tool {definition.name!r} of '
+                            f'"{delegate.key}" clashes with another tool and is not offered'
+                        )
+                        continue
+                    tool_index[definition.name] = (skill, definition)
+            rules = [(name, skill.rule) for name, skill in expert.skills.items() if skill.rule]
+            prompt = build_system_prompt(
+                instruction=expert.instruction,
+                now=datetime.now(UTC),
+                cwd=str(job.workspace),
+                skill_rules=rules,
+                delegates=[
+                    DelegateInfo(name=d.key, description=d.description or "") for d in delegates
+                ],
+            )
+            # A checkpoint saved while delegates were running (e.g. the process was killed)
+            # resumes its delegates, each from its own latest stored checkpoint.
+            delegates_pending = checkpoint.status == "stoppedByDelegate"
+            resuming = delegates_pending
+            while True:
+                if not delegates_pending:
+                    segment = Segment(
+                        job=job,
+                        expert=_ref(expert),
+                        run_id=run_id,
+                        system_prompt=prompt,
+                        tool_index=tool_index,
+                        coordinator=coordinator,
+                        delegate_versions={d.key: d.version for d in delegates},
+                        definition_sha256=expert.sha256,
                     )
-                    continue
-                tool_index[definition.name] = (skill, definition)
-        rules = [(name, skill.rule) for name, skill in expert.skills.items() if skill.rule]
-        prompt = build_system_prompt(
-            instruction=expert.instruction,
-            now=datetime.now(UTC),
-            cwd=str(job.workspace),
-            skill_rules=rules,
-            delegates=[
-                DelegateInfo(name=d.key, description=d.description or "") for d in delegates
-            ],
-        )
-        # A checkpoint saved while delegates were running (e.g. the process was killed) resumes
-        # by running those delegates again.
-        delegates_pending = checkpoint.status == "stoppedByDelegate"
-        while True:
-            if not delegates_pending:
-                segment = Segment(
-                    job=job,
-                    expert=_ref(expert),
-                    run_id=run_id,
-                    system_prompt=prompt,
-                    tool_index=tool_index,
-                    coordinator=coordinator,
-                    delegate_versions={d.key: d.version for d in delegates},
-                    definition_sha256=expert.sha256,
+                    not_started = None
+                    checkpoint = await drive(segment, checkpoint, query)
+                    if checkpoint.status != "stoppedByDelegate":
+                        return checkpoint
+                checkpoint = await _run_delegates(
+                    job, loaded, checkpoint, depth=depth, resuming=resuming
                 )
-                checkpoint = await drive(segment, checkpoint, query)
-                if checkpoint.status != "stoppedByDelegate":
-                    return checkpoint
-            checkpoint = await _run_delegates(job, loaded, checkpoint, depth=depth)
-            delegates_pending = False
-            run_id = new_id()
-            query = None
-            _publish_initialize(job, expert, run_id, None, coordinator, None)
+                delegates_pending = resuming = False
+                run_id = new_id()
+                query = None
+                _publish_initialize(job, expert, run_id, None, coordinator, None)
+        except (asyncio.CancelledError, KeyboardInterrupt) as stop:
+            if not_started is not None:
+                step = Step(step_number=not_started.step_number, started_at=now_ms())
+                publish_interrupt(
+                    job, run_id, not_started, step, interrupt_reason(stop), started=False
+                )
+            raise
 
 
 def _publish_initialize(
@@ -370,17 +473,60 @@ def _publish_initialize(
     )
 
 
+_RESUMABLE = frozenset({"init", "proceeding", "stoppedByDelegate"})
+"""Statuses of a stored delegate checkpoint that a resumed parent continues rather than reuses
+(plus ``stoppedByError`` for an interrupt: that run was stopped, not failed)."""
+
+
+def _stored_delegations(job: JobContext, parent: Checkpoint) -> dict[str, Checkpoint]:
+    """The latest stored checkpoint of each delegation ``parent`` is waiting for, by tool call.
+
+    A delegate's checkpoints all carry the ``delegatedBy`` of the call that started it, through
+    every continuation; the latest (by step number, then write time) is where it stands.
+    """
+    if job.storage is None:
+        return {}
+    waiting = {target.tool_call_id: target.expert.key for target in parent.delegate_to or []}
+    latest: dict[str, Checkpoint] = {}
+    for stored in job.storage.checkpoints(parent.job_id):
+        by = stored.delegated_by
+        if (
+            by is not None
+            and waiting.get(by.tool_call_id) == stored.expert.key
+            and by.expert.key == parent.expert.key
+        ):
+            latest[by.tool_call_id] = stored  # ordered oldest first: the last one wins
+    return latest
+
+
+def _interrupted(checkpoint: Checkpoint) -> bool:
+    return checkpoint.status == "stoppedByError" and (
+        checkpoint.error is not None and checkpoint.error.name == "Interrupted"
+    )
+
+
 async def _run_delegates(
-    job: JobContext, loaded: LoadedConfig, parent: Checkpoint, *, depth: int
+    job: JobContext,
+    loaded: LoadedConfig,
+    parent: Checkpoint,
+    *,
+    depth: int,
+    resuming: bool = False,
 ) -> Checkpoint:
     """Run the delegates ``parent`` stopped for, concurrently; return the checkpoint to resume.
 
     Failures of a delegate (error, max steps, a skill that would not start, the depth limit)
     become error tool results for the parent instead of ending the job.
+
+    ``resuming``: ``parent`` was stored while its delegates ran (the process died or was
+    interrupted). Each delegate then goes on from its own latest stored checkpoint instead of
+    starting over: a finished one's result is reused, an unfinished one continues (its steps
+    numbered on from its last), one that never stored a checkpoint starts from its query.
     """
     targets = parent.delegate_to or []
     pending = parent.pending_tool_calls or []
     calls = {c.id: c for c in pending}
+    stored = _stored_delegations(job, parent) if resuming else {}
 
     async def one(target: DelegationTarget) -> tuple[ToolResult, Checkpoint | None]:
         call = calls[target.tool_call_id]
@@ -406,26 +552,42 @@ async def _run_delegates(
             return error(f"delegation depth limit ({DELEGATION_DEPTH_LIMIT}) reached")
         child_expert = resolve_expert(loaded, target.expert.key)
         child_run = new_id()
-        start = _start_checkpoint(
-            parent.job_id,
-            child_run,
-            child_expert,
-            step_number=parent.step_number + 1,
-            delegated_by=_delegated_by(parent, call),
-        )
-        try:
-            final = await _run_expert(
-                job,
-                loaded,
-                child_expert,
-                start,
-                query,
-                run_id=child_run,
-                coordinator=False,
-                depth=depth + 1,
-            )
-        except PerstackError as failure:
-            return error(str(failure))
+        prior = stored.get(call.id)
+        final: Checkpoint | None = None
+        if prior is not None and prior.status not in _RESUMABLE and not _interrupted(prior):
+            final = prior  # it had finished (or failed) before: its outcome stands
+        else:
+            if prior is not None:
+                start = prior.model_copy(
+                    update={
+                        "id": new_id(),
+                        "step_number": prior.step_number + 1,
+                        "run_id": child_run,
+                    }
+                )
+            else:
+                start = _start_checkpoint(
+                    parent.job_id,
+                    child_run,
+                    child_expert,
+                    step_number=parent.step_number + 1,
+                    delegated_by=_delegated_by(parent, call),
+                )
+            try:
+                final = await _run_expert(
+                    job,
+                    loaded,
+                    child_expert,
+                    start,
+                    # Resumed mid-run: nothing new is asked, its conversation goes on.
+                    query if prior is None or prior.status == "init" else None,
+                    run_id=child_run,
+                    coordinator=False,
+                    depth=depth + 1,
+                    resume_point=prior,
+                )
+            except PerstackError as failure:
+                return error(str(failure))
         if final.status != "completed":
             reason = final.error.message if final.error else final.status
             result, _ = error(f"{final.status}: {reason}")
@@ -686,9 +848,8 @@ def _provider_model(settings: EffectiveSettings, env: dict[str, str]) -> Languag
     return create_model(settings.provider, settings.model, settings.provider_setting, env)
 
 
-def _continuation_checkpoint(
-    setting: RunSetting, storage: Storage | None, expert: ExpertDefinition
-) -> Checkpoint | None:
+def _continuation_job_id(setting: RunSetting, storage: Storage | None) -> str | None:
+    """The job ``--continue`` / ``--continue-job`` names (``None`` for a new job)."""
     if not (setting.continue_job or setting.continue_latest):
         return None
     if storage is None:
@@ -698,18 +859,28 @@ def _continuation_checkpoint(
         job_ids = storage.job_ids()
         if not job_ids:
             raise CheckpointError(f"No jobs found in {storage.jobs_dir} to continue")
-        job_id = job_ids[0]
-    elif not storage.job_dir(job_id).is_dir():
+        return job_ids[0]
+    if not storage.job_dir(job_id).is_dir():
         recent = ", ".join(storage.job_ids()[:5]) or "none"
         raise CheckpointError(
             f"Job {job_id!r} not found in {storage.jobs_dir} (most recent jobs: {recent})"
         )
+    return job_id
+
+
+def _continuation_checkpoint(
+    setting: RunSetting, storage: Storage, job_id: str, expert: ExpertDefinition
+) -> Checkpoint | None:
+    """The checkpoint a continuation of ``job_id`` starts from (read under the job's lock).
+
+    None when the job stored none (its process died during its first step): it starts again.
+    """
     if setting.resume_from:
         checkpoint = storage.load_checkpoint(job_id, setting.resume_from)
     else:
         coordinator = [c for c in storage.checkpoints(job_id) if c.delegated_by is None]
         if not coordinator:
-            raise CheckpointError(f"No checkpoints found for job {job_id!r}")
+            return None
         checkpoint = coordinator[-1]
     if checkpoint.expert.key != expert.key:
         raise UsageError(
@@ -717,6 +888,22 @@ def _continuation_checkpoint(
             f"input expert key {expert.key!r}"
         )
     return checkpoint
+
+
+def _first_query(storage: Storage, job_id: str, query: str) -> str:
+    """The query a job that stored no checkpoint starts again from.
+
+    Its own first query (from its first run's run-setting.json), so that a continuation such as
+    "go on" does not lose the task; a different new query follows it.
+    """
+    for run_id in storage.run_ids(job_id):
+        try:
+            text = storage.load_run_setting(job_id, run_id).get("input", {}).get("text")
+        except (PerstackError, AttributeError):
+            continue
+        if isinstance(text, str) and text.strip():
+            return text if query.strip() in ("", text) else f"{text}\n\n{query}"
+    return query
 
 
 def _run_setting_document(

@@ -3,6 +3,7 @@
 Layout under the storage root (``$PERSTACK_STORAGE_PATH`` or ``<workspace>/perstack``)::
 
     jobs/{jobId}/job.json
+    jobs/{jobId}/job.lock            (held by the process running the job: runtime.joblock)
     jobs/{jobId}/checkpoints/{checkpointId}.json
     jobs/{jobId}/runs/{runId}/run-setting.json
     jobs/{jobId}/runs/{runId}/events.jsonl
@@ -23,17 +24,19 @@ from __future__ import annotations
 import heapq
 import json
 import os
+import re
 import tempfile
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 from pydantic import ValidationError
 
 from runtime.checkpoint import Checkpoint, Job, check_schema_version
 from runtime.errors import CheckpointError, StorageError
+from runtime.joblock import JobLock, acquire_job_lock, job_status
 from runtime.messages import Message
 
 if TYPE_CHECKING:
@@ -53,6 +56,100 @@ _CHECKPOINT_FIELDS = (
     ("checkpoint", "checkpoint"),
     ("next_checkpoint", "nextCheckpoint"),
 )
+
+MAX_STORED_BYTES = 64 * 1024 * 1024
+"""Largest event line or JSON document (job.json, a checkpoint, run-setting.json) that readers
+decode: 64 MiB. A bigger one is treated as unreadable and is not read into memory. The runtime's
+own lines stay far below it: a conversation is held once, by a checkpoint file."""
+
+MAX_NESTING = 512
+"""Deepest JSON nesting that readers decode. The runtime cannot write more than about 258 levels
+(pydantic's serialisation limit). Deeper data is treated as unreadable, so decoding never raises
+RecursionError and anything decoded can be encoded again."""
+
+_PLAIN_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+
+
+def is_plain_id(value: object) -> bool:
+    r"""Whether ``value`` may name a run folder or a checkpoint file: 1-128 of A-Z a-z 0-9 _ -.
+
+    The runtime's ids (:func:`runtime.ids.new_id`) and Perstack's (cuid2) always are. An id read
+    from stored data that is not (``..``, ``/``, ``\``, NUL, ...) never becomes a path.
+    """
+    return isinstance(value, str) and _PLAIN_ID.fullmatch(value) is not None
+
+
+def is_inside(folder: Path, path: Path) -> bool:
+    """Whether ``path``, with every symbolic link resolved, is ``folder`` or inside it."""
+    try:
+        parts = path.relative_to(folder).parts
+    except ValueError:
+        parts = ("..",)
+    if ".." not in parts:
+        # The usual case, in a few lstat calls: no link below ``folder`` on the way to ``path``.
+        current = folder
+        for part in parts:
+            current = current / part
+            if current.is_symlink():
+                break
+        else:
+            return True
+    try:
+        return path.resolve().is_relative_to(folder.resolve())
+    except (OSError, RuntimeError):  # RuntimeError: a symbolic link loop (Python 3.11)
+        return False
+
+
+def decode_json(raw: bytes | str) -> Any:
+    """``json.loads`` for stored data, refusing nesting deeper than :data:`MAX_NESTING`.
+
+    Raises:
+        ValueError: not JSON, not UTF-8, or nested too deeply (never RecursionError).
+    """
+    too_deep = f"nested more than {MAX_NESTING} levels deep"
+    try:
+        data = json.loads(raw)
+    except RecursionError:
+        raise ValueError(too_deep) from None
+    if isinstance(raw, bytes):
+        openers = raw.count(b"[") + raw.count(b"{")
+    else:
+        openers = raw.count("[") + raw.count("{")
+    # Fewer brackets than the limit cannot nest deeper than it: most lines skip the walk.
+    if openers > MAX_NESTING and isinstance(data, dict | list) and _deeper_than(data, MAX_NESTING):
+        raise ValueError(too_deep)
+    return data
+
+
+def _deeper_than(data: Any, limit: int) -> bool:
+    """Whether decoded JSON nests deeper than ``limit`` (a walk over its containers only)."""
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > limit:
+            return True
+        for child in value.values() if isinstance(value, dict) else value:
+            if isinstance(child, dict | list):
+                stack.append((child, depth + 1))
+    return False
+
+
+def read_json_file(path: Path) -> Any:
+    """Decode one stored JSON document, at most :data:`MAX_STORED_BYTES` long.
+
+    Raises:
+        OSError: the file cannot be read.
+        ValueError: it is too big, not JSON or nested too deeply (:func:`error_line` says where).
+    """
+    size = path.stat().st_size
+    if size > MAX_STORED_BYTES:
+        raise ValueError(f"the file is {size:,} bytes, over the limit of {MAX_STORED_BYTES:,}")
+    return decode_json(path.read_bytes())
+
+
+def error_line(error: BaseException) -> int:
+    """The 1-based line a decoding error points at (1 when it does not say)."""
+    return error.lineno if isinstance(error, json.JSONDecodeError) else 1
 
 
 def default_storage_root(workspace: Path) -> Path:
@@ -101,6 +198,28 @@ class Storage:
     def run_dir(self, job_id: str, run_id: str) -> Path:
         """Directory of one run segment."""
         return self.job_dir(job_id) / "runs" / run_id
+
+    # the job lock ------------------------------------------------------------------------------
+
+    def lock_job(self, job_id: str, *, warn: Callable[[str], None]) -> JobLock:
+        """Take the job's lock for this process (see :mod:`runtime.joblock`).
+
+        Raises:
+            JobLockedError: another live process runs the job.
+            StorageError: the lock file cannot be written.
+        """
+        try:
+            return acquire_job_lock(self.job_dir(job_id), warn=warn)
+        except OSError as error:
+            path = Path(error.filename) if error.filename else self.job_dir(job_id)
+            raise self._write_error(path, error) from error
+
+    def job_status(self, job_id: str, stored: str) -> str:
+        """The status to show for a job whose job.json says ``stored``.
+
+        ``running`` with no live process is ``interrupted``: :func:`runtime.joblock.job_status`.
+        """
+        return job_status(self.job_dir(job_id), stored)
 
     # writes ----------------------------------------------------------------------------------
 
@@ -161,8 +280,10 @@ class Storage:
             if not job_dir.is_dir():
                 continue
             started = job_dir.stat().st_mtime * 1000
+            job_json = job_dir / "job.json"
             try:
-                started = float(json.loads((job_dir / "job.json").read_text())["startedAt"])
+                if is_inside(job_dir, job_json):
+                    started = float(read_json_file(job_json)["startedAt"])
             except (OSError, ValueError, KeyError, TypeError):
                 pass
             entries.append((started, job_dir.name))
@@ -216,7 +337,7 @@ class Storage:
         """Read run-setting.json as a dict (empty when missing)."""
         path = self.run_dir(job_id, run_id) / "run-setting.json"
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = read_json_file(path)
         except (OSError, ValueError):
             return {}
         return data if isinstance(data, dict) else {}
@@ -236,9 +357,12 @@ class Storage:
 
 def _load_versioned(path: Path, model: type[_Doc], what: str) -> _Doc:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
+        data = read_json_file(path)
+    except OSError as error:
         raise CheckpointError(f"Cannot read {what} file {path}: {error}") from error
+    except ValueError as error:
+        where = f"{path}:{error_line(error)}"
+        raise CheckpointError(f"Cannot read {what} file {where}: {error}") from error
     if isinstance(data, dict):
         check_schema_version(str(data.get("schemaVersion", "1")), what=f"{what} file {path}")
     try:
@@ -326,15 +450,27 @@ class CheckpointMessages:
         """The stored (JSON) messages of a checkpoint.
 
         Raises:
-            CheckpointError: the checkpoint file is missing or unreadable.
+            CheckpointError: the checkpoint file is missing or unreadable, or the id is not a
+                plain id (:func:`is_plain_id`) or names a file outside the job folder: such a
+                reference is never followed.
         """
         cached = self._cache.get(checkpoint_id)
         if cached is not None:
             self._cache.move_to_end(checkpoint_id)
             return cached
+        if not is_plain_id(checkpoint_id):
+            raise CheckpointError(
+                f"Stored event refers to checkpoint {checkpoint_id!r}, which is not a checkpoint "
+                "id; not followed"
+            )
         path = self.job_dir / "checkpoints" / f"{checkpoint_id}.json"
+        if not is_inside(self.job_dir, path):
+            raise CheckpointError(
+                f"Stored event refers to checkpoint file {path}, which resolves outside the job "
+                "folder; not followed"
+            )
         try:
-            messages = json.loads(path.read_text(encoding="utf-8"))["messages"]
+            messages = read_json_file(path)["messages"]
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise CheckpointError(
                 f"Stored event refers to checkpoint {checkpoint_id!r}, which cannot be read "
@@ -351,13 +487,20 @@ class CheckpointMessages:
         """Put the referenced messages back into a decoded stored event (in place; returned).
 
         The result is the event as it was emitted on the wire.
+
+        Raises:
+            CheckpointError: a reference cannot be followed; ``data`` is then left as it was.
         """
-        for _, alias in _CHECKPOINT_FIELDS:
-            checkpoint = data.get(alias)
-            if isinstance(checkpoint, dict) and MESSAGES_REF in checkpoint:
-                checkpoint["messages"] = self._resolve(checkpoint.pop(MESSAGES_REF))
-        if MESSAGES_REF in data:
-            data["messages"] = self._resolve(data.pop(MESSAGES_REF))
+        holders = [data.get(alias) for _, alias in _CHECKPOINT_FIELDS]
+        holders.append(data)
+        resolved = [
+            (holder, self._resolve(holder[MESSAGES_REF]))
+            for holder in holders
+            if isinstance(holder, dict) and MESSAGES_REF in holder
+        ]
+        for holder, messages in resolved:
+            del holder[MESSAGES_REF]
+            holder["messages"] = messages
         return data
 
     def _resolve(self, ref: Any) -> list[Any]:
@@ -398,14 +541,18 @@ def read_job_events(
         run_ids: Only the events of these run segments (each run's events are in its own
             file, so the others are not read at all).
 
-    Unreadable lines (a torn last line after a crash, an unknown event type) are skipped, as is
-    an event whose referenced checkpoint file is gone.
+    Unreadable lines (a torn last line after a crash, an unknown event type, a line over
+    :data:`MAX_STORED_BYTES` or nested deeper than :data:`MAX_NESTING`) are skipped, as is an
+    event whose referenced checkpoint file is gone. Nothing outside ``job_dir`` is read: run ids
+    that are not plain ids and files that resolve elsewhere (symbolic links) are left out.
     """
     loader = CheckpointMessages(job_dir)
     if run_ids is None:
         runs = sorted((job_dir / "runs").glob("*/events.jsonl"))
     else:
-        runs = [job_dir / "runs" / run_id / "events.jsonl" for run_id in sorted(set(run_ids))]
+        wanted = sorted({run_id for run_id in run_ids if is_plain_id(run_id)})
+        runs = [job_dir / "runs" / run_id / "events.jsonl" for run_id in wanted]
+    runs = [path for path in runs if is_inside(job_dir, path)]
     streams = (_read_events_file(path, loader, messages) for path in runs)
     for _, _, event in heapq.merge(*streams, key=lambda item: item[:2]):
         yield event
@@ -417,13 +564,15 @@ def _read_events_file(
     from runtime.events import EVENT_ADAPTER
 
     try:
-        handle = path.open(encoding="utf-8")
+        handle = path.open("rb")
     except OSError:
         return
     with handle:
-        for index, line in enumerate(handle):
+        for index, line in enumerate(_bounded_lines(handle)):
+            if line is None:
+                continue
             try:
-                data = json.loads(line)
+                data = decode_json(line)
                 if not isinstance(data, dict):
                     continue
                 data = loader.expand(data) if messages else drop_messages(data)
@@ -431,3 +580,14 @@ def _read_events_file(
             except (ValueError, CheckpointError):
                 continue
             yield event.timestamp, index, event
+
+
+def _bounded_lines(handle: BinaryIO) -> Iterator[bytes | None]:
+    """The lines of a file, each None when over :data:`MAX_STORED_BYTES` (then never held)."""
+    while line := handle.readline(MAX_STORED_BYTES + 1):
+        if len(line) <= MAX_STORED_BYTES or line.endswith(b"\n"):
+            yield line
+            continue
+        while line and not line.endswith(b"\n"):
+            line = handle.readline(1024 * 1024)
+        yield None

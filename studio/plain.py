@@ -10,7 +10,7 @@ import json
 import sys
 from typing import Any, TextIO
 
-from runtime import PerstackEvent
+from runtime import INTERRUPTED_ERROR, PerstackEvent
 
 
 def _short(text: str, limit: int = 80) -> str:
@@ -109,6 +109,12 @@ class PlainView:
         )
 
     def _on_stopRunByError(self, event: Any) -> None:
+        if event.error.name == INTERRUPTED_ERROR:
+            self._line(
+                event.run_id,
+                self._paint(f"■ {event.expert_key} interrupted at step {event.step_number}", "33"),
+            )
+            return
         self._line(
             event.run_id,
             self._paint(

@@ -7,7 +7,6 @@ indented by delegation depth) and interactive questions are asked on stdin.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import shutil
 import sys
 import tempfile
@@ -15,13 +14,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from runtime.cli import (
-    EXIT_INTERRUPTED,
     EXIT_USAGE,
     add_run_options,
     exit_code_for_error,
     exit_code_for_status,
     print_error,
+    report_interrupt,
+    run_interruptibly,
     setting_from_args,
+    sigterm_interrupts,
 )
 from studio.plain import PlainView
 
@@ -54,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         _quiet_runtime_warnings()
         return run_tui(config=args.config, cwd=Path.cwd())
-    return asyncio.run(_start(args))
+    return _start(args)
 
 
 def _quiet_runtime_warnings() -> None:
@@ -96,7 +97,12 @@ def _use_tui(args: argparse.Namespace) -> bool:
     return not args.no_tui and sys.stdout.isatty() and sys.stdin.isatty()
 
 
-async def _start(args: argparse.Namespace) -> int:
+def _start(args: argparse.Namespace) -> int:
+    """The plain-text start: the runs of one job, answering interactive tools on stdin.
+
+    Ctrl+C (or SIGTERM) is handled as in ``perstack run``: the runtime ends the job as
+    ``interrupted``, one line goes to stderr and the exit code is 130 (143).
+    """
     from runtime import PerstackError, load_config_for, run
 
     model = None
@@ -127,32 +133,32 @@ async def _start(args: argparse.Namespace) -> int:
     answering = bool(args.interactive)
     continue_job = args.continue_job
     try:
-        loaded = load_config_for(args.expert_key, None if args.demo else args.config, workspace)
-        for warning in loaded.warnings:
-            print(f"perstack: warning: {warning}", file=sys.stderr)
-        while True:
-            setting = setting_from_args(
-                args,
-                query=query,
-                workspace=workspace,
-                continue_job=continue_job,
-                interactive_answer=answering,
-            )
-            checkpoint = await run(setting, view, model=model, config=loaded)
-            if checkpoint.status != "stoppedByInteractiveTool":
-                break
-            answer = _ask(checkpoint)
-            if answer is None:
-                print(
-                    f"No answer given. Answer later with: perstack run {args.expert_key} "
-                    f'"<answer>" --continue-job {checkpoint.job_id} -i'
+        with sigterm_interrupts():
+            loaded = load_config_for(args.expert_key, None if args.demo else args.config, workspace)
+            for warning in loaded.warnings:
+                print(f"perstack: warning: {warning}", file=sys.stderr)
+            while True:
+                setting = setting_from_args(
+                    args,
+                    query=query,
+                    workspace=workspace,
+                    continue_job=continue_job,
+                    interactive_answer=answering,
                 )
-                break
-            query, answering, continue_job = answer, True, checkpoint.job_id
-            args.resume_from = None
-    except KeyboardInterrupt:
-        print("perstack: interrupted; the last checkpoint is saved", file=sys.stderr)
-        return EXIT_INTERRUPTED
+                checkpoint = run_interruptibly(run(setting, view, model=model, config=loaded))
+                if checkpoint.status != "stoppedByInteractiveTool":
+                    break
+                answer = _ask(checkpoint)
+                if answer is None:
+                    print(
+                        f"No answer given. Answer later with: perstack run {args.expert_key} "
+                        f'"<answer>" --continue-job {checkpoint.job_id} -i'
+                    )
+                    break
+                query, answering, continue_job = answer, True, checkpoint.job_id
+                args.resume_from = None
+    except KeyboardInterrupt as interrupt:
+        return report_interrupt(interrupt)
     except PerstackError as error:
         print_error(error)
         return exit_code_for_error(error)

@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from runtime import PerstackEvent, Usage
+from runtime import INTERRUPTED_ERROR, PerstackEvent, Usage
 
 RunStatus = Literal["running", "delegating", "waiting", "done", "failed", "stopped", "cancelled"]
 CallStatus = Literal["running", "done", "failed", "waiting", "delegated"]
@@ -130,7 +130,7 @@ class JobTree:
         return len(node.steps) + node.dropped_steps
 
     def walk(self) -> list[tuple[int, RunNode]]:
-        """Every run with its depth, parents before children, in start order."""
+        """Every run with its depth, parents before children, delegates in call order."""
         out: list[tuple[int, RunNode]] = []
 
         def visit(node_id: str, depth: int) -> None:
@@ -174,6 +174,7 @@ class JobTree:
             if parent_node is not None:
                 node.parent_node_id = parent_node.node_id
                 parent_node.children.append(node.node_id)
+                self._order_children(parent_node)
                 for step in reversed(parent_node.steps):
                     call = next((c for c in step.calls if c.call_id == parent.tool_call_id), None)
                     if call is not None:
@@ -241,7 +242,25 @@ class JobTree:
                 for call in step.calls:
                     if child.parent_call_id == call.call_id and child_id not in call.child_run_ids:
                         call.child_run_ids.append(child_id)
+            self._order_children(node)
             node.own_usage = node.own_usage + event.usage
+
+    def _order_children(self, node: RunNode) -> None:
+        """Delegates in the order their parent called them, as ``perstack log`` lists them.
+
+        Parallel delegates start in either order, and events written in the same millisecond
+        replay in either order: start order would differ between a live run and its replay.
+        """
+        order: dict[str, int] = {}
+        for step in node.steps:
+            for call in step.calls:
+                order.setdefault(call.call_id, len(order))
+        node.children.sort(
+            key=lambda child_id: (
+                order.get(self.runs[child_id].parent_call_id or "", len(order)),
+                self.runs[child_id].started_at or 0,
+            )
+        )
 
     def _find_call(self, node: RunNode, call_id: str) -> ToolNode | None:
         for step in reversed(node.steps):
@@ -340,7 +359,9 @@ class JobTree:
             node.error = f"max steps reached at step {event.step_number}"
 
     def _on_stopRunByError(self, event: Any) -> None:
-        if node := self._stop(event, "failed"):
+        if event.error.name == INTERRUPTED_ERROR:
+            self._stop(event, "cancelled")
+        elif node := self._stop(event, "failed"):
             node.error = f"{event.error.name}: {event.error.message}"
 
     def _on_completeRun(self, event: Any) -> None:

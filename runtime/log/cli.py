@@ -3,6 +3,7 @@
 Exit codes: 0 success (also when the filters match nothing: "No data found"), 1 no jobs in the
 storage directory ("No jobs found in <path>"), 2 bad input (unknown option or id, invalid
 ``--step``/``--filter``/``--type``). Errors are one clear message on stderr, never a traceback.
+Stored data is untrusted: see :data:`STORED_DATA_RULES` (also shown by ``--help``).
 """
 
 from __future__ import annotations
@@ -24,8 +25,13 @@ from runtime.log.query import (
     parse_filter,
     parse_step,
 )
-from runtime.log.render import render_json, render_text, use_color
-from runtime.storage import Storage, default_storage_root
+from runtime.log.render import render_json, render_text, use_color, visible, visible_lines
+from runtime.storage import (
+    MAX_NESTING,
+    MAX_STORED_BYTES,
+    Storage,
+    default_storage_root,
+)
 
 EXIT_OK = 0
 EXIT_NO_JOBS = 1
@@ -36,16 +42,36 @@ DEFAULT_TAKE = 100
 
 _non_negative_int = int_at_least(0)
 
+_MIB = MAX_STORED_BYTES // (1024 * 1024)
+STORED_DATA_RULES = f"""\
+stored data is shown, never obeyed:
+  - Text output shows control characters as escapes, also when piped or with
+    NO_COLOR: ESC as \\x1b (ESC[31m prints as \\x1b[31m), other C0 and C1 controls
+    as \\xNN, a stored newline as \\n and carriage return as \\r, bidi controls,
+    U+2028/U+2029 and lone surrogates as \\uNNNN. Tabs stay. Warnings on stderr
+    follow the same rule. --json keeps the exact text: there these characters
+    are written as \\uNNNN escapes, which JSON decodes to the same text.
+  - A reference in a stored event (a messagesRef checkpoint id) is followed only
+    if it is a plain id (1 to 128 of A-Z a-z 0-9 _ -) and its file is inside the
+    job folder. Nothing that resolves outside the job folder (a symbolic link to
+    elsewhere included) is read: the event keeps its reference, with a warning.
+  - An event line or JSON file larger than {_MIB} MiB, or nested deeper than
+    {MAX_NESTING} levels, is skipped like a corrupt line, with a warning naming the
+    file and line."""
+"""How ``perstack log`` treats what it reads (the ``--help`` epilog)."""
+
 
 def build_parser(prog: str = "perstack log") -> argparse.ArgumentParser:
     """The argument parser of ``perstack log``."""
     parser = argparse.ArgumentParser(
         prog=prog,
         description=(
-            "Show a stored job: header, delegation tree and events. Without --job, the latest "
-            "job. Filters combine in this order: --step, --type, --errors, --tools, "
+            "Show a stored job: header, delegation tree and events. Without --job, the\n"
+            "latest job. Filters combine in this order: --step, --type, --errors, --tools,\n"
             "--delegations, --filter; then --offset/--take; then --context."
         ),
+        epilog=STORED_DATA_RULES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     select = parser.add_argument_group("what to show")
     select.add_argument("--job", metavar="ID", help="a job (default: the latest job)")
@@ -148,7 +174,7 @@ def main(
         return int(exit_.code or 0)
 
     def warn(message: str) -> None:
-        print(f"perstack log: warning: {message}", file=err)
+        print(f"perstack log: warning: {visible(message)}", file=err)
 
     try:
         if args.messages and not args.checkpoint:
@@ -195,7 +221,8 @@ def main(
             if collecting:
                 gc.enable()
     except LogError as error:
-        print(f"perstack log: {error.message}", file=err)
+        # Ids and paths in the message may come from storage: same escaping as the report.
+        print(f"perstack log: {visible_lines(error.message)}", file=err)
         return error.exit_code
     try:
         out.write(text + "\n")

@@ -25,7 +25,17 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from runtime.errors import CheckpointError
-from runtime.storage import MESSAGES_REF, CheckpointMessages, Storage
+from runtime.joblock import INTERRUPTED_ERROR, JOB_INTERRUPTED
+from runtime.storage import (
+    MAX_STORED_BYTES,
+    MESSAGES_REF,
+    CheckpointMessages,
+    Storage,
+    decode_json,
+    error_line,
+    is_inside,
+    read_json_file,
+)
 
 JSON = dict[str, Any]
 """A decoded JSON object (an event, checkpoint or job document as stored)."""
@@ -80,6 +90,7 @@ _JOB_STATUS_BY_RUN_STATUS = {
     "stoppedByInteractiveTool": "stoppedByInteractiveTool",
     "stoppedByExceededMaxSteps": "stoppedByMaxSteps",
     "stoppedByError": "stoppedByError",
+    JOB_INTERRUPTED: JOB_INTERRUPTED,
 }
 _USAGE_FIELDS = (
     "inputTokens",
@@ -88,7 +99,9 @@ _USAGE_FIELDS = (
     "totalTokens",
     "cachedInputTokens",
 )
-# An id names a directory: anything that could step outside the storage tree is simply unknown.
+# An id given on the command line names a directory: anything that could step outside the
+# storage tree is simply unknown. (Jobs may be named with --job-id, so dots are allowed; ids read
+# from stored data must be plain ids, see runtime.storage.is_plain_id.)
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -611,7 +624,7 @@ def _scan_header(head: bytes) -> Header | None:
 
 def _decode(raw: bytes) -> JSON:
     """Decode one event line; raise ValueError with a short reason when it is not an event."""
-    data = json.loads(raw)
+    data = decode_json(raw)
     if not isinstance(data, dict):
         raise ValueError(f"expected a JSON object, found {type(data).__name__}")
     if not isinstance(data.get("type"), str):
@@ -620,10 +633,12 @@ def _decode(raw: bytes) -> JSON:
 
 
 class EventSource:
-    """Decodes event payloads on demand and reports each corrupt line once.
+    """Decodes event payloads on demand and reports each corrupt line or file once.
 
     Args:
-        warn: Receives one line per skipped corrupt event.
+        warn: Receives one line per skipped corrupt event, unreadable file or reference that is
+            not followed.
+        messages: Reads the message lists that stored events refer to (None: never read).
     """
 
     def __init__(self, warn: Warn, messages: CheckpointMessages | None = None) -> None:
@@ -631,11 +646,27 @@ class EventSource:
         self._bad: set[tuple[Path, int]] = set()
         self._messages = messages
 
-    def corrupt(self, path: Path, line_number: int, reason: str) -> None:
-        """Report a line that is skipped."""
+    def _once(self, path: Path, line_number: int, message: str) -> None:
         if (path, line_number) not in self._bad:
             self._bad.add((path, line_number))
-            self._warn(f"skipping corrupt event line {path}:{line_number}: {reason}")
+            self._warn(message)
+
+    def corrupt(self, path: Path, line_number: int, reason: str) -> None:
+        """Report an event line that is skipped."""
+        self._once(path, line_number, f"skipping corrupt event line {path}:{line_number}: {reason}")
+
+    def unreadable(self, what: str, path: Path, error: ValueError) -> None:
+        """Report a JSON document (``what``: "checkpoint file", ...) that is skipped."""
+        line_number = error_line(error)
+        self._once(
+            path,
+            line_number,
+            f"skipping unreadable {what} {path}:{line_number}: {_reason(error)}",
+        )
+
+    def outside(self, path: Path) -> None:
+        """Report a file or folder of the job that is a link to somewhere else: never read."""
+        self._once(path, 0, f"skipping {path}: it resolves outside the job folder")
 
     def payload(self, record: EventRecord) -> JSON | None:
         """The decoded event as stored, or None (after a warning) when the line is corrupt.
@@ -654,7 +685,9 @@ class EventSource:
     def full_payload(self, record: EventRecord) -> JSON | None:
         """The decoded event as it was emitted: referenced messages read back from checkpoints.
 
-        When a referenced checkpoint file is gone, warns once and returns the stored form.
+        When a reference cannot be followed (the checkpoint file is gone or unreadable, or the
+        reference is not a plain id or leads out of the job folder), warns once and returns the
+        stored form, reference included.
         """
         payload = self.payload(record)
         if payload is None or self._messages is None or not record.contains(_REF_NEEDLE):
@@ -662,7 +695,12 @@ class EventSource:
         try:
             return self._messages.expand(payload)
         except CheckpointError as error:
-            self.corrupt(record.path, record.line_number, str(error))
+            where = f"{record.path}:{record.line_number}"
+            self._once(
+                record.path,
+                record.line_number,
+                f"event line {where} keeps its {MESSAGES_REF}: {error.message}",
+            )
             return payload
 
     def record(
@@ -671,9 +709,17 @@ class EventSource:
         """Build the record of one line, or None (after a warning) when it is corrupt.
 
         A line that does not end with ``}`` (a torn write) is decoded at once so that it is
-        reported here, not counted and then lost.
+        reported here, not counted and then lost. A line over ``MAX_STORED_BYTES`` is skipped
+        without being read.
         """
         buffer, start, end = line
+        if end - start > MAX_STORED_BYTES:
+            self.corrupt(
+                path,
+                line_number,
+                f"the line is {end - start:,} bytes, over the limit of {MAX_STORED_BYTES:,}",
+            )
+            return None
         if buffer[end - 1 : end] == b"}":
             header = _scan_header(bytes(buffer[start : min(end, start + _HEADER_WINDOW)]))
             if header is not None:
@@ -749,6 +795,9 @@ def load_events(
     for run_id in run_ids:
         path = storage.run_dir(job_id, run_id) / "events.jsonl"
         if not path.is_file():
+            continue
+        if not is_inside(storage.job_dir(job_id), path):
+            source.outside(path)
             continue
         for number, line in _lines(path):
             record = source.record(run_id, path, number, line)
@@ -1148,7 +1197,7 @@ def _describe_run(
     if not info.expert_key:
         info.expert_key = next((r.expert_key for r in events if r.expert_key), "") or ""
     if not info.expert_key:
-        setting_key = storage.load_run_setting(job_id, run_id).get("expertKey")
+        setting_key = _run_setting(storage, job_id, run_id, source).get("expertKey")
         info.expert_key = setting_key if isinstance(setting_key, str) and setting_key else "?"
     terminal = next((r for r in reversed(events) if r.type in TERMINAL_EVENT_TYPES), None)
     if terminal is not None:
@@ -1170,7 +1219,28 @@ def _describe_run(
                     for t in targets
                     if isinstance(t, dict) and isinstance(t.get("toolCallId"), str)
                 ]
+        error = payload.get("error") if terminal is not None else None
+        if isinstance(error, dict) and error.get("name") == INTERRUPTED_ERROR:
+            info.status = JOB_INTERRUPTED  # the stopRunByError of Ctrl+C, SIGTERM or a cancel
     return info
+
+
+def _run_setting(storage: Storage, job_id: str, run_id: str, source: EventSource) -> JSON:
+    """A run's run-setting.json as stored (empty when missing or unreadable, with a warning)."""
+    path = storage.run_dir(job_id, run_id) / "run-setting.json"
+    if not path.is_file():
+        return {}
+    if not is_inside(storage.job_dir(job_id), path):
+        source.outside(path)
+        return {}
+    try:
+        data = read_json_file(path)
+    except OSError:
+        return {}
+    except ValueError as error:
+        source.unreadable("run setting", path, error)
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _link_segments(runs: list[RunInfo]) -> None:
@@ -1310,12 +1380,18 @@ def load_checkpoints(storage: Storage, job_id: str, source: EventSource) -> list
     Raw documents (not validated models), so ``--json`` shows exactly what is on disk.
     """
     found: list[tuple[int, float, JSON]] = []
-    folder = storage.job_dir(job_id) / "checkpoints"
+    job_dir = storage.job_dir(job_id)
+    folder = job_dir / "checkpoints"
     for path in folder.glob("*.json") if folder.is_dir() else ():
+        if not is_inside(job_dir, path):
+            source.outside(path)
+            continue
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as error:
-            source.corrupt(path, 1, f"unreadable checkpoint: {error}")
+            data = read_json_file(path)
+        except OSError:
+            continue
+        except ValueError as error:
+            source.unreadable("checkpoint file", path, error)
             continue
         if isinstance(data, dict):
             step = data.get("stepNumber")
@@ -1385,7 +1461,8 @@ def _find_job(storage: Storage, job_ids: list[str], query: LogQuery) -> tuple[st
         return job_ids[0], True
     # A run or checkpoint id alone: it is usually in the latest job, but look in every job so an
     # id copied from an older job still works.
-    for job_id in job_ids:
+    wanted = query.checkpoint if query.checkpoint is not None else query.run
+    for job_id in job_ids if wanted is not None and _SAFE_ID.match(wanted) else ():
         if query.checkpoint is not None:
             if (storage.job_dir(job_id) / "checkpoints" / f"{query.checkpoint}.json").is_file():
                 return job_id, job_id == job_ids[0]
@@ -1401,12 +1478,35 @@ def _find_job(storage: Storage, job_ids: list[str], query: LogQuery) -> tuple[st
 def _job_document(
     storage: Storage, job_id: str, runs: Sequence[RunInfo] | None, warn: Warn
 ) -> JSON:
+    path = storage.job_dir(job_id) / "job.json"
+    instead = "showing what the events tell instead"
+    if not path.is_file():
+        return _reconstruct_job(storage, job_id, runs or [])
+    if not is_inside(storage.job_dir(job_id), path):
+        warn(f"skipping {path}: it resolves outside the job folder; {instead}")
+        return _reconstruct_job(storage, job_id, runs or [])
     try:
-        return storage.load_job(job_id).to_dict()
+        job = storage.load_job(job_id).to_dict()
+        # "running" in job.json while no process holds the job: that process is gone.
+        job["status"] = storage.job_status(job_id, str(job.get("status")))
+        return job
     except CheckpointError as error:
-        if (storage.job_dir(job_id) / "job.json").is_file():
-            warn(f"{error.message}; showing what the events tell instead")
+        warn(f"{error.message}; {instead}")
+    except ValueError as error:  # valid, but too deep for pydantic to write back
+        warn(f"Cannot show job file {path}: {error}; {instead}")
     return _reconstruct_job(storage, job_id, runs or [])
+
+
+def _run_ids(storage: Storage, job_id: str, source: EventSource) -> list[str]:
+    """The job's run folders, leaving out (with a warning) links to outside the job folder."""
+    job_dir = storage.job_dir(job_id)
+    run_ids = []
+    for run_id in storage.run_ids(job_id):
+        if is_inside(job_dir, storage.run_dir(job_id, run_id)):
+            run_ids.append(run_id)
+        else:
+            source.outside(storage.run_dir(job_id, run_id))
+    return run_ids
 
 
 def _reconstruct_job(storage: Storage, job_id: str, runs: Sequence[RunInfo]) -> JSON:
@@ -1447,23 +1547,26 @@ def build_log(storage: Storage, query: LogQuery, warn: Warn) -> LogResult:
     if not job_ids:
         raise LogError(f"No jobs found in {storage.root}", exit_code=1)
     job_id, is_latest = _find_job(storage, job_ids, query)
-    source = EventSource(warn, CheckpointMessages(storage.job_dir(job_id)))
-    all_run_ids = storage.run_ids(job_id)
+    job_dir = storage.job_dir(job_id)
+    source = EventSource(warn, CheckpointMessages(job_dir))
+    all_run_ids = _run_ids(storage, job_id, source)
 
     checkpoint: JSON | None = None
     run_id = query.run
     if query.checkpoint is not None:
-        if (
-            not _SAFE_ID.match(query.checkpoint)
-            or not (storage.job_dir(job_id) / "checkpoints" / f"{query.checkpoint}.json").is_file()
-        ):
+        path = job_dir / "checkpoints" / f"{query.checkpoint}.json"
+        if not _SAFE_ID.match(query.checkpoint) or not path.is_file():
             raise _not_found(
                 "Checkpoint", query.checkpoint, f"job {job_id}", checkpoint_ids(storage, job_id)
             )
+        if not is_inside(job_dir, path):
+            raise LogError(f"Checkpoint file {path} resolves outside the job folder; not read")
         try:
             checkpoint = storage.load_checkpoint(job_id, query.checkpoint).to_dict()
         except CheckpointError as error:
             raise LogError(error.message) from error
+        except ValueError as error:  # valid, but too deep for pydantic to write back
+            raise LogError(f"Cannot show checkpoint file {path}: {error}") from error
         owner = str(checkpoint.get("runId", ""))
         if run_id is not None and run_id != owner:
             raise LogError(
@@ -1486,7 +1589,8 @@ def build_log(storage: Storage, query: LogQuery, warn: Warn) -> LogResult:
         tree = build_tree(runs)
     else:
         run_info = build_runs(storage, job_id, [run_id], records, source)[0]
-    job_missing = not (storage.job_dir(job_id) / "job.json").is_file()
+    job_json = job_dir / "job.json"
+    job_missing = not (job_json.is_file() and is_inside(job_dir, job_json))
     if job_missing and runs is None:
         # Reconstructing a job needs every run; only here does a run view read the whole job.
         every = load_events(storage, job_id, all_run_ids, EventSource(lambda _: None))
@@ -1496,6 +1600,10 @@ def build_log(storage: Storage, query: LogQuery, warn: Warn) -> LogResult:
     else:
         runs_for_job = runs
     job = _job_document(storage, job_id, runs_for_job, warn)
+    if job.get("status") == JOB_INTERRUPTED:
+        for info in [*(runs or []), *([run_info] if run_info else [])]:
+            if info.status == "running":  # no terminal event: its process is gone
+                info.status = JOB_INTERRUPTED
 
     selection = select(records, query.criteria, source)
     checkpoints = load_checkpoints(storage, job_id, source) if query.with_checkpoints else None

@@ -1,16 +1,24 @@
-"""Text and JSON output of ``perstack log`` (§11 of the reference).
+r"""Text and JSON output of ``perstack log`` (§11 of the reference).
 
 Text output follows Perstack's layout (job header, ``Events:`` between 50-character rules,
 ``[Step N] <type padded to 24> HH:MM:SS`` plus a few detail lines) and adds the storage path,
 usage and the delegation tree. ANSI colour is plain escape codes, used only when the caller says
 so (a terminal without ``NO_COLOR``): the runtime stays free of UI toolkits.
+
+Stored text is data, never terminal commands. In text output every control character except tab
+(so also ESC, BEL, backspace, carriage return and a stored newline), the C1 controls, the bidi
+controls, the line and paragraph separators and lone surrogates are shown as Python-style escapes
+(``\x1b``, ``\x9b``, ``\u202e``; see :func:`visible`), whether or not the output is coloured.
+``--json`` keeps the exact text: json.dumps escapes C0 controls, and the other characters above
+are written as ``\uXXXX`` escapes, which decode to the same string.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, tzinfo
 from typing import Any, TextIO
 
@@ -27,13 +35,13 @@ from runtime.log.query import (
     first_user_text,
     step_ranges,
 )
+from runtime.storage import decode_json
 
 RULE = "─" * 50
 TYPE_WIDTH = 24
 TREE_CHILDREN_SHOWN = 10
 """A node with more delegates than this shows the first and last five and counts the rest."""
 
-_RESET = "\033[0m"
 _CODES = {
     "bold": "1",
     "dim": "2",
@@ -46,6 +54,41 @@ _CODES = {
 }
 
 
+_BIDI_AND_SEPARATORS = r"\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff"
+_HIDDEN = re.compile(rf"[\x00-\x08\x0a-\x1f\x7f-\x9f{_BIDI_AND_SEPARATORS}]")
+"""What :func:`visible` escapes: every control character but tab, C1, bidi controls, U+2028/9 and
+lone surrogates (which a UTF-8 stream cannot even write)."""
+_HIDDEN_IN_JSON = re.compile(rf"[\x7f-\x9f{_BIDI_AND_SEPARATORS}]")
+"""What json.dumps (``ensure_ascii=False``) leaves raw that :data:`_HIDDEN` escapes."""
+
+
+def visible(text: str) -> str:
+    r"""``text`` with the characters a terminal would act on shown as escapes, not executed.
+
+    ESC becomes ``\x1b`` (so ``ESC[31m`` is shown as ``\x1b[31m``), any other C0 or C1 control
+    ``\xNN`` (newline and carriage return too: ``\n``, ``\r``, so stored text never starts a
+    line of its own), and bidi controls, U+2028/U+2029 and lone surrogates ``\uNNNN``. Tabs
+    stay. A backslash is not escaped, so ``\x1b`` may also be those four characters as stored.
+    """
+    if _HIDDEN.search(text) is None:
+        return text
+    return _HIDDEN.sub(_escape, text)
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if code == 0x0A:
+        return "\\n"
+    if code == 0x0D:
+        return "\\r"
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+def visible_lines(text: str) -> str:
+    """:func:`visible` for a message of several lines: its own newlines stay."""
+    return "\n".join(visible(line) for line in text.split("\n"))
+
+
 def use_color(stream: TextIO) -> bool:
     """Colour only for a terminal, and never when ``NO_COLOR`` is set (https://no-color.org)."""
     if os.environ.get("NO_COLOR"):
@@ -55,14 +98,30 @@ def use_color(stream: TextIO) -> bool:
 
 
 class _Paint:
+    """Colours text, and joins the report's lines with everything stored made :func:`visible`.
+
+    Colours are first written as markers holding a random nonce and become escape codes only
+    in :meth:`finish`, after every other character went through :func:`visible`: stored text can
+    neither forge a colour code nor keep an escape sequence of its own.
+    """
+
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
+        self._nonce = os.urandom(8).hex()
+        self._marker = re.compile(f"\ue000{self._nonce}([0-9;]+)\ue001")
 
     def __call__(self, text: str, *styles: str) -> str:
         if not self.enabled or not styles or not text:
             return text
         codes = ";".join(_CODES[style] for style in styles)
-        return f"\033[{codes}m{text}{_RESET}"
+        return f"\ue000{self._nonce}{codes}\ue001{text}\ue000{self._nonce}0\ue001"
+
+    def finish(self, lines: Iterable[str]) -> str:
+        """The report: one line per item (a newline inside an item is stored text)."""
+        text = "\n".join(visible(line) for line in lines)
+        if self.enabled:
+            text = self._marker.sub(lambda match: f"\033[{match.group(1)}m", text)
+        return text
 
 
 def _preview(text: str, limit: int) -> str:
@@ -72,18 +131,23 @@ def _preview(text: str, limit: int) -> str:
 
 
 def format_timestamp(ms: int, tz: tzinfo | None = None) -> str:
-    """``YYYY-MM-DD HH:MM:SS`` in ``tz`` (None: the local time zone)."""
-    return _local(ms, tz).strftime("%Y-%m-%d %H:%M:%S")
+    """``YYYY-MM-DD HH:MM:SS`` in ``tz`` (None: the local time zone); ``?`` when out of range."""
+    moment = _local(ms, tz)
+    return moment.strftime("%Y-%m-%d %H:%M:%S") if moment is not None else "?"
 
 
 def format_time(ms: int, tz: tzinfo | None = None) -> str:
-    """``HH:MM:SS`` in ``tz`` (None: the local time zone)."""
-    return _local(ms, tz).strftime("%H:%M:%S")
+    """``HH:MM:SS`` in ``tz`` (None: the local time zone); ``??:??:??`` when out of range."""
+    moment = _local(ms, tz)
+    return moment.strftime("%H:%M:%S") if moment is not None else "??:??:??"
 
 
-def _local(ms: int, tz: tzinfo | None) -> datetime:
-    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
-    return moment.astimezone(tz) if tz is not None else moment.astimezone()
+def _local(ms: int, tz: tzinfo | None) -> datetime | None:
+    try:
+        moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
+        return moment.astimezone(tz) if tz is not None else moment.astimezone()
+    except (OverflowError, OSError, ValueError):  # a stored time no calendar can show
+        return None
 
 
 def format_usage(usage: JSON, *, detail: bool = False) -> str:
@@ -170,7 +234,7 @@ def render_text(
     selection = result.selection
     if not selection.matched:
         lines.append("No data found")
-        return "\n".join(lines)
+        return paint.finish(lines)
     multi_expert = result.runs is not None and len({r.expert_key for r in result.runs}) > 1
     experts = {run.run_id: run.expert_key for run in result.runs or []}
     lines.append(paint("Events:", "bold"))
@@ -207,7 +271,7 @@ def render_text(
                     "dim",
                 )
             )
-    return "\n".join(lines)
+    return paint.finish(lines)
 
 
 def _job_header(job: JSON, paint: _Paint, tz: tzinfo | None) -> list[str]:
@@ -494,7 +558,7 @@ def _looks_like_error(text: str) -> bool:
         return True
     if text.startswith("{") and '"error"' in text:
         try:
-            data: Any = json.loads(text)
+            data: Any = decode_json(text)
         except ValueError:
             return False
         return isinstance(data, dict) and isinstance(data.get("error"), str)
@@ -505,7 +569,7 @@ def _retry_reason(reason: object) -> str:
     if not isinstance(reason, str):
         return str(reason)
     try:
-        data: Any = json.loads(reason)
+        data: Any = decode_json(reason)
     except ValueError:
         return _preview(reason, 120)
     if isinstance(data, dict) and "error" in data:
@@ -572,8 +636,17 @@ def json_document(result: LogResult) -> JSON:
 
 
 def render_json(result: LogResult, *, pretty: bool = False) -> str:
-    """``--json`` output: compact on one line, or indented by two spaces with ``pretty``."""
+    r"""``--json`` output: compact on one line, or indented by two spaces with ``pretty``.
+
+    Text stays exact, yet the output holds no character a terminal acts on: those json.dumps
+    leaves raw (DEL, C1, bidi controls, U+2028/9, lone surrogates) only ever occur inside
+    strings, where a ``\uXXXX`` escape decodes to the same character.
+    """
     document = json_document(result)
     if pretty:
-        return json.dumps(document, ensure_ascii=False, indent=2)
-    return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+        text = json.dumps(document, ensure_ascii=False, indent=2)
+    else:
+        text = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+    if _HIDDEN_IN_JSON.search(text) is None:
+        return text
+    return _HIDDEN_IN_JSON.sub(lambda match: f"\\u{ord(match.group()):04x}", text)

@@ -23,11 +23,13 @@ from runtime.events import (
     TERMINAL_EVENT_TYPES,
     EventListener,
     PerstackEvent,
+    SkillStderr,
     StreamReasoning,
     StreamRunResult,
     now_ms,
 )
 from runtime.llm import LanguageModel, ToolSpec
+from runtime.secrets import Redactor
 from runtime.skills.types import Skill, ToolDefinition
 from runtime.storage import EventCompactor, Storage
 
@@ -78,6 +80,11 @@ class JobContext:
     tool_call_mode: ToolCallMode = "native"
     """``text`` also takes a reply whose text is only a JSON tool call as that call (see
     :mod:`runtime.loop.text_calls`)."""
+    env_files: tuple[Path, ...] = ()
+    """The run's env files (``envPath``): the base skill refuses them like ``.env``."""
+    redactor: Redactor = field(default_factory=Redactor)
+    """Takes the run's secret values out of tool results and skill stderr
+    (:mod:`runtime.secrets`)."""
 
     def store_checkpoint(self, checkpoint: Checkpoint) -> None:
         """Persist a checkpoint (nothing when storage is off)."""
@@ -91,6 +98,9 @@ class JobContext:
         The order (store, then emit) means a listener that sees an event can rely on its
         checkpoint being on disk.
         """
+        if isinstance(event, SkillStderr) and self.redactor:
+            # A server's stderr is the one stored text that does not pass through a tool result.
+            event = event.model_copy(update={"message": self.redactor.redact(event.message)})
         checkpoint: Checkpoint | None = getattr(event, "checkpoint", None)
         if checkpoint is not None:
             self.store_checkpoint(checkpoint)

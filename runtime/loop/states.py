@@ -147,13 +147,15 @@ async def init(seg: Segment, state: LoopState) -> Transition:
 
     A run stopped for delegates or for an interactive answer resumes with its pending calls and
     partial results (the answer, or the delegates' results, already merged in by the runner);
-    any other run gets the query as a new user message.
+    a delegate resumed after its process died (no query: nothing new was asked) goes on from its
+    conversation as stored; any other run gets the query as a new user message.
     """
     checkpoint = state.checkpoint
     inputs: list[Message] = []
     if checkpoint.status == "init":
         inputs.append(InstructionMessage(contents=[TextPart(text=seg.system_prompt)], cache=True))
-    if checkpoint.status not in ("stoppedByDelegate", "stoppedByInteractiveTool"):
+    resumed = state.query is None and checkpoint.status != "init"
+    if checkpoint.status not in ("stoppedByDelegate", "stoppedByInteractiveTool") and not resumed:
         inputs.append(UserMessage(contents=[TextPart(text=state.query or "")]))
     started = _with(
         checkpoint,
@@ -483,10 +485,21 @@ async def _execute(seg: Segment, call: ToolCall, checkpoint: Checkpoint) -> Tool
         outcome = await skill.call(call.tool_name, call.args)
     finally:
         CURRENT_CALL.reset(token)
+    job = seg.job
     if call.tool_name in ("readImageFile", "readPdfFile") and not outcome.is_error:
-        # Inlining reads up to 30 MB; keep that off the event loop.
-        outcome = await asyncio.to_thread(inline_file_results, call.tool_name, outcome)
-    return _result(call, outcome)
+        # Inlining reads up to 30 MB; keep that off the event loop. Whichever skill named the
+        # file, it is read only from inside the workspace, never from storage or an env file.
+        outcome = await asyncio.to_thread(
+            inline_file_results,
+            call.tool_name,
+            outcome,
+            workspace=job.workspace,
+            storage_dir=job.storage.root if job.storage else None,
+            env_files=job.env_files,
+        )
+    # Every skill's result passes here once, before the conversation, checkpoints and events
+    # hold it: the one place where the run's secret values are taken out.
+    return _result(call, job.redactor.redact_outcome(outcome))
 
 
 def _is_completion(call: ToolCall) -> bool:

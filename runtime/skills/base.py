@@ -5,8 +5,13 @@ works unchanged. Where we differ (§18.7): failures are flagged ``is_error``, ``
 ``createDirectory`` and ``moveFile`` create missing parent directories, and the todo list belongs
 to one :class:`BaseSkill` (one run) instead of the whole process.
 
-Every path a tool receives goes through :meth:`BaseSkill._resolve`: it must stay inside the
-workspace after symlinks are resolved, and the storage directory is off limits.
+Every path a tool receives is walked by :class:`~runtime.skills.confine.Confinement`, one
+component at a time from a descriptor of the workspace, so it stays inside the workspace even
+while another process swaps directories for symlinks; the storage directory and env files
+(``.env``, ``.env.*``, the run's ``envPath`` files) are off limits. Symlinks inside the workspace
+that point inside are followed on the way; a symlink as the last component is refused by the
+tools that read or write content, removed itself by ``deleteFile``, moved itself by ``moveFile``
+and followed by ``getFileInfo`` and ``listDirectory``.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import signal
 import stat
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from runtime.config import BASE_SKILL_NAME
 from runtime.env import PROTECTED_ENV_NAMES, SAFE_ENV_NAMES
 from runtime.messages import FileInlinePart, ImageInlinePart, TextPart
+from runtime.skills.confine import STORAGE_DENIED, Confinement, Denied, Entry, copy_entry
 from runtime.skills.types import ResultPart, SkillKind, ToolDefinition, ToolOutcome
 
 if TYPE_CHECKING:
@@ -45,6 +51,13 @@ _MAX_IMAGE_BYTES = 15 * _MB
 _MAX_PDF_BYTES = 30 * _MB
 _MAX_EXEC_OUTPUT = 10 * _MB
 _DEFAULT_EXEC_TIMEOUT_MS = 60_000
+
+# Every file a tool opens: never through a symlink, and a FIFO swapped in must not block the run.
+_OPEN_FLAGS = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_LIST_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# getFileInfo's permission bits are those of the entry itself, never of what a link swapped in
+# since points to (where the platform can tell).
+_ACCESS_FOLLOWS = os.access not in os.supports_follow_symlinks
 
 # Files up to this size are read or written on the event loop: a thread hop costs more than the
 # I/O itself, and the agent loop calls these tools constantly. Bigger ones go to a thread.
@@ -281,18 +294,27 @@ def _writable(st: os.stat_result) -> bool:
     return bool(st.st_mode & stat.S_IWUSR)
 
 
-def _read_bytes_nofollow(path: str) -> bytes:
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+def _read_fd(fd: int) -> bytes:
+    """Everything in the open file ``fd``, which is closed afterwards."""
     with os.fdopen(fd, "rb") as handle:
         return handle.read()
 
 
-def _write_text_nofollow(path: str, text: str, *, append: bool) -> None:
-    flags = os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC
-    flags |= os.O_APPEND if append else os.O_CREAT | os.O_TRUNC
-    fd = os.open(path, flags, 0o666)
+def _pread_all(fd: int) -> bytes:
+    """Everything in the open file ``fd``, from its start; ``fd`` stays open."""
+    chunks: list[bytes] = []
+    while chunk := os.pread(fd, _MB, sum(map(len, chunks))):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _write_fd(fd: int, data: bytes, *, truncate: bool) -> None:
+    """Write ``data`` to the open file ``fd`` (from its start when ``truncate``), then close it."""
     with os.fdopen(fd, "wb") as handle:
-        handle.write(text.encode("utf-8"))
+        if truncate:
+            handle.truncate(0)
+            handle.seek(0)
+        handle.write(data)
 
 
 def _memory_mb() -> tuple[int, int]:
@@ -338,6 +360,8 @@ class BaseSkill:
             root, writable workspace, no network but ``allowed_domains``.
         allowed_domains: Domains a sandboxed ``exec`` command may reach (the base skill's
             ``allowedDomains``); ignored without ``sandbox``.
+        env_files: The run's env files (``envPath`` / ``--env-path``). The file tools refuse
+            them, as they refuse ``.env`` and ``.env.*`` anywhere: they hold API keys.
     """
 
     name: str = BASE_SKILL_NAME
@@ -350,20 +374,12 @@ class BaseSkill:
         storage_dir: Path | None = None,
         sandbox: Sandbox | None = None,
         allowed_domains: Sequence[str] = (),
+        env_files: Sequence[Path] = (),
     ) -> None:
         self._sandbox = sandbox
         self._allowed_domains = tuple(allowed_domains)
-        self._root = os.path.realpath(os.path.expanduser(workspace))
-        self._root_prefix = self._root if self._root.endswith(os.sep) else self._root + os.sep
-        denied = [os.path.join(self._root, "perstack")]
-        if storage_dir is not None:
-            storage = os.path.join(self._root, os.path.expanduser(storage_dir))
-            denied += [os.path.normpath(storage), os.path.realpath(storage)]
-        # Compared case-folded: on a case-insensitive file system PERSTACK/ is the same directory.
-        # Only directories strictly inside the workspace matter; the rest is denied anyway.
-        self._denied = sorted(
-            {d.casefold() for d in denied if d.startswith(self._root_prefix) and d != self._root}
-        )
+        self._fs = Confinement(workspace, storage_dir=storage_dir, env_files=env_files)
+        self._root = self._fs.root
         self._started = time.monotonic()
         self._todos: list[_Todo] = []
         self._next_todo_id = 0
@@ -408,6 +424,8 @@ class BaseSkill:
                 result = await result
         except _ToolFailure as failure:
             return _failure(failure.name, failure.message)
+        except Denied as denied:
+            return _failure("Error", denied.message)
         except _ShapedFailure as failure:
             return ToolOutcome(contents=[TextPart(text=_dumps(failure.payload))], is_error=True)
         except OSError as error:
@@ -417,7 +435,8 @@ class BaseSkill:
         return ToolOutcome(contents=[TextPart(text=_dumps(result))])
 
     async def close(self) -> None:
-        """Kill commands still running from ``exec``."""
+        """Kill commands still running from ``exec``; release the workspace descriptor."""
+        self._fs.close()
         for process in list(self._processes):
             _kill_group(process)
         for process in list(self._processes):
@@ -428,77 +447,109 @@ class BaseSkill:
 
     # Paths ----------------------------------------------------------------------------------
 
-    def _inside(self, path: str) -> bool:
-        return path == self._root or path.startswith(self._root_prefix)
-
-    def _is_denied(self, path: str) -> bool:
-        folded = path.casefold()
-        return any(folded == d or folded.startswith(d + os.sep) for d in self._denied)
-
-    def _check_storage(self, path: str) -> None:
-        if self._is_denied(path):
-            raise _ToolFailure("Access denied - perstack directory is not allowed")
-
-    def _contains_storage(self, path: str) -> bool:
-        prefix = path.casefold() + os.sep
-        return any(denied.startswith(prefix) for denied in self._denied)
-
-    def _resolve(self, requested: str) -> str:
-        """The absolute path ``requested`` names, checked against the workspace rules (§6.2).
-
-        Directories on the way are resolved; the last component is kept as written so a
-        symlink can be recognised (and refused) by the tools that read or write content.
-        """
-        if requested == "~" or requested.startswith("~/"):
-            requested = os.path.expanduser("~") + requested[1:]
-        # Working on the normalised path (not the raw one) keeps "link/.." from meaning
-        # something different to the OS than to this check.
-        lexical = os.path.normpath(os.path.join(self._root, requested))
-        if not self._inside(lexical):
+    def _refuse_env(self, requested: str, path: str, st: os.stat_result | None = None) -> None:
+        if self._fs.is_env_file(path, st):
             raise _ToolFailure(
-                f"Access denied - path outside allowed directories: {lexical} not in {self._root}"
+                f"Refused: {requested} holds secrets (API keys); the base skill does not read "
+                "or change env files."
             )
-        self._check_storage(lexical)
-        if lexical == self._root:
-            return self._root
-        parent, leaf = os.path.split(lexical)
-        real_parent = os.path.realpath(parent)
-        target = os.path.join(real_parent, leaf)
-        real = os.path.realpath(target)
-        # The parent matters on its own: unlinking or renaming acts on a symlink itself, so a
-        # link outside the workspace must not be reachable even if it points back inside.
-        if not (self._inside(real_parent) and self._inside(real)):
-            raise _ToolFailure("Access denied - symlink target outside allowed directories")
-        self._check_storage(target)
-        self._check_storage(real)
-        return target
 
-    def _resolve_content(self, requested: str) -> tuple[str, os.stat_result | None]:
-        """Like :meth:`_resolve` for tools that read or write content: no symlink, no FIFO."""
-        path = self._resolve(requested)
+    @contextlib.contextmanager
+    def _entry(
+        self,
+        requested: str,
+        *,
+        follow: bool = False,
+        create: bool = False,
+        missing: str | None = None,
+        env_ok: bool = False,
+    ) -> Iterator[Entry]:
+        """The entry ``requested`` names (see :meth:`Confinement.entry`), env files refused.
+
+        ``missing`` is the failure reported when a directory on the way does not exist;
+        ``env_ok`` lets a directory named like an env file through (listing, exec's cwd).
+        """
+        lexical = self._fs.lexical(requested)
+        if not env_ok:
+            self._refuse_env(requested, lexical)
+        with contextlib.ExitStack() as stack:
+            try:
+                entry = stack.enter_context(self._fs.entry(requested, follow=follow, create=create))
+            except FileNotFoundError:
+                if missing is None:
+                    raise
+                raise _ToolFailure(missing) from None
+            if not env_ok:
+                self._refuse_env(requested, entry.path)
+            yield entry
+
+    @staticmethod
+    def _lstat(entry: Entry) -> os.stat_result | None:
         try:
-            st = os.lstat(path)
+            return os.stat(entry.name, dir_fd=entry.dir_fd, follow_symlinks=False)
         except FileNotFoundError:
-            return path, None
+            return None
+
+    def _check_file(
+        self, entry: Entry, requested: str, st: os.stat_result, *, writable: bool = False
+    ) -> None:
+        """Refuse anything but a regular file (a symlink, a directory, a FIFO) and env files."""
         if stat.S_ISLNK(st.st_mode):
+            self._fs.check_link(entry)
             raise _ToolFailure("Operation denied: target is a symbolic link")
         if stat.S_ISDIR(st.st_mode):
             raise _ToolFailure(f"Path {requested} is a directory.")
         if not stat.S_ISREG(st.st_mode):
             raise _ToolFailure(f"Path {requested} is not a regular file.")
-        return path, st
+        self._refuse_env(requested, entry.path, st)
+        if writable and not _writable(st):
+            raise _ToolFailure(f"File {requested} is not writable")
 
-    def _resolve_directory(self, requested: str) -> str:
-        path = self._resolve(requested)
-        if not os.path.isdir(path):
-            raise _ToolFailure(f"Directory {requested} does not exist.")
-        return path
+    def _open_file(self, entry: Entry, requested: str, flags: int) -> tuple[int, os.stat_result]:
+        """Open the regular file ``entry`` names, checked on the open descriptor itself.
 
-    def _existing_content(self, requested: str) -> tuple[str, os.stat_result]:
-        path, st = self._resolve_content(requested)
-        if st is None:
-            raise _ToolFailure(f"File {requested} does not exist.")
-        return path, st
+        O_NOFOLLOW and the check after opening close the window a check before opening would
+        leave; O_NONBLOCK keeps a FIFO swapped in from blocking the run.
+
+        Raises:
+            FileNotFoundError: It does not exist (and ``flags`` does not create it).
+        """
+        try:
+            fd = os.open(entry.name, flags | _OPEN_FLAGS, 0o666, dir_fd=entry.dir_fd)
+        except OSError as error:
+            if error.errno in (errno.ELOOP, errno.EMLINK):
+                st = self._lstat(entry)
+                if st is not None:
+                    self._check_file(entry, requested, st)
+            if error.errno == errno.EISDIR:
+                raise _ToolFailure(f"Path {requested} is a directory.") from None
+            if error.errno == errno.ENXIO:
+                raise _ToolFailure(f"Path {requested} is not a regular file.") from None
+            raise
+        try:
+            st = os.fstat(fd)
+            self._check_file(entry, requested, st)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd, st
+
+    def _open_existing(
+        self, entry: Entry, requested: str, flags: int
+    ) -> tuple[int, os.stat_result]:
+        try:
+            return self._open_file(entry, requested, flags)
+        except FileNotFoundError:
+            raise _ToolFailure(f"File {requested} does not exist.") from None
+
+    def _directory(self, requested: str) -> str:
+        """The real path of the directory ``requested`` names (exec's working directory)."""
+        missing = f"Directory {requested} does not exist."
+        with self._entry(requested, follow=True, missing=missing, env_ok=True) as entry:
+            st = self._lstat(entry)
+            if st is None or not stat.S_ISDIR(st.st_mode):
+                raise _ToolFailure(missing)
+            return entry.path
 
     # Tools ----------------------------------------------------------------------------------
 
@@ -704,7 +755,7 @@ class BaseSkill:
             raise _ToolFailure("command must not be empty")
         if timeout_ms <= 0:
             raise _ToolFailure("timeout must be a positive number of milliseconds")
-        cwd = self._resolve_directory(args["cwd"])
+        cwd = self._directory(args["cwd"])
         argv = [command, *args["args"]]
         env = self._exec_env(args["env"])
         if self._sandbox is None:
@@ -797,25 +848,34 @@ class BaseSkill:
         return {"output": output}
 
     async def _read_text_file(self, args: dict[str, Any]) -> dict[str, Any]:
-        path, st = self._existing_content(args["path"])
+        requested: str = args["path"]
+        with self._entry(requested, missing=f"File {requested} does not exist.") as entry:
+            fd, st = self._open_existing(entry, requested, os.O_RDONLY)
         if st.st_size > _INLINE_IO_BYTES:
-            data = await asyncio.to_thread(_read_bytes_nofollow, path)
+            data = await asyncio.to_thread(_read_fd, fd)
         else:
-            data = _read_bytes_nofollow(path)
+            data = _read_fd(fd)
         # Decoded leniently, as Node does: one stray byte should not make a whole file unreadable.
         lines = data.decode("utf-8", "replace").split("\n")
         start: int = args.get("from", 0)
         end: int = args.get("to", len(lines))
-        return {"path": path, "content": "\n".join(lines[start:end]), "from": start, "to": end}
+        return {
+            "path": entry.path,
+            "content": "\n".join(lines[start:end]),
+            "from": start,
+            "to": end,
+        }
 
     def _checked_media(self, requested: str, limit: int, label: str) -> tuple[str, int]:
-        path, st = self._existing_content(requested)
+        with self._entry(requested, missing=f"File {requested} does not exist.") as entry:
+            fd, st = self._open_existing(entry, requested, os.O_RDONLY)
+            os.close(fd)
         if st.st_size > limit:
             raise _ToolFailure(
                 f"{label} file too large ({st.st_size / _MB:.1f}MB). Maximum supported size is "
                 f"{limit // _MB}MB."
             )
-        return path, st.st_size
+        return entry.path, st.st_size
 
     def _read_image_file(self, args: dict[str, Any]) -> dict[str, Any]:
         requested: str = args["path"]
@@ -837,103 +897,144 @@ class BaseSkill:
         return {"path": path, "mimeType": "application/pdf", "size": size}
 
     async def _write_text_file(self, args: dict[str, Any]) -> dict[str, Any]:
-        path, st = self._resolve_content(args["path"])
-        text: str = args["text"]
-        if st is not None and not _writable(st):
-            raise _ToolFailure(f"File {args['path']} is not writable")
-        if st is None:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-        if len(text) > _INLINE_IO_BYTES:
-            await asyncio.to_thread(_write_text_nofollow, path, text, append=False)
+        requested: str = args["path"]
+        data = args["text"].encode("utf-8")
+        with self._entry(requested, create=True) as entry:
+            st = self._lstat(entry)
+            if st is not None:
+                self._check_file(entry, requested, st, writable=True)
+            # Truncated only once the descriptor is known to be a regular file we may change.
+            fd, _ = self._open_file(entry, requested, os.O_WRONLY | os.O_CREAT)
+        if len(data) > _INLINE_IO_BYTES:
+            await asyncio.to_thread(_write_fd, fd, data, truncate=True)
         else:
-            _write_text_nofollow(path, text, append=False)
-        return {"path": path, "text": text}
+            _write_fd(fd, data, truncate=True)
+        return {"path": entry.path, "text": args["text"]}
 
     async def _append_text_file(self, args: dict[str, Any]) -> dict[str, Any]:
-        path, st = self._existing_content(args["path"])
-        text: str = args["text"]
-        if not _writable(st):
-            raise _ToolFailure(f"File {args['path']} is not writable")
-        if len(text) > _INLINE_IO_BYTES:
-            await asyncio.to_thread(_write_text_nofollow, path, text, append=True)
+        requested: str = args["path"]
+        data = args["text"].encode("utf-8")
+        with self._entry(requested, missing=f"File {requested} does not exist.") as entry:
+            st = self._lstat(entry)
+            if st is None:
+                raise _ToolFailure(f"File {requested} does not exist.")
+            self._check_file(entry, requested, st, writable=True)
+            fd, _ = self._open_existing(entry, requested, os.O_WRONLY | os.O_APPEND)
+        if len(data) > _INLINE_IO_BYTES:
+            await asyncio.to_thread(_write_fd, fd, data, truncate=False)
         else:
-            _write_text_nofollow(path, text, append=True)
-        return {"path": path, "text": text}
+            _write_fd(fd, data, truncate=False)
+        return {"path": entry.path, "text": args["text"]}
 
     async def _edit_text_file(self, args: dict[str, Any]) -> dict[str, Any]:
-        path, st = self._existing_content(args["path"])
-        if not _writable(st):
-            raise _ToolFailure(f"File {args['path']} is not writable")
-        old = args["oldText"].replace("\r\n", "\n")
-        new = args["newText"].replace("\r\n", "\n")
-        if not old:
-            # An empty oldText "matches" at offset 0 and would silently prepend newText.
-            raise _ToolFailure("oldText must not be empty")
+        requested: str = args["path"]
+        with self._entry(requested, missing=f"File {requested} does not exist.") as entry:
+            st = self._lstat(entry)
+            if st is None:
+                raise _ToolFailure(f"File {requested} does not exist.")
+            self._check_file(entry, requested, st, writable=True)
+            old = args["oldText"].replace("\r\n", "\n")
+            new = args["newText"].replace("\r\n", "\n")
+            if not old:
+                # An empty oldText "matches" at offset 0 and would silently prepend newText.
+                raise _ToolFailure("oldText must not be empty")
+            # One descriptor for reading and writing: the file edited is the file read.
+            fd, st = self._open_existing(entry, requested, os.O_RDWR)
         big = st.st_size > _INLINE_IO_BYTES
-        if big:
-            data = await asyncio.to_thread(_read_bytes_nofollow, path)
-        else:
-            data = _read_bytes_nofollow(path)
-        content = data.decode("utf-8", "replace").replace("\r\n", "\n")
-        if old not in content:
-            raise _ToolFailure(f"Could not find exact match for oldText in file {path}")
-        edited = content.replace(old, new, 1)
-        if big:
-            await asyncio.to_thread(_write_text_nofollow, path, edited, append=False)
-        else:
-            _write_text_nofollow(path, edited, append=False)
-        return {"path": path, "newText": args["newText"], "oldText": args["oldText"]}
-
-    def _prepare_move(self, args: dict[str, Any]) -> tuple[str, str]:
-        source = self._resolve(args["source"])
-        destination = self._resolve(args["destination"])
         try:
-            st = os.lstat(source)
-        except FileNotFoundError:
-            raise _ToolFailure(f"Source file {args['source']} does not exist.") from None
-        if source == self._root or self._contains_storage(source):
-            raise _ToolFailure("Access denied - perstack directory is not allowed")
-        if not _writable(st):
-            raise _ToolFailure(f"Source file {args['source']} is not writable")
-        if os.path.lexists(destination):
-            raise _ToolFailure(f"Destination {args['destination']} already exists.")
-        os.makedirs(os.path.dirname(destination), exist_ok=True)
-        return source, destination
+            if big:
+                data = await asyncio.to_thread(_pread_all, fd)
+            else:
+                data = _pread_all(fd)
+            content = data.decode("utf-8", "replace").replace("\r\n", "\n")
+            if old not in content:
+                raise _ToolFailure(f"Could not find exact match for oldText in file {entry.path}")
+        except BaseException:
+            os.close(fd)
+            raise
+        edited = content.replace(old, new, 1).encode("utf-8")
+        if big:
+            await asyncio.to_thread(_write_fd, fd, edited, truncate=True)
+        else:
+            _write_fd(fd, edited, truncate=True)
+        return {"path": entry.path, "newText": args["newText"], "oldText": args["oldText"]}
 
     async def _move_file(self, args: dict[str, Any]) -> dict[str, Any]:
-        source, destination = self._prepare_move(args)
-        try:
-            os.rename(source, destination)
-        except OSError as error:
-            if error.errno != errno.EXDEV:
-                raise
-            # Another file system (a bind mount inside the workspace): copy, then delete.
-            await asyncio.to_thread(shutil.move, source, destination)
-        return {"source": source, "destination": destination}
+        source_name: str = args["source"]
+        destination_name: str = args["destination"]
+        # Both checked before anything is touched (the destination's parents get created).
+        self._fs.lexical(source_name)
+        self._refuse_env(destination_name, self._fs.lexical(destination_name))
+        missing = f"Source file {source_name} does not exist."
+        with self._entry(source_name, missing=missing) as source:
+            st = self._lstat(source)
+            if st is None:
+                raise _ToolFailure(missing)
+            if stat.S_ISLNK(st.st_mode):
+                self._fs.check_link(source)
+            if source.path == self._root or self._fs.contains_storage(source.path):
+                raise _ToolFailure(STORAGE_DENIED)
+            self._refuse_env(source_name, source.path, st)
+            if not _writable(st):
+                raise _ToolFailure(f"Source file {source_name} is not writable")
+            with self._entry(destination_name, create=True) as destination:
+                if self._lstat(destination) is not None:
+                    raise _ToolFailure(f"Destination {destination_name} already exists.")
+                try:
+                    os.rename(
+                        source.name,
+                        destination.name,
+                        src_dir_fd=source.dir_fd,
+                        dst_dir_fd=destination.dir_fd,
+                    )
+                except OSError as error:
+                    if error.errno != errno.EXDEV:
+                        raise
+                    # Another file system (a bind mount inside the workspace): copy, then delete.
+                    await asyncio.to_thread(
+                        copy_entry, source.dir_fd, source.name, destination.dir_fd, destination.name
+                    )
+        return {"source": source.path, "destination": destination.path}
 
     def _delete_file(self, args: dict[str, Any]) -> dict[str, Any]:
-        path = self._resolve(args["path"])
-        try:
-            st = os.lstat(path)
-        except FileNotFoundError:
-            raise _ToolFailure(f"File {args['path']} does not exist.") from None
-        if stat.S_ISDIR(st.st_mode):
-            raise _ToolFailure(
-                f"Path {args['path']} is a directory. Use the deleteDirectory tool instead."
-            )
-        if not _writable(st) and not stat.S_ISLNK(st.st_mode):
-            raise _ToolFailure(f"File {args['path']} is not writable")
-        # A symlink is removed itself; its target (inside the workspace) stays.
-        os.unlink(path)
-        return {"path": path}
+        requested: str = args["path"]
+        missing = f"File {requested} does not exist."
+        with self._entry(requested, missing=missing) as entry:
+            st = self._lstat(entry)
+            if st is None:
+                raise _ToolFailure(missing)
+            if stat.S_ISDIR(st.st_mode):
+                raise _ToolFailure(
+                    f"Path {requested} is a directory. Use the deleteDirectory tool instead."
+                )
+            if stat.S_ISLNK(st.st_mode):
+                # A symlink is removed itself; its target (inside the workspace) stays.
+                self._fs.check_link(entry)
+            elif not _writable(st):
+                raise _ToolFailure(f"File {requested} is not writable")
+            self._refuse_env(requested, entry.path, st)
+            os.unlink(entry.name, dir_fd=entry.dir_fd)
+        return {"path": entry.path}
 
     def _get_file_info(self, args: dict[str, Any]) -> dict[str, Any]:
         requested: str = args["path"]
-        path = self._resolve(requested)
-        try:
-            st = os.stat(path)
-        except FileNotFoundError:
-            raise _ToolFailure(f"File or directory {requested} does not exist.") from None
+        missing = f"File or directory {requested} does not exist."
+        with self._entry(requested, follow=True, missing=missing) as entry:
+            st = self._lstat(entry)
+            if st is None:
+                raise _ToolFailure(missing)
+            self._refuse_env(requested, entry.path, st)
+            permissions = {
+                label: os.access(
+                    entry.name, mode, dir_fd=entry.dir_fd, follow_symlinks=_ACCESS_FOLLOWS
+                )
+                for label, mode in (
+                    ("readable", os.R_OK),
+                    ("writable", os.W_OK),
+                    ("executable", os.X_OK),
+                )
+            }
+        path = entry.path
         is_dir = stat.S_ISDIR(st.st_mode)
         extension = os.path.splitext(path)[1]
         return {
@@ -951,32 +1052,30 @@ class BaseSkill:
             "created": _iso(getattr(st, "st_birthtime", st.st_ctime)),
             "modified": _iso(st.st_mtime),
             "accessed": _iso(st.st_atime),
-            "permissions": {
-                "readable": os.access(path, os.R_OK),
-                "writable": os.access(path, os.W_OK),
-                "executable": os.access(path, os.X_OK),
-            },
+            "permissions": permissions,
         }
 
-    def _list_entries(self, directory: str) -> list[dict[str, Any]]:
+    def _list_entries(self, fd: int, directory: str) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
-        for name in sorted(os.listdir(directory)):
-            full = os.path.join(directory, name)
-            if self._is_denied(full):
+        with os.scandir(fd) as scan:
+            entries = sorted(scan, key=lambda e: e.name)
+        for item in entries:
+            full = os.path.join(directory, item.name)
+            if self._fs.is_denied(full):
                 continue
             try:
-                st = os.stat(full)
-            except OSError:
-                continue  # dangling symlink, or gone since listdir
-            if os.path.islink(full):
-                # A link leading out of the workspace or into storage is hidden like storage.
-                real = os.path.realpath(full)
-                if not self._inside(real) or self._is_denied(real):
-                    continue
+                st = item.stat(follow_symlinks=False)
+                if stat.S_ISLNK(st.st_mode):
+                    # Shown as what it points to; hidden (like storage) when that is outside
+                    # the workspace, in storage or missing.
+                    with self._fs.entry(full, follow=True) as target:
+                        st = os.stat(target.name, dir_fd=target.dir_fd, follow_symlinks=False)
+            except (OSError, Denied):
+                continue  # a dangling or outward link, or gone since the listing
             items.append(
                 {
-                    "name": name,
-                    "path": name,
+                    "name": item.name,
+                    "path": item.name,
                     "type": "directory" if stat.S_ISDIR(st.st_mode) else "file",
                     "size": st.st_size,
                     "modified": _iso(st.st_mtime),
@@ -984,63 +1083,77 @@ class BaseSkill:
             )
         return items
 
-    def _stat_directory(self, requested: str) -> tuple[str, str, os.stat_result]:
-        path = self._resolve(requested)
-        try:
-            st = os.stat(path)
-        except FileNotFoundError:
-            raise _ToolFailure(f"Directory {requested} does not exist.") from None
-        if not stat.S_ISDIR(st.st_mode):
-            raise _ToolFailure(f"Path {requested} is not a directory.")
-        # Listed through its real path so the storage check sees through a symlinked directory.
-        return path, os.path.realpath(path), st
-
     async def _list_directory(self, args: dict[str, Any]) -> dict[str, Any]:
-        path, real, st = self._stat_directory(args["path"])
-        if st.st_size > _INLINE_LISTING_BYTES:
-            items = await asyncio.to_thread(self._list_entries, real)
-        else:
-            items = self._list_entries(real)
-        return {"path": path, "items": items}
+        requested: str = args["path"]
+        missing = f"Directory {requested} does not exist."
+        with self._entry(requested, follow=True, missing=missing, env_ok=True) as entry:
+            try:
+                fd = os.open(entry.name, _LIST_FLAGS, dir_fd=entry.dir_fd)
+            except FileNotFoundError:
+                raise _ToolFailure(missing) from None
+            except NotADirectoryError:
+                raise _ToolFailure(f"Path {requested} is not a directory.") from None
+        try:
+            if os.fstat(fd).st_size > _INLINE_LISTING_BYTES:
+                items = await asyncio.to_thread(self._list_entries, fd, entry.path)
+            else:
+                items = self._list_entries(fd, entry.path)
+        finally:
+            os.close(fd)
+        return {"path": entry.path, "items": items}
 
     def _create_directory(self, args: dict[str, Any]) -> dict[str, Any]:
-        path = self._resolve(args["path"])
-        if os.path.lexists(path):
-            raise _ToolFailure(f"Directory {args['path']} already exists.")
-        os.makedirs(path)
-        return {"path": path}
+        requested: str = args["path"]
+        exists = f"Directory {requested} already exists."
+        with self._entry(requested, create=True) as entry:
+            if self._lstat(entry) is not None:
+                raise _ToolFailure(exists)
+            try:
+                os.mkdir(entry.name, 0o777, dir_fd=entry.dir_fd)
+            except FileExistsError:
+                raise _ToolFailure(exists) from None
+        return {"path": entry.path}
 
     async def _delete_directory(self, args: dict[str, Any]) -> dict[str, Any]:
         requested: str = args["path"]
-        path = self._resolve(requested)
-        try:
-            st = os.lstat(path)
-        except FileNotFoundError:
-            raise _ToolFailure(f"Directory {requested} does not exist.") from None
-        if stat.S_ISLNK(st.st_mode):
-            raise _ToolFailure("Operation denied: target is a symbolic link")
-        if not stat.S_ISDIR(st.st_mode):
-            raise _ToolFailure(f"Path {requested} is not a directory.")
-        if path == self._root:
-            raise _ToolFailure("Access denied - the workspace root cannot be deleted")
-        if self._contains_storage(path):
-            raise _ToolFailure("Access denied - perstack directory is not allowed")
-        if args.get("recursive", False):
-            await asyncio.to_thread(shutil.rmtree, path)
-        else:
-            try:
-                os.rmdir(path)
-            except OSError as error:
-                if error.errno not in (errno.ENOTEMPTY, errno.EEXIST):
-                    raise
-                raise _ToolFailure(
-                    f"Directory {requested} is not empty. Use recursive: true to delete it "
-                    "with its contents."
-                ) from None
-        return {"path": path}
+        missing = f"Directory {requested} does not exist."
+        with self._entry(requested, missing=missing) as entry:
+            st = self._lstat(entry)
+            if st is None:
+                raise _ToolFailure(missing)
+            if stat.S_ISLNK(st.st_mode):
+                self._fs.check_link(entry)
+                raise _ToolFailure("Operation denied: target is a symbolic link")
+            if not stat.S_ISDIR(st.st_mode):
+                raise _ToolFailure(f"Path {requested} is not a directory.")
+            if entry.path == self._root:
+                raise _ToolFailure("Access denied - the workspace root cannot be deleted")
+            if self._fs.contains_storage(entry.path):
+                raise _ToolFailure(STORAGE_DENIED)
+            if args.get("recursive", False):
+                # shutil's descriptor-based rmtree: it opens nothing by path and follows no link.
+                await asyncio.to_thread(shutil.rmtree, entry.name, dir_fd=entry.dir_fd)
+            else:
+                try:
+                    os.rmdir(entry.name, dir_fd=entry.dir_fd)
+                except OSError as error:
+                    if error.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                        raise
+                    raise _ToolFailure(
+                        f"Directory {requested} is not empty. Use recursive: true to delete it "
+                        "with its contents."
+                    ) from None
+        return {"path": entry.path}
 
 
-def inline_file_results(tool_name: str, outcome: ToolOutcome) -> ToolOutcome:
+def inline_file_results(
+    tool_name: str,
+    outcome: ToolOutcome,
+    *,
+    workspace: Path | None = None,
+    storage_dir: Path | None = None,
+    env_files: Sequence[Path] = (),
+) -> ToolOutcome:
     """Replace a ``readImageFile``/``readPdfFile`` result with the file's bytes (§5.9).
 
     Applied by the agent loop to every skill's results, keyed on the tool name as Perstack does.
@@ -1050,6 +1163,11 @@ def inline_file_results(tool_name: str, outcome: ToolOutcome) -> ToolOutcome:
     Args:
         tool_name: The tool that produced ``outcome``.
         outcome: The tool's result.
+        workspace: When given, the file must be a regular file inside this workspace, reached
+            with the base skill's race-free walk, and not in storage or an env file: a skill
+            (even a sandboxed one) cannot make the runtime read anything else for it.
+        storage_dir: The job storage directory, denied with ``workspace``.
+        env_files: The run's env files, refused with ``workspace``.
 
     Returns:
         An outcome with one :class:`ImageInlinePart` or :class:`FileInlinePart` (base64), or an
@@ -1071,13 +1189,38 @@ def inline_file_results(tool_name: str, outcome: ToolOutcome) -> ToolOutcome:
     if not isinstance(path, str) or not isinstance(mime_type, str):
         return outcome
     try:
-        # Another skill may hand us any path: never read more than the base tools would allow.
-        if os.stat(path).st_size > _MAX_PDF_BYTES:
-            raise OSError(f"file is larger than {_MAX_PDF_BYTES // _MB}MB")
-        data = Path(path).read_bytes()
+        if workspace is None:
+            # Another skill may hand us any path: never read more than the base tools would.
+            if os.stat(path).st_size > _MAX_PDF_BYTES:
+                raise OSError(f"file is larger than {_MAX_PDF_BYTES // _MB}MB")
+            data = Path(path).read_bytes()
+        else:
+            data = _read_confined(path, workspace, storage_dir, env_files)
+    except Denied as denied:
+        return ToolOutcome.error(f'Failed to read file "{path}": {denied.message}')
     except OSError as error:
         reason = error.strerror or str(error)
         return ToolOutcome.error(f'Failed to read file "{path}": {reason}')
     encoded = base64.b64encode(data).decode("ascii")
     inline: ResultPart = part_type(encoded_data=encoded, mime_type=mime_type)
     return ToolOutcome(contents=[inline])
+
+
+def _read_confined(
+    path: str, workspace: Path, storage_dir: Path | None, env_files: Sequence[Path]
+) -> bytes:
+    fs = Confinement(workspace, storage_dir=storage_dir, env_files=env_files)
+    try:
+        with fs.entry(path) as entry:
+            fd = os.open(entry.name, os.O_RDONLY | _OPEN_FLAGS, dir_fd=entry.dir_fd)
+        with os.fdopen(fd, "rb") as handle:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise OSError("not a regular file")
+            if fs.is_env_file(entry.path, st):
+                raise OSError("env files hold secrets and are not read")
+            if st.st_size > _MAX_PDF_BYTES:
+                raise OSError(f"file is larger than {_MAX_PDF_BYTES // _MB}MB")
+            return handle.read()
+    finally:
+        fs.close()

@@ -10,8 +10,11 @@ not start here at all: it advertises the recorded tools and connects on its firs
 the first model request waits for no server (§7). A skill that is not recorded, or whose
 definition changed since ``perstack install``, is reported and started live.
 
-``lazyInit = true`` without a lockfile behaves as in Perstack: the server starts in the background
-with the others, and the tool list (needed for the first generation) waits for it.
+``lazyInit`` changes nothing by itself. Without a lockfile nobody knows a server's tools until it
+has started and listed them, and the first model request must offer them, so a ``lazyInit = true``
+skill starts here with the others (Perstack starts it in the background, but its first generation
+waits for the tool list too). A warning says so once per job and points at ``perstack install``,
+after which the skill starts on its first tool call, as every recorded skill does.
 """
 
 from __future__ import annotations
@@ -19,12 +22,13 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
 from runtime.builtin.create_expert import TOOLS_SKILL_NAME, CreateExpertSkill
-from runtime.config import InteractiveSkill, SkillConfig
+from runtime.config import BASE_SKILL_NAME, InteractiveSkill, McpStdioSkill, SkillConfig
 from runtime.errors import SkillError
 from runtime.events import ProxyAccess, SkillConnected, SkillDisconnected
 from runtime.lockfile import skill_definition_hash
@@ -45,6 +49,21 @@ __all__ = [
     "open_skills",
     "start_all",
 ]
+
+_MAX_REMEMBERED_WARNINGS = 1000
+"""Warnings remembered to give each once per job (a long-lived studio runs many jobs)."""
+
+_given_warnings: OrderedDict[str, None] = OrderedDict()
+
+
+def _first_warning(key: str) -> bool:
+    """True the first time ``key`` is seen (within the last thousand keys)."""
+    if key in _given_warnings:
+        return False
+    _given_warnings[key] = None
+    if len(_given_warnings) > _MAX_REMEMBERED_WARNINGS:
+        _given_warnings.popitem(last=False)
+    return True
 
 
 def filter_tools(
@@ -119,6 +138,12 @@ async def open_skills(
                     "since `perstack install`); starting it now. Run `perstack install` to "
                     "update the lockfile."
                 )
+        elif _lazy(name, config) and _first_warning(f"{job.job.id}:{name}:lazyInit"):
+            job.warn(
+                f'skill "{name}" has lazyInit = true, but without perstack.lock its tools are '
+                "unknown until it starts, so it starts now, before the first model call. Run "
+                "`perstack install` to record its tools; it then starts on its first tool call."
+            )
         mcp_skill = McpSkill(name, config, runtime, base_command=base_command, cached_tools=cached)
         mcp_skills.append(mcp_skill)
         opened.append((config, mcp_skill))
@@ -133,6 +158,10 @@ async def open_skills(
         for definition in filter_tools(skill.tools(), pick, omit):
             index.setdefault(definition.name, (skill, definition))
     return index
+
+
+def _lazy(name: str, config: SkillConfig) -> bool:
+    return isinstance(config, McpStdioSkill) and config.lazy_init and name != BASE_SKILL_NAME
 
 
 async def start_all(skills: Sequence[McpSkill]) -> None:
@@ -184,6 +213,8 @@ def _sandbox(job: JobContext, run_id: str) -> Sandbox | None:
         job.workspace,
         storage_dir=job.storage.root if job.storage else None,
         on_proxy_access=on_access,
+        # The run's env files, wherever envPath puts them, read as empty like .env and .env.local.
+        hidden_paths=job.env_files,
     )
 
 
@@ -202,6 +233,7 @@ def _open_bundled_base(
         storage_dir=job.storage.root if job.storage else None,
         sandbox=sandbox,
         allowed_domains=allowed_domains,
+        env_files=job.env_files,
     )
     base.tools()
     elapsed = round((time.perf_counter() - started) * 1000)

@@ -12,6 +12,12 @@ One :class:`McpSkill` per ``mcpStdioSkill`` / ``mcpSseSkill`` / ``mcpStreamableH
   tool call made from a tool-call task) without breaking anyio's rules.
 * **A skill's stderr never reaches the terminal.** The child's stderr is a pipe we read; every
   chunk becomes a ``skillStderr`` event, and is echoed to our stderr only in verbose mode.
+* **A skill's output is bounded** (:class:`OutputLimits`, per skill in perstack.toml). A tool
+  result hands the model at most ``maxResultChars`` characters of text and
+  ``maxResultBinaryBytes`` of images and files, plus a note saying what was left out; results
+  are cut here, at the source, because every later copy (``resolveToolResults``, each
+  checkpoint, the next prompts) repeats them. Stored stderr is split into events of at most
+  ``maxStderrMessageBytes`` and stops after ``maxStderrBytes`` per run with one notice.
 * **Failures the model can react to come back as error tool results** (§18.4): MCP ``isError``,
   protocol errors ("Error calling tool X: ..."), a server that crashed or did not answer within
   the per-call timeout. A dead skill emits ``skillDisconnected`` with a reason, and every later
@@ -45,6 +51,10 @@ import anyio.abc
 
 from runtime.config import (
     BASE_SKILL_NAME,
+    DEFAULT_MAX_RESULT_BINARY_BYTES,
+    DEFAULT_MAX_RESULT_CHARS,
+    DEFAULT_MAX_STDERR_BYTES,
+    DEFAULT_MAX_STDERR_MESSAGE_BYTES,
     McpSseSkill,
     McpStdioSkill,
     McpStreamableHttpSkill,
@@ -81,9 +91,11 @@ __all__ = [
     "DEFAULT_START_TIMEOUT_S",
     "McpSkill",
     "McpSkillConfig",
+    "OutputLimits",
     "SkillRuntime",
     "convert_result",
     "is_bundled_base",
+    "limit_result",
     "stdio_launch",
 ]
 
@@ -103,6 +115,18 @@ _TERM_GRACE_S = 2.0
 
 _STDERR_TAIL_LINES = 20
 """Stderr lines kept to explain a server that failed to start."""
+
+_STDERR_TAIL_CHARS = 500
+"""Characters kept of each of those lines."""
+
+_MAX_RESULT_PARTS = 1000
+"""Content parts of one tool result that reach the model (each costs storage, even if tiny)."""
+
+_MAX_NOTE_MIME_TYPES = 5
+"""Media types named in the note about omitted binary parts."""
+
+_MAX_MIME_TYPE_CHARS = 255
+"""Longest media type accepted on an image or file part (RFC 6838 allows 127 + 1 + 127)."""
 
 _MAX_TOOL_PAGES = 100
 """Guard against a server whose tools/list pagination never ends."""
@@ -256,6 +280,211 @@ def convert_result(
     return ToolOutcome(contents=parts, is_error=bool(result.is_error))
 
 
+# Output limits ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OutputLimits:
+    """How much of one MCP skill's output reaches the model and the job's storage.
+
+    Attributes:
+        result_chars: Characters of text in one tool result (``maxResultChars``).
+        result_binary_bytes: Decoded bytes of images and embedded files in one tool result
+            (``maxResultBinaryBytes``).
+        stderr_bytes: Bytes of the server's stderr stored as ``skillStderr`` events while the
+            skill is open, i.e. per run segment (``maxStderrBytes``).
+        stderr_message_bytes: Bytes of one ``skillStderr`` event (``maxStderrMessageBytes``).
+    """
+
+    result_chars: int = DEFAULT_MAX_RESULT_CHARS
+    result_binary_bytes: int = DEFAULT_MAX_RESULT_BINARY_BYTES
+    stderr_bytes: int = DEFAULT_MAX_STDERR_BYTES
+    stderr_message_bytes: int = DEFAULT_MAX_STDERR_MESSAGE_BYTES
+
+    @classmethod
+    def of(cls, config: McpSkillConfig) -> OutputLimits:
+        """The limits a skill's table sets, with the defaults for the keys it leaves out."""
+
+        def chosen(value: int | None, default: int) -> int:
+            return default if value is None else value
+
+        return cls(
+            result_chars=chosen(config.max_result_chars, DEFAULT_MAX_RESULT_CHARS),
+            result_binary_bytes=chosen(
+                config.max_result_binary_bytes, DEFAULT_MAX_RESULT_BINARY_BYTES
+            ),
+            stderr_bytes=chosen(
+                getattr(config, "max_stderr_bytes", None), DEFAULT_MAX_STDERR_BYTES
+            ),
+            stderr_message_bytes=chosen(
+                getattr(config, "max_stderr_message_bytes", None), DEFAULT_MAX_STDERR_MESSAGE_BYTES
+            ),
+        )
+
+
+def _binary_size(part: ImageInlinePart | FileInlinePart) -> int:
+    """Decoded size of the base64 payload."""
+    data = part.encoded_data
+    return len(data) * 3 // 4 - data[-2:].count("=")
+
+
+def _plural(count: int, one: str, many: str) -> str:
+    return f"{count:,} {one if count == 1 else many}"
+
+
+def limit_result(outcome: ToolOutcome, limits: OutputLimits, skill_name: str) -> ToolOutcome:
+    """Bound one tool result before anything stores it or shows it to the model.
+
+    Text parts are kept in order until ``limits.result_chars`` characters, the part that
+    crosses the limit is cut there, and later text is dropped. Images and embedded files are
+    kept whole while they fit in ``limits.result_binary_bytes`` (a partial image is useless)
+    and dropped otherwise. At most 1,000 parts are kept. When anything was left out, a last
+    text part says what, and which key of the skill's table raises the limit, e.g. ``[truncated:
+    20,000,000 characters, showing the first 100,000; raise maxResultChars on skill "files" to
+    see more]``.
+
+    Args:
+        outcome: The converted result (or an error outcome carrying the server's message).
+        limits: The skill's limits.
+        skill_name: The skill, named in the note.
+
+    Returns:
+        ``outcome`` itself when it is within the limits, else the bounded outcome.
+    """
+    chars_left = limits.result_chars
+    bytes_left = limits.result_binary_bytes
+    total_chars = 0
+    kept: list[ResultPart] = []
+    omitted_types: list[str] = []
+    omitted_bytes = 0
+    extra_parts = 0
+    for part in outcome.contents:
+        if isinstance(part, TextPart):
+            total_chars += len(part.text)
+            if chars_left == 0:
+                continue
+            if len(kept) >= _MAX_RESULT_PARTS:
+                extra_parts += 1
+                continue
+            if len(part.text) > chars_left:
+                part = part.model_copy(update={"text": part.text[:chars_left]})
+            chars_left -= len(part.text)
+            kept.append(part)
+            continue
+        size = _binary_size(part)
+        # A media type is a short name (RFC 6838); a longer one would be stored as sent.
+        if size > bytes_left or len(part.mime_type) > _MAX_MIME_TYPE_CHARS:
+            omitted_types.append(part.mime_type[:_MAX_MIME_TYPE_CHARS])
+            omitted_bytes += size
+            continue
+        if len(kept) >= _MAX_RESULT_PARTS:
+            extra_parts += 1
+            continue
+        bytes_left -= size
+        kept.append(part)
+    notes: list[str] = []
+    if total_chars > limits.result_chars:
+        notes.append(
+            f"[truncated: {total_chars:,} characters, showing the first "
+            f"{limits.result_chars - chars_left:,}; raise maxResultChars on skill "
+            f'"{skill_name}" to see more]'
+        )
+    if omitted_types:
+        kinds = sorted(set(omitted_types))
+        named = ", ".join(kinds[:_MAX_NOTE_MIME_TYPES]) + (
+            ", ..." if len(kinds) > _MAX_NOTE_MIME_TYPES else ""
+        )
+        count = _plural(len(omitted_types), "image or file", "images or files")
+        notes.append(
+            f"[omitted: {count} ({named}, {omitted_bytes:,} bytes), over the limit of "
+            f"{limits.result_binary_bytes:,} bytes of images and files per result; raise "
+            f'maxResultBinaryBytes on skill "{skill_name}" to receive them]'
+        )
+    if extra_parts:
+        notes.append(
+            f"[omitted: {_plural(extra_parts, 'more content part', 'more content parts')}; "
+            f"at most {_MAX_RESULT_PARTS:,} parts of a result are shown]"
+        )
+    if not notes:
+        return outcome
+    return ToolOutcome(contents=[*kept, TextPart(text="\n".join(notes))], is_error=outcome.is_error)
+
+
+def _cut_utf8(text: str, max_bytes: int) -> str:
+    """The longest prefix of ``text`` whose UTF-8 encoding fits in ``max_bytes``."""
+    return text.encode("utf-8")[:max_bytes].decode("utf-8", "ignore")
+
+
+class _StderrBudget:
+    """Turns a server's stderr into bounded messages and stops storing it at a total."""
+
+    def __init__(self, skill_name: str, limits: OutputLimits) -> None:
+        self._skill_name = skill_name
+        self._per_message = limits.stderr_message_bytes
+        self._total = limits.stderr_bytes
+        self._left = limits.stderr_bytes
+        self.exhausted = False
+        """The total was reached and the notice given: nothing more is stored."""
+
+    def messages(self, text: str) -> list[str]:
+        """The messages to store for one (stripped, non-empty) chunk of stderr."""
+        if self.exhausted:
+            return []
+        found: list[str] = []
+        for message in self._split(text):
+            size = len(message.encode("utf-8"))
+            if size <= self._left:
+                self._left -= size
+                found.append(message)
+                continue
+            head = _cut_utf8(message, self._left).rstrip()
+            if head:
+                found.append(head)
+            found.append(
+                f'[stderr truncated: skill "{self._skill_name}" wrote more than '
+                f"{self._total:,} bytes of stderr in this run; the rest is not stored. Raise "
+                f'maxStderrBytes on skill "{self._skill_name}" to keep more]'
+            )
+            self.exhausted = True
+            break
+        return found
+
+    def _split(self, text: str) -> list[str]:
+        """Split at line ends into messages of at most the per-message size; cut longer lines."""
+        limit = self._per_message
+        if len(text.encode("utf-8")) <= limit:
+            return [text]
+        found: list[str] = []
+        lines: list[str] = []
+        size = 0
+
+        def flush() -> None:
+            nonlocal size
+            message = "\n".join(lines).strip()
+            if message:
+                found.append(message)
+            lines.clear()
+            size = 0
+
+        for line in text.split("\n"):
+            line_size = len(line.encode("utf-8"))
+            if line_size > limit:
+                flush()
+                head = _cut_utf8(line, limit)
+                rest = line_size - len(head.encode("utf-8"))
+                found.append(
+                    f"{head} [... {rest:,} more bytes of this line not stored; raise "
+                    f'maxStderrMessageBytes on skill "{self._skill_name}" to keep more]'
+                )
+                continue
+            if lines and size + 1 + line_size > limit:
+                flush()
+            size += line_size + (1 if lines else 0)
+            lines.append(line)
+        flush()
+        return found
+
+
 def _leaf(error: BaseException) -> BaseException:
     """The first real error inside (nested) exception groups from anyio task groups."""
     while isinstance(error, BaseExceptionGroup) and error.exceptions:
@@ -377,7 +606,8 @@ async def _stdio_transport(
 
     async def read_stdout() -> None:
         assert process.stdout is not None
-        buffer = b""
+        # A line can be megabytes long: collect its chunks and join once, at its end.
+        pending = bytearray()
         delivering = True
         async with read_writer:
             with contextlib.suppress(
@@ -386,8 +616,11 @@ async def _stdio_transport(
                 async for chunk in process.stdout:
                     if not delivering:
                         continue  # drain, so a server flushing output can still exit
-                    *lines, buffer = (buffer + chunk).split(b"\n")
-                    for line in lines:
+                    *complete, rest = chunk.split(b"\n")
+                    for piece in complete:
+                        pending += piece
+                        line = bytes(pending)
+                        pending.clear()
                         if not line.strip():
                             continue
                         try:
@@ -395,6 +628,7 @@ async def _stdio_transport(
                         except (anyio.ClosedResourceError, anyio.BrokenResourceError):
                             delivering = False
                             break
+                    pending += rest
             if not shutting_down:
                 # The server closed stdout on its own: it crashed or exited. Report it (with
                 # its exit code when it comes quickly) before the session sees the end of the
@@ -478,6 +712,8 @@ class McpSkill:
             :data:`DEFAULT_START_TIMEOUT_S` when None.
         cached_tools: Tool definitions recorded by ``perstack install``; when given, the skill
             starts on its first call instead of in :meth:`start`.
+        limits: Bounds on its results and stored stderr; by default those its table sets
+            (:meth:`OutputLimits.of`).
     """
 
     kind: SkillKind = "mcp"
@@ -492,9 +728,13 @@ class McpSkill:
         call_timeout: float | None = None,
         start_timeout: float | None = None,
         cached_tools: Sequence[ToolDefinition] | None = None,
+        limits: OutputLimits | None = None,
     ) -> None:
         self.name = name
         self.config = config
+        self.limits = OutputLimits.of(config) if limits is None else limits
+        """Bounds on what reaches the model and the job's storage."""
+        self._stderr_budget = _StderrBudget(name, self.limits)
         self._runtime = runtime
         self._base_command = list(base_command) if base_command else None
         # Read at construction (not bound as defaults) so the module constants configure runs.
@@ -578,7 +818,8 @@ class McpSkill:
 
         A deferred skill connects first. A server that crashes, or does not answer within the
         call timeout, is stopped: ``skillDisconnected`` is emitted with the reason and every
-        later call returns an error outcome.
+        later call returns an error outcome. The result, like an error message from the server,
+        is bounded by :attr:`limits` (:func:`limit_result`).
 
         Args:
             tool_name: The tool to call.
@@ -587,6 +828,10 @@ class McpSkill:
         Returns:
             The converted result, or an error outcome the model can read.
         """
+        outcome = await self._call(tool_name, args)
+        return limit_result(outcome, self.limits, self.name)
+
+    async def _call(self, tool_name: str, args: dict[str, Any]) -> ToolOutcome:
         if self._client is None and self._failure is None:
             try:
                 await self.start()
@@ -895,10 +1140,11 @@ class McpSkill:
     def _on_stderr(self, text: str) -> None:
         for line in text.splitlines():
             if line.strip():
-                self._stderr_tail.append(line.rstrip())
+                self._stderr_tail.append(line.rstrip()[:_STDERR_TAIL_CHARS])
         message = text.strip()
         if message:
-            self._publish(SkillStderr(**self._fields(), skill_name=self.name, message=message))
+            for stored in self._stderr_budget.messages(message):
+                self._publish(SkillStderr(**self._fields(), skill_name=self.name, message=stored))
         if self._runtime.verbose:
             for line in text.splitlines():
                 print(f"[{self.name}] {line}", file=sys.stderr)

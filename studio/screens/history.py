@@ -77,7 +77,12 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 
 def list_jobs(workspace: Path) -> list[JobSummary]:
-    """Every readable job of the workspace, newest first."""
+    """Every readable job of the workspace, newest first.
+
+    A job stored as ``running`` that no live process holds is listed as ``interrupted``.
+    """
+    from runtime import job_status
+
     jobs: list[JobSummary] = []
     root = jobs_root(workspace)
     if not root.is_dir():
@@ -90,7 +95,7 @@ def list_jobs(workspace: Path) -> list[JobSummary]:
         jobs.append(
             JobSummary(
                 id=data["id"],
-                status=str(data.get("status", "?")),
+                status=job_status(folder, str(data.get("status", "?"))),
                 expert_key=str(data.get("coordinatorExpertKey", "?")),
                 total_steps=int(data.get("totalSteps") or 0),
                 total_tokens=int((usage or {}).get("totalTokens") or 0),

@@ -8,7 +8,8 @@ rely on the repository being importable)::
 
 Tools cover every shape the client must handle: plain text, the server's environment and working
 directory, ``isError`` results, JSON-RPC errors, a crash, a hang, every content block type, an
-empty result, structured content only, and stderr output.
+empty result, structured content only, stderr output, and output far over the client's limits
+(huge text, many images, a flood of stderr).
 """
 
 from __future__ import annotations
@@ -99,6 +100,31 @@ def build(name: str) -> MCPServer:
     def shout(text: str) -> str:
         print(text, file=sys.stderr, flush=True)
         return "ok"
+
+    @server.tool(description="A text result of `size` characters, in `parts` text blocks")
+    def big(size: int, parts: int = 1) -> CallToolResult:
+        text = ("0123456789" * (size // 10 + 1))[:size]
+        step = max(1, -(-size // parts))
+        blocks = [types.TextContent(text=text[i : i + step]) for i in range(0, size, step)]
+        return CallToolResult(content=list(blocks))
+
+    @server.tool(description="`count` PNG images of `size` bytes each, then a text block")
+    def images(count: int, size: int) -> CallToolResult:
+        data = base64.b64encode(b"\x89PNG" + b"\0" * (size - 4)).decode()
+        content: list[types.ContentBlock] = [
+            types.ImageContent(data=data, mime_type="image/png") for _ in range(count)
+        ]
+        return CallToolResult(content=[*content, types.TextContent(text="caption")])
+
+    @server.tool(description="Write `size` bytes of stderr: lines of `line` bytes, then one long")
+    def spew(size: int, line: int = 1000, long: int = 0) -> str:
+        row = "e" * (line - 1) + "\n"
+        for _ in range(size // line):
+            sys.stderr.write(row)
+        if long:
+            sys.stderr.write("L" * long + "\n")
+        sys.stderr.flush()
+        return "spewed"
 
     return server
 

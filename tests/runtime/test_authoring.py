@@ -1020,3 +1020,14 @@ def test_rename_an_expert_that_delegates_to_itself() -> None:
     assert edited(text, lambda d: d.rename_expert("a", "c")) == (
         '[experts.c]\ninstruction = "A."\ndelegates = ["c", "b"]\n'
     )
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["x = " + "[" * 1000 + "]" * 1000 + "\n", ".".join(["a"] * 20000) + " = 1\n"],
+    ids=["deep-arrays", "deep-dotted-key"],
+)
+def test_a_document_over_the_limits_is_a_config_error_not_a_crash(text: str) -> None:
+    # The studio reparses on every save: this must be as safe as loading the file to run it.
+    with pytest.raises(ConfigError, match="perstack.toml:1"):
+        ConfigDocument.parse(text)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import errno
 import json
 import os
 import struct
@@ -551,6 +552,164 @@ async def test_custom_storage_directory_is_denied(ws: Path) -> None:
     assert await fail_message(skill, "readTextFile", path="perstack/x") == denied
 
 
+async def test_symlinks_inside_the_workspace_resolve_inside(skill: BaseSkill, ws: Path) -> None:
+    (ws / "real").mkdir()
+    (ws / "real/f.txt").write_text("f", encoding="utf-8")
+    # Absolute, and relative through the workspace's own name: both stay inside.
+    (ws / "abs").symlink_to(ws / "real")
+    (ws / "sub").mkdir()
+    (ws / "sub/rel").symlink_to(Path("..") / ".." / ws.name / "real")
+    for path in ("abs/f.txt", "sub/rel/f.txt"):
+        result = await ok(skill, "readTextFile", path=path)
+        assert (result["path"], result["content"]) == (str(ws / "real/f.txt"), "f")
+    listing = await ok(skill, "listDirectory", path="sub/rel")
+    assert [i["name"] for i in listing["items"]] == ["f.txt"]
+    info = await ok(skill, "getFileInfo", path="abs")
+    assert (info["type"], info["absolutePath"]) == ("directory", str(ws / "real"))
+    await ok(skill, "writeTextFile", path="abs/new/g.txt", text="g")
+    assert (ws / "real/new/g.txt").read_text(encoding="utf-8") == "g"
+    # The link itself is what moveFile moves and deleteDirectory refuses.
+    await ok(skill, "moveFile", source="abs", destination="abs2")
+    assert (ws / "abs2").is_symlink() and (ws / "real/f.txt").exists()
+    message = await fail_message(skill, "deleteDirectory", path="abs2", recursive=True)
+    assert message == "Operation denied: target is a symbolic link"
+
+
+async def test_link_loops_and_links_through_files_fail_cleanly(skill: BaseSkill, ws: Path) -> None:
+    (ws / "a").symlink_to("b")
+    (ws / "b").symlink_to("a")
+    result = await fail(skill, "readTextFile", path="a/x.txt")
+    assert "Too many levels of symbolic links" in result["message"]
+    (ws / "file.txt").write_text("x", encoding="utf-8")
+    result = await fail(skill, "readTextFile", path="file.txt/x")
+    assert "Not a directory" in result["message"]
+    # A dangling link inside is listed as nothing, and removable.
+    (ws / "dangling").symlink_to("nowhere")
+    names = [i["name"] for i in (await ok(skill, "listDirectory", path="."))["items"]]
+    assert names == ["file.txt"]
+    await ok(skill, "deleteFile", path="dangling")
+
+
+async def test_a_fifo_never_blocks_a_tool(skill: BaseSkill, ws: Path) -> None:
+    os.mkfifo(ws / "pipe")
+    assert await fail_message(skill, "readTextFile", path="pipe") == (
+        "Path pipe is not a regular file."
+    )
+    assert await fail_message(skill, "writeTextFile", path="pipe", text="x") == (
+        "Path pipe is not a regular file."
+    )
+
+
+async def test_move_across_file_systems_copies_without_following_links(
+    skill: BaseSkill, ws: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (ws / "tree/sub").mkdir(parents=True)
+    (ws / "tree/sub/f.txt").write_text("f", encoding="utf-8")
+    (ws / "tree/link").symlink_to("sub/f.txt")
+    (ws / "tree/sub/f.txt").chmod(0o640)
+    real_rename = os.rename
+
+    def cross_device(*args: Any, **kwargs: Any) -> None:
+        # What rename says when the destination is on another mount inside the workspace.
+        raise OSError(errno.EXDEV, os.strerror(errno.EXDEV))
+
+    monkeypatch.setattr(os, "rename", cross_device)
+    await ok(skill, "moveFile", source="tree", destination="moved/tree")
+    monkeypatch.setattr(os, "rename", real_rename)
+    assert not (ws / "tree").exists()
+    assert (ws / "moved/tree/sub/f.txt").read_text(encoding="utf-8") == "f"
+    assert (ws / "moved/tree/sub/f.txt").stat().st_mode & 0o777 == 0o640
+    assert os.readlink(ws / "moved/tree/link") == "sub/f.txt"
+
+
+# Env files --------------------------------------------------------------------------------------
+
+REFUSED = "Refused: {} holds secrets (API keys); the base skill does not read or change env files."
+
+
+@pytest.fixture
+def env_ws(ws: Path) -> Path:
+    (ws / ".env").write_text("OPENAI_API_KEY=sk-test-1234567890\n", encoding="utf-8")
+    (ws / ".env.local").write_text("LOCAL_TOKEN=tok-1234567890\n", encoding="utf-8")
+    (ws / "config").mkdir()
+    (ws / "config/keys.txt").write_text("CUSTOM_SECRET=custom-1234567890\n", encoding="utf-8")
+    (ws / ".env.example").write_text("OPENAI_API_KEY=\n", encoding="utf-8")
+    return ws
+
+
+def files_of(directory: Path) -> dict[Path, bytes]:
+    return {p: p.read_bytes() for p in directory.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("path", [".env", ".env.local", "sub/.ENV.production", "config/keys.txt"])
+async def test_env_files_are_refused_to_every_file_tool(env_ws: Path, path: str) -> None:
+    skill = BaseSkill(env_ws, env_files=[env_ws / "config/keys.txt"])
+    (env_ws / "plain.txt").write_text("plain", encoding="utf-8")
+    before = files_of(env_ws)
+    for tool, args in [
+        ("readTextFile", {"path": path}),
+        ("writeTextFile", {"path": path, "text": "OPENAI_BASE_URL=https://evil.example"}),
+        ("appendTextFile", {"path": path, "text": "X=1"}),
+        ("editTextFile", {"path": path, "oldText": "=", "newText": "=x"}),
+        ("getFileInfo", {"path": path}),
+        ("deleteFile", {"path": path}),
+        ("moveFile", {"source": path, "destination": "stolen.txt"}),
+        ("moveFile", {"source": "plain.txt", "destination": path}),
+        ("createDirectory", {"path": path}),
+    ]:
+        assert await fail_message(skill, tool, **args) == REFUSED.format(path), (tool, args)
+    assert files_of(env_ws) == before
+    image = ".env.png"
+    assert await fail_message(skill, "readImageFile", path=image) == REFUSED.format(image)
+
+
+async def test_env_files_are_refused_through_links_and_other_names(env_ws: Path) -> None:
+    skill = BaseSkill(env_ws, env_files=[env_ws / ".env"])
+    (env_ws / "alias").symlink_to(".env")
+    assert await fail_message(skill, "getFileInfo", path="alias") == REFUSED.format("alias")
+    (env_ws / "cfg").symlink_to(".")
+    assert await fail_message(skill, "readTextFile", path="cfg/.env") == REFUSED.format("cfg/.env")
+    # A hard link is the same file under another name: caught by its inode.
+    os.link(env_ws / ".env", env_ws / "notes.txt")
+    assert await fail_message(skill, "readTextFile", path="notes.txt") == (
+        REFUSED.format("notes.txt")
+    )
+    assert await fail_message(skill, "writeTextFile", path="notes.txt", text="x") == (
+        REFUSED.format("notes.txt")
+    )
+    assert (env_ws / ".env").read_text(encoding="utf-8").startswith("OPENAI_API_KEY=sk-")
+
+
+async def test_env_files_are_listed_and_templates_are_ordinary_files(env_ws: Path) -> None:
+    skill = BaseSkill(env_ws)
+    names = [i["name"] for i in (await ok(skill, "listDirectory", path="."))["items"]]
+    assert names == [".env", ".env.example", ".env.local", "config"]
+    result = await ok(skill, "readTextFile", path=".env.example")
+    assert result["content"] == "OPENAI_API_KEY=\n"
+    await ok(skill, "editTextFile", path=".env.example", oldText="KEY=", newText="KEY=<key>")
+    # A directory called .env (a virtualenv) can still be listed.
+    (env_ws / "proj/.env/bin").mkdir(parents=True)
+    listing = await ok(skill, "listDirectory", path="proj/.env")
+    assert [i["name"] for i in listing["items"]] == ["bin"]
+
+
+async def test_storage_internals_are_refused(ws: Path) -> None:
+    skill = BaseSkill(ws, storage_dir=ws / "perstack")
+    (ws / "perstack/jobs/j1/checkpoints").mkdir(parents=True)
+    (ws / "perstack/jobs/j1/job.json").write_text("{}", encoding="utf-8")
+    denied = "Access denied - perstack directory is not allowed"
+    for tool, args in [
+        ("readTextFile", {"path": "perstack/jobs/j1/job.json"}),
+        ("writeTextFile", {"path": "perstack/jobs/j1/job.json", "text": "x"}),
+        ("editTextFile", {"path": "perstack/jobs/j1/job.json", "oldText": "{", "newText": "["}),
+        ("getFileInfo", {"path": "perstack/jobs/j1/job.json"}),
+        ("moveFile", {"source": "perstack/jobs/j1/job.json", "destination": "x.json"}),
+        ("listDirectory", {"path": "perstack/jobs"}),
+    ]:
+        assert await fail_message(skill, tool, **args) == denied, tool
+    assert (ws / "perstack/jobs/j1/job.json").read_text(encoding="utf-8") == "{}"
+
+
 # exec -----------------------------------------------------------------------------------------
 
 
@@ -765,3 +924,28 @@ def test_inline_file_results_leaves_other_results_alone() -> None:
     assert inline_file_results("readImageFile", not_json) is not_json
     no_mime = ToolOutcome(contents=[TextPart(text='{"path":"/x"}')])
     assert inline_file_results("readPdfFile", no_mime) is no_mime
+
+
+def test_inline_file_results_inside_a_workspace_reads_only_inside(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    (ws / "img").mkdir(parents=True)
+    (ws / "img/a.png").write_bytes(tiny_png())
+    (tmp_path / "out.png").write_bytes(tiny_png())
+    (ws / "img/link.png").symlink_to(tmp_path / "out.png")
+    (ws / ".env.png").write_bytes(tiny_png())
+
+    def inline(path: Path) -> ToolOutcome:
+        info = {"path": str(path), "mimeType": "image/png", "size": 1}
+        outcome = ToolOutcome(contents=[TextPart(text=json.dumps(info))])
+        return inline_file_results("readImageFile", outcome, workspace=ws)
+
+    good = inline(ws / "img/a.png")
+    assert isinstance(good.contents[0], ImageInlinePart)
+    for path, reason in [
+        (tmp_path / "out.png", "Access denied - path outside allowed directories"),
+        (ws / "img/link.png", "Too many levels of symbolic links"),
+        (ws / ".env.png", "env files hold secrets"),
+    ]:
+        outcome = inline(path)
+        assert outcome.is_error
+        assert text_of(outcome).startswith(f'Failed to read file "{path}": {reason}')

@@ -226,6 +226,24 @@ def test_never_raises(text: str) -> None:
     assert lines == sorted(lines)
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            'model = "m"\nx = ' + "[" * 5000,
+            "2:1: error: x: too deeply nested: over the limit of 32 levels of arrays and inline "
+            "tables (at column 37)",
+        ),
+        ("#" * 2_000_000, "error: too large: 2,000,000 bytes, over the limit of 1,048,576 bytes"),
+    ],
+    ids=["nesting", "size"],
+)
+def test_a_file_over_a_limit_gives_one_error_and_is_not_parsed(text: str, expected: str) -> None:
+    found = diagnose(text)
+    assert len(found) == 1
+    assert str(found[0]).startswith(expected)
+
+
 def test_internal_errors_become_a_diagnostic(monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("boom")

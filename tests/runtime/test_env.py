@@ -47,8 +47,38 @@ def test_missing_files_are_ignored(project: Path) -> None:
 
 
 def test_a_directory_named_like_an_env_file_is_skipped(tmp_path: Path) -> None:
-    (tmp_path / ".env").mkdir()
+    (tmp_path / ".env").mkdir()  # a virtualenv
     assert load_env(None, tmp_path, environ={}) == {}
+    assert load_env([".env"], tmp_path, environ={}) == {}
+
+
+def test_a_directory_named_in_env_path_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "secrets").mkdir()
+    with pytest.raises(ConfigError) as info:
+        load_env(["secrets"], tmp_path, environ={})
+    assert str(info.value) == (
+        "envPath / --env-path entry 'secrets' is a directory; name an env file (KEY=value lines) "
+        "instead"
+    )
+
+
+@pytest.mark.parametrize(
+    ("entry", "reason"),
+    [
+        ("e" * 300, "cannot be used as a path: File name too long"),
+        ("a\x00b", "contains a NUL character, which no path can hold"),
+        ("~nosuchuser-perstack/.env", "starts with ~ but names no user of this system"),
+    ],
+    ids=["long", "nul", "unknown-user"],
+)
+def test_an_env_path_that_cannot_be_a_path_is_a_config_error(
+    tmp_path: Path, entry: str, reason: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_env([entry], tmp_path, environ={})
+    assert str(info.value).startswith("envPath / --env-path entry '")
+    assert str(info.value).endswith(f" {reason}")
+    assert len(str(info.value)) < 200
 
 
 def test_paths_are_relative_to_the_config_directory(

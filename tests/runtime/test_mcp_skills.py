@@ -8,7 +8,10 @@ isError, every content type, env echo) over all three transports. Nothing here i
 from __future__ import annotations
 
 import asyncio
+import base64
+import dataclasses
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -36,11 +39,21 @@ from runtime.events import (
     SkillStderr,
     now_ms,
 )
+from runtime.lockfile import LockedExpert, LockedTool, Lockfile, skill_definition_hash
 from runtime.loop.context import JobContext
 from runtime.messages import FileInlinePart, ImageInlinePart, TextPart
 from runtime.skills import mcp as mcp_module
 from runtime.skills.manager import open_skills
-from runtime.skills.mcp import McpSkill, SkillRuntime, convert_result, is_bundled_base, stdio_launch
+from runtime.skills.mcp import (
+    McpSkill,
+    OutputLimits,
+    SkillRuntime,
+    convert_result,
+    is_bundled_base,
+    limit_result,
+    stdio_launch,
+)
+from runtime.skills.types import ToolOutcome
 from runtime.testing import Reply, ScriptedModel, call, calls, reply
 
 PY = sys.executable
@@ -663,3 +676,297 @@ async def test_a_failed_start_stops_the_servers_that_were_starting(tmp_path: Pat
     connected = {e.skill_name for e in events if isinstance(e, SkillConnected)}
     disconnected = {e.skill_name for e in events if isinstance(e, SkillDisconnected)}
     assert connected == disconnected
+
+
+# Output limits ---------------------------------------------------------------------------------
+
+
+def text_of(outcome: ToolOutcome) -> str:
+    return "".join(p.text for p in outcome.contents if isinstance(p, TextPart))
+
+
+def stderr_messages(events: list[PerstackEvent], skill: str) -> list[str]:
+    return [e.message for e in events if isinstance(e, SkillStderr) and e.skill_name == skill]
+
+
+class Recorder:
+    """Collects a skill runtime's events and wakes whoever waits for one."""
+
+    def __init__(self) -> None:
+        self.events: list[PerstackEvent] = []
+        self._arrived = asyncio.Event()
+
+    def publish(self, event: PerstackEvent) -> None:
+        self.events.append(event)
+        self._arrived.set()
+
+    async def stderr_containing(self, skill: str, marker: str) -> list[str]:
+        """The skill's stored stderr once a message containing ``marker`` has arrived.
+
+        A tool that writes stderr can answer before the last chunk of its pipe has been read.
+        """
+        async with asyncio.timeout(10):
+            while not any(marker in m for m in stderr_messages(self.events, skill)):
+                self._arrived.clear()
+                await self._arrived.wait()
+        return stderr_messages(self.events, skill)
+
+
+def test_limit_result_cuts_text_drops_binary_and_says_so() -> None:
+    png = base64.b64encode(b"\x89PNG" + b"\0" * 596).decode()  # 600 bytes decoded
+    image = ImageInlinePart(encoded_data=png, mime_type="image/png")
+    pdf = FileInlinePart(encoded_data=png, mime_type="application/pdf")
+    limits = OutputLimits(result_chars=10, result_binary_bytes=1300)
+    small = ToolOutcome(contents=[TextPart(text="0123456789"), image, image])
+    assert limit_result(small, limits, "s") is small  # within the limits: untouched
+    outcome = ToolOutcome(
+        contents=[TextPart(text="abcdef"), image, TextPart(text="ghijkl"), image, pdf, image],
+        is_error=True,
+    )
+    limited = limit_result(outcome, limits, "files")
+    assert limited.is_error
+    assert [type(p).__name__ for p in limited.contents] == [
+        "TextPart",
+        "ImageInlinePart",
+        "TextPart",
+        "ImageInlinePart",
+        "TextPart",
+    ]
+    assert [p.text for p in limited.contents if isinstance(p, TextPart)][:2] == ["abcdef", "ghij"]
+    # The cut part keeps its id: it is the same part, shorter.
+    assert limited.contents[2].id == outcome.contents[2].id
+    note = limited.contents[-1]
+    assert isinstance(note, TextPart)
+    assert note.text.splitlines() == [
+        '[truncated: 12 characters, showing the first 10; raise maxResultChars on skill "files" '
+        "to see more]",
+        "[omitted: 2 images or files (application/pdf, image/png, 1,200 bytes), over the limit "
+        "of 1,300 bytes of images and files per result; raise maxResultBinaryBytes on skill "
+        '"files" to receive them]',
+    ]
+    many = ToolOutcome(contents=[TextPart(text="x") for _ in range(1005)])
+    bounded = limit_result(many, OutputLimits(), "chatty")
+    assert len(bounded.contents) == 1001
+    assert bounded.contents[-1].text == (  # type: ignore[union-attr]
+        "[omitted: 5 more content parts; at most 1,000 parts of a result are shown]"
+    )
+
+
+def test_stderr_is_split_at_line_ends_long_lines_are_cut_and_the_total_is_bounded(
+    tmp_path: Path,
+) -> None:
+    runtime, events = direct_runtime(tmp_path)
+    limits = OutputLimits(stderr_bytes=200, stderr_message_bytes=30)
+    skill = McpSkill("noisy", toy(), runtime, limits=limits)
+    # One chunk as the pipe delivers it: short lines, then a line longer than a message.
+    skill._on_stderr("line one\nline two\nline three\nline four\n" + "x" * 50 + "\nafter\n")
+    # 175 bytes stored so far (markers count); of 28 more, the 25 bytes left of the total fit.
+    skill._on_stderr("é" * 14)
+    skill._on_stderr("never stored")
+    assert stderr_messages(events, "noisy") == [
+        "line one\nline two\nline three",
+        "line four",
+        "x" * 30 + " [... 20 more bytes of this line not stored; raise maxStderrMessageBytes on "
+        'skill "noisy" to keep more]',
+        "after",
+        "é" * 12,
+        '[stderr truncated: skill "noisy" wrote more than 200 bytes of stderr in this run; the '
+        'rest is not stored. Raise maxStderrBytes on skill "noisy" to keep more]',
+    ]
+
+
+def test_limit_keys_are_known_validated_and_leave_the_lockfile_entry_alone() -> None:
+    toml = f"""
+[experts."agent"]
+instruction = "x"
+{BASE}
+[experts."agent".skills."toy"]
+type = "mcpStdioSkill"
+command = "python"
+args = ["server.py"]
+maxResultChars = 5000
+maxResultBinaryBytes = 100000
+maxStderrBytes = 20000
+maxStderrMessageBytes = 1000
+
+[experts."agent".skills."remote"]
+type = "mcpSseSkill"
+endpoint = "https://example.com/sse"
+maxResultChars = 5000
+maxStderrBytes = 20000
+"""
+    loaded = parse_config(toml)
+    assert [str(w) for w in loaded.warnings] == [
+        'perstack.toml:23 experts."agent".skills."remote".maxStderrBytes: unknown key (ignored; '
+        "maxStderrBytes applies to mcpStdioSkill skills only)"
+    ]
+    skills = loaded.config.experts["agent"].skills
+    stdio, remote = skills["toy"], skills["remote"]
+    assert isinstance(stdio, McpStdioSkill) and isinstance(remote, McpSseSkill)
+    assert OutputLimits.of(stdio) == OutputLimits(5000, 100_000, 20_000, 1000)
+    assert OutputLimits.of(remote) == OutputLimits(result_chars=5000)
+    for bad in ("0", '"big"', "1.5"):
+        with pytest.raises(ConfigError, match="maxResultChars"):
+            parse_config(toml.replace("maxResultChars = 5000", f"maxResultChars = {bad}", 1))
+    # Limits decide neither the server nor its tools: perstack.lock stays valid when they change.
+    plain = McpStdioSkill(type="mcpStdioSkill", command="python", args=["server.py"])
+    assert skill_definition_hash("toy", stdio) == skill_definition_hash("toy", plain)
+
+
+async def test_default_limits_and_raising_them_per_skill(tmp_path: Path) -> None:
+    recorder = Recorder()
+    runtime = dataclasses.replace(direct_runtime(tmp_path)[0], publish=recorder.publish)
+    default = McpSkill("toy", toy(), runtime)
+    raised = McpSkill("roomy", toy(max_result_chars=200_000, max_stderr_bytes=300_000), runtime)
+    small = McpSkill("tight", toy(max_stderr_bytes=50_000), runtime)
+    async with asyncio.timeout(30):
+        try:
+            await asyncio.gather(default.start(), raised.start(), small.start())
+            capped = await default.call("big", {"size": 150_000, "parts": 3})
+            assert len(capped.contents) == 3  # two whole parts of 50,000, then the note
+            assert text_of(capped).endswith(
+                "0123456789[truncated: 150,000 characters, showing the first 100,000; raise "
+                'maxResultChars on skill "toy" to see more]'
+            )
+            whole = await raised.call("big", {"size": 150_000, "parts": 3})
+            assert len(text_of(whole)) == 150_000 and len(whole.contents) == 3
+            # 6 MiB of images: the default 5 MiB keeps the first two of three.
+            images = await default.call("images", {"count": 3, "size": 2 * 1024 * 1024})
+            kinds = [type(p).__name__ for p in images.contents]
+            assert kinds == ["ImageInlinePart", "ImageInlinePart", "TextPart", "TextPart"]
+            assert "[omitted: 1 image or file (image/png, 2,097,152 bytes)" in text_of(images)
+            # 200 kB of stderr: stored in full under the default 1 MiB, in events of at most
+            # 16 KiB split at line ends; a skill with a smaller total gets one notice.
+            for skill in (default, raised, small):
+                assert text_of(await skill.call("spew", {"size": 200_000})) == "spewed"
+            stored = await recorder.stderr_containing("tight", "[stderr truncated")
+            notice = (
+                '[stderr truncated: skill "tight" wrote more than 50,000 bytes of stderr in this '
+                'run; the rest is not stored. Raise maxStderrBytes on skill "tight" to keep more]'
+            )
+            assert stored[-1] == notice
+            assert sum(len(m.encode()) for m in stored[:-1]) <= 50_000
+            # stderr is one pipe, read in order: once "the end" is stored, so is the spew.
+            await default.call("shout", {"text": "the end"})
+            await raised.call("shout", {"text": "the end"})
+            for name in ("toy", "roomy"):
+                messages = await recorder.stderr_containing(name, "the end")
+                lines = "\n".join(messages).splitlines()
+                assert lines.count("e" * 999) == 200
+                assert all(len(m.encode()) <= 16 * 1024 for m in messages)
+        finally:
+            await asyncio.gather(default.close(), raised.close(), small.close())
+
+
+async def test_huge_results_and_stderr_stay_small_in_events_and_storage(tmp_path: Path) -> None:
+    toml = (
+        'model = "scripted"\n[experts."agent"]\ninstruction = "x"\n'
+        + BASE
+        + toy_table(
+            "agent",
+            "toy",
+            "maxResultChars = 20000",
+            "maxResultBinaryBytes = 50000",
+            "maxStderrBytes = 65536",
+            "maxStderrMessageBytes = 4096",
+        )
+    )
+    five_mb = 5_000_000
+    checkpoint, events, model = await go(
+        tmp_path,
+        toml,
+        [
+            call("big", size=five_mb),
+            call("images", count=3, size=20_000),
+            call("spew", size=five_mb, long=100_000),
+            reply("done"),
+        ],
+    )
+    assert checkpoint.status == "completed"
+    found = results(events)
+    big_text = found[0][1]
+    assert big_text.startswith("0123456789")
+    assert big_text.endswith(
+        "[truncated: 5,000,000 characters, showing the first 20,000; raise maxResultChars on "
+        'skill "toy" to see more]'
+    )
+    assert len(big_text) < 20_200
+    assert "[omitted: 1 image or file (image/png, 20,000 bytes)" in found[1][1]
+    # What the model was sent next is the bounded result.
+    prompt = json.dumps([m.to_dict() for m in model.requests[1].messages])
+    assert "[truncated: 5,000,000 characters" in prompt and len(prompt) < 30_000
+    stored = stderr_messages(events, "toy")
+    notices = [m for m in stored if m.startswith("[stderr truncated")]
+    assert len(notices) == 1 and stored[-1] == notices[0]
+    assert sum(len(m.encode()) for m in stored[:-1]) <= 65536
+    assert all(len(m.encode()) <= 4096 + 200 for m in stored)
+    # Every event the run emitted (what `perstack run` prints) and everything it stored is
+    # small; without limits each would hold the 5 MB result several times over.
+    emitted = sum(len(event.to_json()) for event in events)
+    assert emitted < 1_500_000
+    on_disk = sum(f.stat().st_size for f in (tmp_path / "perstack").rglob("*") if f.is_file())
+    assert on_disk < 1_000_000
+
+
+# lazyInit --------------------------------------------------------------------------------------
+
+
+async def test_lazy_init_without_a_lockfile_starts_at_once_and_warns_once_per_job(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    events: list[PerstackEvent] = []
+    job = job_context(tmp_path, events)
+    skills: dict[str, Any] = {"lazy": toy(lazy_init=True, pick=["echo"])}
+    with caplog.at_level(logging.WARNING, logger="runtime"):
+        for run_id in ("run-1", "run-2"):  # a second segment of the job (a delegate, a resume)
+            async with asyncio.timeout(20), AsyncExitStack() as stack:
+                index = await open_skills(job, stack, skills, run_id=run_id, coordinator=True)
+                # Started before open_skills returned: the first model call can offer its tools.
+                assert list(index) == ["echo"]
+                skill = index["echo"][0]
+                assert isinstance(skill, McpSkill) and skill.connected
+    assert [e.type for e in events if e.type != "skillStderr"] == [
+        "skillStarting",
+        "skillConnected",
+        "skillDisconnected",
+    ] * 2
+    warnings = [r.getMessage() for r in caplog.records if r.name == "runtime"]
+    assert warnings == [
+        'skill "lazy" has lazyInit = true, but without perstack.lock its tools are unknown until '
+        "it starts, so it starts now, before the first model call. Run `perstack install` to "
+        "record its tools; it then starts on its first tool call."
+    ]
+
+
+async def test_lazy_init_with_a_lockfile_starts_on_the_first_tool_call(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    events: list[PerstackEvent] = []
+    job = job_context(tmp_path, events)
+    config = toy(lazy_init=True)
+    job.lockfile = Lockfile(
+        version="1",
+        generated_at=0,
+        config_path="perstack.toml",
+        experts={
+            "agent": LockedExpert(
+                key="agent",
+                name="agent",
+                version="1.0.0",
+                instruction="x",
+                tool_definitions=[LockedTool(skill_name="lazy", name="echo")],
+                skill_hashes={"lazy": skill_definition_hash("lazy", config)},
+            )
+        },
+    )
+    with caplog.at_level(logging.WARNING, logger="runtime"):
+        async with asyncio.timeout(20), AsyncExitStack() as stack:
+            index = await open_skills(job, stack, {"lazy": config}, run_id="run", coordinator=True)
+            assert list(index) == ["echo"]
+            assert events == []  # nothing started yet
+            skill = index["echo"][0]
+            outcome = await skill.call("echo", {"text": "now"})
+            assert text_of(outcome) == "now"
+            started = [e for e in skill_events(events, "lazy") if e != "skillStderr"]
+            assert started == ["skillStarting", "skillConnected"]
+    assert not [r for r in caplog.records if r.name == "runtime"]

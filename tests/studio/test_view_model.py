@@ -220,3 +220,24 @@ async def test_keep_steps_drops_old_settled_steps_but_not_their_totals(tmp_path:
         (0, "lead", "done"),
         (1, "helper", "done"),
     ]
+
+
+async def test_delegates_are_listed_in_call_order_whatever_order_they_started_in(
+    tmp_path: Path,
+) -> None:
+    # Parallel delegates start in either order (and replay in either order when their events
+    # share a millisecond): the tree follows the order the coordinator called them.
+    events, _ = await demo_events(tmp_path)
+    starts = [
+        i for i, e in enumerate(events) if e.type == "startRun" and e.expert_key != "game-studio"
+    ]
+    first, second = starts[0], starts[1]
+    swapped = list(events)
+    swapped[first], swapped[second] = swapped[second], swapped[first]
+    tree = JobTree()
+    for event in swapped:
+        tree.apply(event)
+    assert [n.expert_key for d, n in tree.walk() if d == 1] == [
+        "@demo/level-designer",
+        "@demo/programmer",
+    ]
