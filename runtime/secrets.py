@@ -138,13 +138,26 @@ class Redactor:
         return self._pattern is not None
 
     def redact(self, text: str) -> str:
-        """``text`` with every secret replaced; the same object when there is none in it."""
+        """``text`` with every secret replaced; the same object when there is none in it.
+
+        A text that ends with the first :data:`MIN_SECRET_LENGTH` or more characters of a
+        secret has that end replaced too: a result cut at a size cap (MCP ``maxResultChars``,
+        stderr chunks) may end inside a key.
+        """
         if self._pattern is None:
             return text
         # A substring test per value runs at memory speed; the regex only runs on a hit.
-        if len(self._values) <= 16 and not any(value in text for value in self._values):
-            return text
-        return self._pattern.sub(REDACTED, text)
+        if len(self._values) > 16 or any(value in text for value in self._values):
+            text = self._pattern.sub(REDACTED, text)
+        return self._redact_cut_end(text)
+
+    def _redact_cut_end(self, text: str) -> str:
+        tail = text[-max(len(v) for v in self._values) :]
+        for value in self._values:
+            for length in range(len(value) - 1, MIN_SECRET_LENGTH - 1, -1):
+                if tail.endswith(value[:length]):
+                    return text[:-length] + REDACTED
+        return text
 
     def redact_outcome(self, outcome: ToolOutcome) -> ToolOutcome:
         """``outcome`` with its text parts redacted (images and files are left as they are)."""

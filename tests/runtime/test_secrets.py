@@ -254,3 +254,11 @@ async def test_a_custom_env_file_reads_as_empty_in_the_sandbox(tmp_path: Path) -
     assert isinstance(part, TextPart)
     # Empty, not merely redacted: the sandboxed command never sees the file's content.
     assert json.loads(part.text)["output"].strip() == "0"
+
+
+def test_a_secret_cut_off_at_the_end_of_a_text_is_redacted_too() -> None:
+    # MCP results are cut at maxResultChars before redaction: the cut may fall inside a key.
+    redactor = Redactor(["sk-live-0123456789abcdef"])
+    assert redactor.redact("key: sk-live-0123456") == "key: ***"
+    assert redactor.redact("ends with sk-live") == "ends with sk-live", "7 characters: too short"
+    assert redactor.redact("nothing here") == "nothing here"
