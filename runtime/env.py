@@ -165,3 +165,18 @@ def skill_env(required: Sequence[str], env: Mapping[str, str], skill_name: str) 
             "not set. Set them in the environment or in .env."
         )
     return result
+
+
+# Conventional templates that list variable names with placeholder values; coding agents are
+# often asked to keep them up to date. They are still secret when they are a run's env files.
+_ENV_TEMPLATES = frozenset({".env.example", ".env.sample", ".env.template"})
+
+
+def is_env_file_name(name: str) -> bool:
+    """Whether ``name`` (one path component) is ``.env`` or ``.env.<something>``, any case.
+
+    The base skill refuses such files and the sandbox blanks them. The templates
+    ``.env.example``, ``.env.sample`` and ``.env.template`` are not env files.
+    """
+    folded = name.casefold()
+    return folded == ".env" or (folded.startswith(".env.") and folded not in _ENV_TEMPLATES)

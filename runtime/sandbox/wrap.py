@@ -140,8 +140,21 @@ _HOME_SECRETS = (
     ".node_repl_history",
     ".env",
 )
-# The runtime's env files in the workspace (§2.7): hold keys the skill was not given.
-_WORKSPACE_ENV_FILES = (".env", ".env.local")
+
+
+def _workspace_env_files(workspace: str) -> list[str]:
+    """The env files at the workspace's top: ``.env``, ``.env.local``, ``.env.production``...
+
+    They hold keys the skill was not given (§2.7).
+    """
+    from runtime.env import is_env_file_name
+
+    try:
+        return [name for name in os.listdir(workspace) if is_env_file_name(name)]
+    except OSError:
+        return [".env", ".env.local"]
+
+
 _BIN_DIRS = frozenset({"bin", "sbin", "shims"})
 
 
@@ -555,7 +568,9 @@ class Sandbox:
         visible = [*exposed, self._workspace]
         candidates = list(_SECRET_FILES)
         candidates += [os.path.join(home, rel) for home in homes for rel in _HOME_SECRETS]
-        candidates += [os.path.join(self._workspace, name) for name in _WORKSPACE_ENV_FILES]
+        candidates += [
+            os.path.join(self._workspace, name) for name in _workspace_env_files(self._workspace)
+        ]
         candidates += self._storage + self._hidden
         opts: list[str] = []
         for path in dict.fromkeys(candidates):

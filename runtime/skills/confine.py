@@ -33,6 +33,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from runtime.env import is_env_file_name
+
 __all__ = [
     "LINK_OUTSIDE",
     "STORAGE_DENIED",
@@ -40,7 +42,6 @@ __all__ = [
     "Denied",
     "Entry",
     "copy_entry",
-    "is_env_file_name",
 ]
 
 LINK_OUTSIDE = "Access denied - symlink target outside allowed directories"
@@ -52,19 +53,6 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 # What opening a symlink with O_NOFOLLOW reports: Linux says ENOTDIR when O_DIRECTORY is also
 # given, ELOOP otherwise; FreeBSD says EMLINK.
 _LINK_ERRNOS = frozenset({errno.ELOOP, errno.EMLINK, errno.ENOTDIR})
-
-# Conventional templates that list variable names with placeholder values; coding agents are
-# often asked to keep them up to date. They are still refused when they are the run's env files.
-_ENV_TEMPLATES = frozenset({".env.example", ".env.sample", ".env.template"})
-
-
-def is_env_file_name(name: str) -> bool:
-    """Whether ``name`` (one path component) is ``.env`` or ``.env.<something>``, any case.
-
-    The templates ``.env.example``, ``.env.sample`` and ``.env.template`` are not env files.
-    """
-    folded = name.casefold()
-    return folded == ".env" or (folded.startswith(".env.") and folded not in _ENV_TEMPLATES)
 
 
 class Denied(Exception):

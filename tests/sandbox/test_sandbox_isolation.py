@@ -147,6 +147,8 @@ async def test_storage_and_env_files_in_the_workspace_are_hidden(
     (jobs / "job.json").write_text('{"secret": "checkpoint"}')
     (workspace / ".env").write_text("OPENAI_API_KEY=sk-dotenv-secret")
     (workspace / ".env.local").write_text("ANTHROPIC_API_KEY=sk-local-secret")
+    (workspace / ".env.production").write_text("DEPLOY_TOKEN=sk-prod-secret")
+    (workspace / ".env.example").write_text("OPENAI_API_KEY=")
     code = textwrap.dedent(
         """
         import os
@@ -157,11 +159,18 @@ async def test_storage_and_env_files_in_the_workspace_are_hidden(
         except OSError as e:
             print("DENIED", type(e).__name__)
         print(repr(open(".env").read()), repr(open(".env.local").read()))
+        print(repr(open(".env.production").read()), repr(open(".env.example").read()))
         """
     )
     result = await run_python(sandbox, code, child_env)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == ["[]", "DENIED OSError", "'' ''"]
+    # Every env file at the top is blank; a template of variable names stays readable.
+    assert result.stdout.splitlines() == [
+        "[]",
+        "DENIED OSError",
+        "'' ''",
+        "'' 'OPENAI_API_KEY='",
+    ]
     assert not (workspace / "perstack" / "forged.json").exists()
 
 
