@@ -153,7 +153,7 @@ class SkillFormScreen(ModalScreen[SkillFields | None]):
                         id="skill-env",
                     )
                     yield Checkbox(
-                        "Start in the background (lazyInit)",
+                        "Start on first use once perstack.lock lists its tools (lazyInit)",
                         value=values.get("lazyInit") is True,
                         id="skill-lazy",
                     )
