@@ -315,7 +315,8 @@ def prewarm_model(
     provider: str | None = None,
     model: str | None = None,
     env_path: list[str] | None = None,
-    litellm_only: bool = False,
+    native: bool = True,
+    litellm: bool = True,
 ) -> None:
     """Load the model client a run of ``config`` will use, so that its first request is fast.
 
@@ -329,9 +330,8 @@ def prewarm_model(
         provider: ``--provider``, overriding the toml.
         model: ``--model``, overriding the toml.
         env_path: ``--env-path``, overriding the toml's ``envPath``.
-        litellm_only: Do nothing unless the model goes through litellm. A native client loads
-            in milliseconds on the run's way to its first request; loading it in a thread
-            beside that only competes with it for the interpreter.
+        native: Load a native client (imports, TLS context: milliseconds) if that is the one.
+        litellm: Import litellm (seconds) if the model goes through litellm.
     """
     from runtime.llm.factory import prewarm
 
@@ -346,7 +346,8 @@ def prewarm_model(
         settings.model,
         settings.provider_setting,
         env,
-        litellm_only=litellm_only,
+        native=native,
+        litellm=litellm,
     )
 
 

@@ -24,15 +24,23 @@ TOML = '[experts."solo"]\ninstruction = "Do the task."\n'
 
 # Runs `perstack run` in this interpreter, then reports which heavy packages the run loaded.
 CHILD = """
-import json, sys
-from runtime.cli import main
+import gc, json, sys
+from runtime.cli import defer_collection, main
+defer_collection()  # as the perstack entry point does in a process of its own
 code = main(sys.argv[1:])
 heavy = ["litellm", "openai", "aiohttp", "textual", "rich", "tomlkit", "mcp", "watchfiles"]
-print(json.dumps({"code": code, "loaded": [m for m in heavy if m in sys.modules]}), file=sys.stderr)
+report = {
+    "code": code,
+    "loaded": [m for m in heavy if m in sys.modules],
+    "gc": [gc.isenabled(), gc.get_freeze_count() > 0],
+}
+print(json.dumps(report), file=sys.stderr)
 """
 
 
-def child_run(workspace: Path, env: dict[str, str], *args: str) -> tuple[int, list[str], str]:
+def child_run(
+    workspace: Path, env: dict[str, str], *args: str, report: dict[str, object] | None = None
+) -> tuple[int, list[str], str]:
     out = subprocess.run(
         [sys.executable, "-c", CHILD, "solo", "go", "--provider", "openai", "--model", "gpt-4.1"]
         + list(args),
@@ -42,8 +50,10 @@ def child_run(workspace: Path, env: dict[str, str], *args: str) -> tuple[int, li
         text=True,
         timeout=120,
     )
-    report = json.loads(out.stderr.strip().splitlines()[-1])
-    return int(report["code"]), list(report["loaded"]), out.stdout
+    found = json.loads(out.stderr.strip().splitlines()[-1])
+    if report is not None:
+        report.update(found)
+    return int(found["code"]), list(found["loaded"]), out.stdout
 
 
 @pytest.fixture
@@ -60,10 +70,14 @@ def test_a_native_run_loads_no_litellm_no_ui_and_no_mcp_client(
         reply_tool_calls([("attemptCompletion", {})]),
         reply_text("done"),
     )
-    code, loaded, stdout = child_run(workspace, fake_llm.env())
+    report: dict[str, object] = {}
+    code, loaded, stdout = child_run(workspace, fake_llm.env(), report=report)
     assert code == 0
     assert json.loads(stdout.splitlines()[-2])["type"] == "completeRun"
     assert loaded == []
+    # Collection was off during start-up, and back on (start-up's objects frozen) once the
+    # model had answered: a long run's garbage is still collected.
+    assert report["gc"] == [True, True]
     assert (workspace / "a.txt").read_text() == "x"
 
 

@@ -155,13 +155,14 @@ def prewarm(
     setting: Any | None,
     env: Mapping[str, str],
     *,
-    litellm_only: bool = False,
+    native: bool = True,
+    litellm: bool = True,
 ) -> None:
-    """Load the client a model will use (imports, TLS context), e.g. in a thread at start-up.
+    """Load the client a model will use (imports, TLS context, a first connection pool).
 
-    With ``litellm_only``, only litellm's import (seconds) is done ahead; a native client is
-    left to load on the way. Never raises: a problem with the provider is reported by
-    :func:`create_model` in its time.
+    ``native`` / ``litellm``: which kind of client to load when the model needs it (a caller
+    may load litellm, seconds, in a thread, and a native client, milliseconds, inline). Never
+    raises: a problem with the provider is reported by :func:`create_model` in its time.
     """
     try:
         choice = client_choice(setting, env)
@@ -169,11 +170,12 @@ def prewarm(
     except Exception:  # the run reports it properly; a warm-up has nothing to say
         return
     if choice == "litellm" or (choice == "auto" and route is None):
-        from runtime.llm.litellm_model import prewarm as litellm_prewarm
+        if litellm:
+            from runtime.llm.litellm_model import prewarm as litellm_prewarm
 
-        litellm_prewarm()
+            litellm_prewarm()
         return
-    if route is None or litellm_only:
+    if route is None or not native:
         return
     from runtime.llm import anthropic, openai_compat  # noqa: F401 - imported to warm up
     from runtime.llm.http import prewarm as http_prewarm
