@@ -41,6 +41,7 @@ from runtime.events import (
     InitializeRuntime,
     InteractiveToolCallInfo,
     PerstackEvent,
+    StartRun,
     now_ms,
 )
 from runtime.ids import new_id
@@ -50,12 +51,13 @@ from runtime.lockfile import load_lockfile
 from runtime.loop import drive, interrupt_reason, publish_interrupt
 from runtime.loop.context import CURRENT_CALL, JobContext, Segment
 from runtime.loop.prompt import DelegateInfo, build_system_prompt
+from runtime.loop.states import recover_unstored_step
 from runtime.messages import ExpertMessage, TextPart, first_text
 from runtime.secrets import Redactor, env_file_paths
 from runtime.setting import RunSetting
 from runtime.skills.delegate import DelegateSkill
 from runtime.skills.manager import open_skills
-from runtime.storage import Storage, default_storage_root
+from runtime.storage import Storage, default_storage_root, read_job_events
 from runtime.version import __version__
 
 
@@ -246,10 +248,12 @@ async def _run_locked_job(
     # Written only once the options are known to be consistent: a refused continuation leaves
     # the job as it was.
     if storage is not None:
-        storage.store_job(job)
+        # The run setting first: it holds the job's query, which a continuation of a job killed
+        # before its first checkpoint starts again from (_first_query).
         storage.store_run_setting(
             job.id, run_id, _run_setting_document(setting, settings, expert, job.id, run_id, loaded)
         )
+        storage.store_job(job)
     try:
         return await _run_expert(
             context,
@@ -497,7 +501,55 @@ def _stored_delegations(job: JobContext, parent: Checkpoint) -> dict[str, Checkp
             and by.expert.key == parent.expert.key
         ):
             latest[by.tool_call_id] = stored  # ordered oldest first: the last one wins
-    return latest
+    found = {call_id: _recovered(job.storage, stored) for call_id, stored in latest.items()}
+    unstored = {call_id: key for call_id, key in waiting.items() if call_id not in found}
+    if unstored:
+        found.update(_first_steps(job.storage, parent, unstored))
+    return found
+
+
+def _first_steps(
+    storage: Storage, parent: Checkpoint, unstored: dict[str, str]
+) -> dict[str, Checkpoint]:
+    """Delegations that stored no checkpoint but whose first step ran: rebuilt from events.
+
+    ``unstored``: tool call id → delegate expert key. A delegation absent from the result
+    starts again from its query.
+    """
+    job_dir = storage.job_dir(parent.job_id)
+    runs: dict[str, str] = {}
+    for event in read_job_events(job_dir, messages=False):
+        if isinstance(event, StartRun):
+            by = event.initial_checkpoint.delegated_by
+            if by is not None and unstored.get(by.tool_call_id) == event.expert_key:
+                runs[by.tool_call_id] = event.run_id
+    found: dict[str, Checkpoint] = {}
+    for call_id, run_id in runs.items():
+        events = list(read_job_events(job_dir, run_ids=[run_id]))
+        start = next((e for e in events if isinstance(e, StartRun)), None)
+        if start is None or start.initial_checkpoint.status != "init":
+            continue
+        first = start.initial_checkpoint
+        before = first.model_copy(
+            update={
+                "messages": [*first.messages, *start.input_messages],
+                "step_number": first.step_number - 1,
+                "run_id": run_id,
+                "status": "proceeding",
+            }
+        )
+        rebuilt = recover_unstored_step(before, events)
+        if rebuilt is not before:
+            found[call_id] = rebuilt
+    return found
+
+
+def _recovered(storage: Storage, checkpoint: Checkpoint) -> Checkpoint:
+    """``checkpoint``, or past the step after it when that step ran but was never stored."""
+    if checkpoint.status not in ("proceeding", "stoppedByError"):
+        return checkpoint
+    job_dir = storage.job_dir(checkpoint.job_id)
+    return recover_unstored_step(checkpoint, read_job_events(job_dir, run_ids=[checkpoint.run_id]))
 
 
 def _interrupted(checkpoint: Checkpoint) -> bool:
@@ -882,7 +934,7 @@ def _continuation_checkpoint(
         coordinator = [c for c in storage.checkpoints(job_id) if c.delegated_by is None]
         if not coordinator:
             return None
-        checkpoint = coordinator[-1]
+        checkpoint = _recovered(storage, coordinator[-1])
     if checkpoint.expert.key != expert.key:
         raise UsageError(
             f"Checkpoint expert key {checkpoint.expert.key!r} does not match "

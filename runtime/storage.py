@@ -152,6 +152,18 @@ def error_line(error: BaseException) -> int:
     return error.lineno if isinstance(error, json.JSONDecodeError) else 1
 
 
+def _never_started(job_dir: Path) -> bool:
+    """A job folder that holds only its lock: the process died before writing anything else.
+
+    Such a folder is not a job to list or continue (``--continue`` would pick it as the newest
+    and fail on the missing job.json).
+    """
+    try:
+        return {entry.name for entry in job_dir.iterdir()} <= {"job.lock"}
+    except OSError:
+        return False
+
+
 def default_storage_root(workspace: Path) -> Path:
     """``$PERSTACK_STORAGE_PATH`` when set, else ``<workspace>/perstack``."""
     override = os.environ.get(STORAGE_ENV)
@@ -277,7 +289,7 @@ class Storage:
             return []
         entries: list[tuple[float, str]] = []
         for job_dir in self.jobs_dir.iterdir():
-            if not job_dir.is_dir():
+            if not job_dir.is_dir() or _never_started(job_dir):
                 continue
             started = job_dir.stat().st_mtime * 1000
             job_json = job_dir / "job.json"

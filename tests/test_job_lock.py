@@ -271,3 +271,19 @@ def test_a_new_job_with_the_id_of_a_live_one_is_refused(tmp_path: Path) -> None:
     assert warnings == []  # released cleanly each time
     # A job that never had a lock file (Perstack's) has no holder.
     assert not job_is_live(tmp_path / "jobs" / "perstack-job")
+
+
+def test_a_folder_holding_only_a_lock_is_not_a_job(tmp_path: Path) -> None:
+    # A process killed between taking a new job's lock and writing its job.json leaves this;
+    # --continue must still find the newest real job, not fail on the empty folder.
+    from runtime.checkpoint import Job
+    from runtime.storage import Storage
+
+    storage = Storage(tmp_path)
+    storage.store_job(
+        Job(id="real", status="completed", coordinator_expert_key="x", max_steps=10, started_at=1)
+    )
+    orphan = storage.job_dir("orphan")
+    orphan.mkdir(parents=True)
+    (orphan / "job.lock").write_text("")
+    assert storage.job_ids() == ["real"]

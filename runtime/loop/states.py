@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
@@ -737,3 +737,52 @@ STATES: dict[StateName, StateFunction] = {
     "callingInteractiveTool": calling_interactive_tool,
     "finishingStep": finishing_step,
 }
+
+
+# Recovery ------------------------------------------------------------------------------------
+
+
+def recover_unstored_step(checkpoint: Checkpoint, events: Iterable[PerstackEvent]) -> Checkpoint:
+    """``checkpoint`` moved past a step whose tools all ran but whose end was never stored.
+
+    A checkpoint is stored when a step ends; a process killed between a step's tool results and
+    that moment would, when continued, ask the model again and run the tools again (a file
+    written twice). The step's ``callTools`` and ``resolveToolResults`` events, stored as they
+    happened, hold all of it: this rebuilds the step's end from them. Only plain steps are
+    rebuilt: every call resolved, none a delegation, an interactive tool or attemptCompletion
+    (those steps end in ways of their own). Anything else returns ``checkpoint`` unchanged.
+
+    Args:
+        checkpoint: A run's latest stored checkpoint.
+        events: That run segment's stored events (messages put back).
+    """
+    step = checkpoint.step_number + 1
+    calls: CallTools | None = None
+    results: ResolveToolResults | None = None
+    for event in events:
+        if event.run_id != checkpoint.run_id or getattr(event, "step_number", None) != step:
+            continue
+        if isinstance(event, CallTools):
+            calls = event
+        elif isinstance(event, ResolveToolResults):
+            results = event
+    if calls is None or results is None or not calls.tool_calls:
+        return checkpoint
+    called = [c.id for c in calls.tool_calls]
+    if any(c.tool_name == "attemptCompletion" for c in calls.tool_calls):
+        return checkpoint
+    if sorted(called) != sorted(r.id for r in results.tool_results):
+        return checkpoint
+    by_id = {r.id: r for r in results.tool_results}
+    ordered = [by_id[call_id] for call_id in called]
+    return _with(
+        checkpoint,
+        id=new_id(),
+        step_number=step,
+        status="proceeding",
+        messages=[*checkpoint.messages, calls.new_message, _tool_message(ordered)],
+        usage=checkpoint.usage + calls.usage,
+        pending_tool_calls=None,
+        partial_tool_results=None,
+        error=None,
+    )
