@@ -45,7 +45,7 @@ from runtime.events import (
     now_ms,
 )
 from runtime.ids import new_id
-from runtime.joblock import JOB_INTERRUPTED
+from runtime.joblock import INTERRUPTED_ERROR, JOB_INTERRUPTED
 from runtime.llm import LanguageModel
 from runtime.lockfile import load_lockfile
 from runtime.loop import drive, interrupt_reason, publish_interrupt
@@ -554,7 +554,7 @@ def _recovered(storage: Storage, checkpoint: Checkpoint) -> Checkpoint:
 
 def _interrupted(checkpoint: Checkpoint) -> bool:
     return checkpoint.status == "stoppedByError" and (
-        checkpoint.error is not None and checkpoint.error.name == "Interrupted"
+        checkpoint.error is not None and checkpoint.error.name == INTERRUPTED_ERROR
     )
 
 
