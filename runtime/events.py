@@ -8,11 +8,12 @@ and :class:`RuntimeEventBase` (skills, runtime set-up, sandbox). Tell them apart
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import Field, TypeAdapter
+from pydantic import ConfigDict, Field, TypeAdapter
 
 from runtime._model import WireModel
 from runtime.checkpoint import Checkpoint, RunErrorInfo, Step, ToolCall, ToolResult, Usage
@@ -26,6 +27,9 @@ def now_ms() -> int:
 
 
 class _EventBase(WireModel):
+    # Built on first use: a run emits about half of the 31 types (~10 ms at import otherwise).
+    model_config = ConfigDict(defer_build=True)
+
     id: str = Field(default_factory=new_id)
     timestamp: int = Field(default_factory=now_ms)
     job_id: str
@@ -384,8 +388,22 @@ PerstackEvent = Annotated[
 ]
 """Any event the runtime emits."""
 
-EVENT_ADAPTER: TypeAdapter[PerstackEvent] = TypeAdapter(PerstackEvent)
-"""Parse (``validate_json``) and dump any event."""
+if TYPE_CHECKING:
+    EVENT_ADAPTER: TypeAdapter[PerstackEvent]
+    """Parse (``validate_json``) and dump any event. Built on first use (see __getattr__)."""
+
+
+@functools.cache
+def _event_adapter() -> TypeAdapter[PerstackEvent]:
+    return TypeAdapter(PerstackEvent)
+
+
+def __getattr__(name: str) -> Any:
+    # The adapter of the union of every event type costs ~8 ms to build; a run only emits
+    # events and never needs it, readers (perstack log, the studio's replay) build it once.
+    if name == "EVENT_ADAPTER":
+        return _event_adapter()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 EventListener = Callable[[Any], None]
 """Called with each event, in order, on the runtime's event loop. Must return quickly.
@@ -416,4 +434,4 @@ def event_from_json(line: str | bytes) -> PerstackEvent:
     Raises:
         pydantic.ValidationError: the line is not a known event.
     """
-    return EVENT_ADAPTER.validate_json(line)
+    return _event_adapter().validate_json(line)
