@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +22,9 @@ from tests.fakellm import FakeLLM, no_proxy_env  # noqa: E402 - needs the path f
 # Set at collection too, so a test module that imports litellm at import time never fetches the
 # remote price map.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+# The runtime caches model facts under $XDG_CACHE_HOME: the suite, and every process it starts,
+# writes there instead of the user's home.
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="perstack-test-cache-")
 
 
 @pytest.fixture(autouse=True)

@@ -456,3 +456,61 @@ def test_results_are_cached() -> None:
     first = model_info("openai/gpt-4.1")
     assert first is not None
     assert model_info("openai/gpt-4.1") is first
+
+
+def test_lookups_are_cached_across_processes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    model_info.cache_clear()
+    first = model_info("openai/gpt-4.1")
+    assert first is not None
+    cache = tmp_path / "perstack" / "model-info.json"
+    stored = json.loads(cache.read_text())
+    assert "openai/gpt-4.1" in stored["models"]
+    # A new process (here: the in-process cache cleared) reads the same facts from the file.
+    model_info.cache_clear()
+    again = model_info("openai/gpt-4.1")
+    assert again == first and again is not first
+    assert again.entry == first.entry
+    assert again.cost(input_tokens=1000, output_tokens=100) == first.cost(
+        input_tokens=1000, output_tokens=100
+    )
+    # Unknown models are remembered as unknown.
+    assert model_info("openai/no-such-model-xyz") is None
+    assert json.loads(cache.read_text())["models"]["openai/no-such-model-xyz"] is None
+    model_info.cache_clear()
+
+
+def test_a_cache_for_another_table_or_a_broken_one_is_ignored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    cache = tmp_path / "perstack" / "model-info.json"
+    cache.parent.mkdir(parents=True)
+    forged = {"key": "forged", "provider": "openai", "litellm_provider": "openai"}
+    cache.write_text(json.dumps({"table": "another table", "models": {"openai/gpt-4.1": forged}}))
+    model_info.cache_clear()
+    info = model_info("openai/gpt-4.1")
+    assert info is not None and info.key == "gpt-4.1"
+    cache.write_text("{not json")
+    model_info.cache_clear()
+    assert model_info("openai/gpt-4.1") == info
+    # A damaged entry in the right table is looked up again.
+    stored = json.loads(cache.read_text())
+    stored["models"]["openai/gpt-4.1"] = forged
+    cache.write_text(json.dumps(stored))
+    model_info.cache_clear()
+    assert model_info("openai/gpt-4.1") == info
+    model_info.cache_clear()
+
+
+def test_an_unwritable_cache_does_not_matter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = tmp_path / "file-not-dir"
+    blocker.write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
+    model_info.cache_clear()
+    assert model_info("openai/gpt-4.1") is not None
+    model_info.cache_clear()
