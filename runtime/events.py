@@ -405,6 +405,7 @@ def __getattr__(name: str) -> Any:
         return _event_adapter()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
+
 EventListener = Callable[[Any], None]
 """Called with each event, in order, on the runtime's event loop. Must return quickly.
 
