@@ -24,11 +24,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = args[1:]
     store = "--no-store" not in args
     args = [arg for arg in args if arg != "--no-store"]
-    from runtime.cli import defer_collection, exit_now
+    from runtime.cli import exit_now, lean_start
     from runtime.cli import main as run_main
 
-    if argv is None:  # a process of its own: see defer_collection
-        defer_collection()
+    if argv is None:  # a process of its own: see lean_start
+        lean_start()
     code = run_main(args, prog="perstack-runtime run", store=store)
     if argv is None:  # a process of its own, not a caller's function call
         exit_now(code)

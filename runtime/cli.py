@@ -401,6 +401,20 @@ def defer_collection() -> None:
     gc.disable()
 
 
+def lean_start() -> None:
+    """What a ``perstack run`` process of its own does first, before any other import.
+
+    Collection waits until start-up is over (:func:`defer_collection`), and HTTP/2 support is
+    left out: the native model clients speak HTTP/1.1 (httpx's default), but httpcore imports
+    h2 whenever it is installed, about 6 ms of every start (litellm, which needs h2, takes the
+    block away before its import). Only for a process that is ours: an embedding application
+    keeps its imports.
+    """
+    defer_collection()
+    if "h2" not in sys.modules:
+        sys.modules["h2"] = None  # type: ignore[assignment]
+
+
 def settle_startup() -> None:
     """After start-up: keep what it made out of later collections, and collect again.
 

@@ -46,11 +46,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return start_main(rest)
     if command == "run":
-        from runtime.cli import defer_collection, exit_now
+        from runtime.cli import exit_now, lean_start
         from runtime.cli import main as run_main
 
-        if argv is None:  # a process of its own: see defer_collection
-            defer_collection()
+        if argv is None:  # a process of its own: see lean_start
+            lean_start()
         code = run_main(rest)
         if argv is None:  # a process of its own, not a caller's function call
             exit_now(code)

@@ -18,6 +18,7 @@ import logging
 import os
 import re
 import socket
+import sys
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -53,6 +54,10 @@ def _litellm() -> Any:
     """Import and configure litellm once (thread-safe: the import lock serialises first use)."""
     # Must be set before the import: otherwise litellm fetches its price map over the network.
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    if "h2" in sys.modules and sys.modules["h2"] is None:
+        # perstack run leaves HTTP/2 support out for its native clients (cli.lean_start);
+        # litellm imports h2 itself.
+        del sys.modules["h2"]
     import litellm
 
     # No "Give Feedback / Get Help" banners on stdout (``perstack run`` prints JSON there).
