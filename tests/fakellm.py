@@ -1112,6 +1112,16 @@ class FakeLLM:
             **no_proxy_env(os.environ),
         }
 
+    def process_env(self) -> dict[str, str]:
+        """The whole environment of a ``perstack`` subprocess that talks to this server.
+
+        This process's environment without its API keys (only the fake's) and without a
+        storage override (jobs go to the workspace), plus :meth:`env`.
+        """
+        inherited = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+        inherited.pop("PERSTACK_STORAGE_PATH", None)
+        return {**inherited, **self.env()}
+
     def anthropic_env(self, api_key: str = "sk-ant-fake") -> dict[str, str]:
         """Environment variables that point provider ``anthropic`` at this server.
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -27,9 +26,6 @@ instruction = "Help."
 
 
 def start(workspace: Path, fake: FakeLLM, *args: str) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
-    env.update(fake.env())
-    env.pop("PERSTACK_STORAGE_PATH", None)
     return subprocess.Popen(
         [
             sys.executable,
@@ -43,7 +39,7 @@ def start(workspace: Path, fake: FakeLLM, *args: str) -> subprocess.Popen[str]:
             "gpt-4.1",
         ],
         cwd=workspace,
-        env=env,
+        env=fake.process_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

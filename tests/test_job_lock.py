@@ -34,13 +34,6 @@ instruction = "Help."
 MODEL = ("--provider", "openai", "--model", "gpt-4.1")
 
 
-def environ(fake: FakeLLM) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
-    env.update(fake.env())
-    env.pop("PERSTACK_STORAGE_PATH", None)
-    return env
-
-
 class Process:
     """A ``perstack`` subprocess whose stdout lines are read as they come."""
 
@@ -48,7 +41,7 @@ class Process:
         self.popen = subprocess.Popen(
             [sys.executable, "-m", "studio", *args],
             cwd=workspace,
-            env=environ(fake),
+            env=fake.process_env(),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -108,7 +101,7 @@ def perstack(workspace: Path, fake: FakeLLM, *args: str) -> subprocess.Completed
     return subprocess.run(
         [sys.executable, "-m", "studio", *args],
         cwd=workspace,
-        env=environ(fake),
+        env=fake.process_env(),
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
