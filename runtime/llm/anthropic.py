@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runtime.checkpoint import Usage
-from runtime.errors import ModelError, PerstackError
+from runtime.errors import ModelError
 from runtime.llm import (
     Finish,
     FinishReason,
@@ -32,7 +32,7 @@ from runtime.llm.convert import to_anthropic_request
 from runtime.llm.failures import ANTHROPIC_ERROR_STATUS, status_error
 from runtime.llm.http import EventStream, json_data
 from runtime.llm.prices import ModelInfo
-from runtime.llm.providers import ANTHROPIC_MIN_THINKING_TOKENS, budget_tokens
+from runtime.llm.providers import ANTHROPIC_MIN_THINKING_TOKENS
 
 __all__ = ["AnthropicModel"]
 
@@ -128,12 +128,8 @@ class AnthropicModel(NativeModel):
             "stream": True,
             **to_anthropic_request(request.messages, request.tools),
         }
-        try:
-            tokens = budget_tokens(request.reasoning_budget)
-        except PerstackError as exc:
-            raise ModelError(exc.message, name="ConfigError") from exc
-        # Thinking sent to a model without it is a 400; the price table says which models think.
-        if tokens and info is not None and info.supports_reasoning:
+        tokens = self.reasoning_tokens(request.reasoning_budget)
+        if tokens:
             tokens = max(tokens, ANTHROPIC_MIN_THINKING_TOKENS)
             if tokens < max_tokens:  # Anthropic requires max_tokens > budget_tokens
                 body["thinking"] = {"type": "enabled", "budget_tokens": tokens}

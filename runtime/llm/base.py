@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import httpx
 
+from runtime.errors import ModelError, PerstackError
 from runtime.llm.http import Endpoint, new_client
 from runtime.llm.prices import ModelInfo, model_info
-from runtime.llm.providers import ProviderResolution
+from runtime.llm.providers import ProviderResolution, budget_tokens
 
 __all__ = ["NativeModel", "ResolvedModel"]
 
@@ -51,6 +52,22 @@ class ResolvedModel:
         """The model's input window in tokens; None when unknown."""
         info = self.model_info()
         return info.max_input_tokens if info is not None else None
+
+    def reasoning_tokens(self, budget: str | int) -> int:
+        """The reasoning budget to ask for: 0 when it is off or the model does not reason.
+
+        Reasoning options sent to a model without reasoning are a 400 on most providers, so
+        only models the price table marks as reasoning get them, on every client.
+
+        Raises:
+            ModelError: ``budget`` is invalid (named ``ConfigError``).
+        """
+        try:
+            tokens = budget_tokens(budget)
+        except PerstackError as exc:
+            raise ModelError(exc.message, name="ConfigError") from exc
+        info = self.model_info()
+        return tokens if info is not None and info.supports_reasoning else 0
 
 
 class NativeModel(ResolvedModel):

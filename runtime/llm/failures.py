@@ -19,6 +19,7 @@ __all__ = [
     "RETRYABLE_STATUS",
     "broken_stream_error",
     "connection_error",
+    "invalid_response_error",
     "status_error",
     "status_name",
     "timeout_error",
@@ -135,4 +136,19 @@ def broken_stream_error(where: str, what: str, *, secret: str | None = None) -> 
         _redact(f"{where} sent a broken stream: {what}.", secret),
         name="BrokenStreamError",
         retryable=True,
+    )
+
+
+def invalid_response_error(where: str, what: str, *, secret: str | None = None) -> ModelError:
+    """The server answered 200 with something that is not a model's stream: not retryable.
+
+    An HTML page from a wrong base URL, a body that is not JSON: the same request gets the same.
+    """
+    return ModelError(
+        _redact(
+            f"{where} answered {what}. Check that the provider's base URL points at its API.",
+            secret,
+        ),
+        name="InvalidResponseError",
+        retryable=False,
     )

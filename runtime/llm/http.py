@@ -35,6 +35,7 @@ from runtime.errors import ModelError
 from runtime.llm.failures import (
     broken_stream_error,
     connection_error,
+    invalid_response_error,
     status_error,
     timeout_error,
 )
@@ -219,12 +220,10 @@ class EventStream:
         ep = self._endpoint
         shown = _shorten(raw.decode("utf-8", errors="replace")) or "(empty)"
         kind = content_type or "no content type"
-        return ModelError(
-            f"{ep.where} answered HTTP 200 with a {kind} body instead of an event stream: "
-            f"{shown!r}. Check that the provider's base URL points at its API "
-            f"({ep.url}).".replace(ep.secret or "\0", "***"),
-            name="InvalidResponseError",
-            retryable=False,
+        return invalid_response_error(
+            ep.where,
+            f"HTTP 200 with a {kind} body instead of an event stream ({ep.url}): {shown!r}",
+            secret=ep.secret,
         )
 
     # -- the request

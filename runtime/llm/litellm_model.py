@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from runtime.checkpoint import Usage
-from runtime.errors import ModelError, PerstackError
+from runtime.errors import ModelError
 from runtime.llm import (
     Finish,
     GenerationRequest,
@@ -37,12 +37,13 @@ from runtime.llm.failures import (
     RETRYABLE_STATUS,
     broken_stream_error,
     connection_error,
+    invalid_response_error,
     status_error,
     status_name,
     timeout_error,
 )
 from runtime.llm.openai_compat import StreamAccumulator, openai_usage
-from runtime.llm.providers import ProviderResolution, reasoning_options
+from runtime.llm.providers import reasoning_options
 
 __all__ = ["LiteLLMModel", "prewarm"]
 
@@ -210,10 +211,6 @@ class LiteLLMModel(ResolvedModel):
             :func:`runtime.llm.providers.resolve_provider`.
     """
 
-    def __init__(self, resolution: ProviderResolution) -> None:
-        super().__init__(resolution)
-        self._supports_reasoning: bool | None = None
-
     def __repr__(self) -> str:
         return f"LiteLLMModel({self._resolution.litellm_model!r})"
 
@@ -227,18 +224,10 @@ class LiteLLMModel(ResolvedModel):
     # -- the call
 
     def _reasoning(self, budget: str | int) -> dict[str, Any]:
-        res = self._resolution
-        try:
-            options = reasoning_options(res.provider_name, res.litellm_model, budget)
-        except PerstackError as exc:
-            raise ModelError(exc.message, name="ConfigError") from exc
-        if not options:
+        if not self.reasoning_tokens(budget):
             return {}
-        # Reasoning options sent to a model without reasoning are a 400 on most providers, so
-        # only models the price table marks as reasoning get them (as on the native path).
-        info = self.model_info()
-        self._supports_reasoning = info is not None and info.supports_reasoning
-        return options if self._supports_reasoning else {}
+        res = self._resolution
+        return reasoning_options(res.provider_name, res.litellm_model, budget)
 
     def _kwargs(self, request: GenerationRequest) -> dict[str, Any]:
         res = self._resolution
@@ -333,11 +322,11 @@ class LiteLLMModel(ResolvedModel):
             # litellm turns a 200 answer that is no stream at all (an HTML page, a body that is
             # not JSON) into an empty reply; a real one reports usage, as we ask it to.
             where = self._resolution.api_base or f"the {self._resolution.provider_name} API"
-            raise ModelError(
-                f"{where} answered with no model output and no usage: not a stream of the "
-                f"{self._resolution.provider_name} API (an HTML page or a body that is not JSON?). "
-                "Check that the provider's base URL points at its API.",
-                name="InvalidResponseError",
+            raise invalid_response_error(
+                where,
+                "with no model output and no usage: not a stream of the "
+                f"{self._resolution.provider_name} API (an HTML page or a body that is not JSON?)",
+                secret=self._resolution.api_key,
             )
         for call in calls:
             yield call

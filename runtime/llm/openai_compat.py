@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runtime.checkpoint import Usage
-from runtime.errors import ModelError, PerstackError
 from runtime.ids import new_id
 from runtime.llm import (
     Finish,
@@ -32,7 +31,7 @@ from runtime.llm.base import NativeModel
 from runtime.llm.convert import to_openai_messages, to_openai_tools
 from runtime.llm.http import EventStream, json_data
 from runtime.llm.prices import ModelInfo
-from runtime.llm.providers import budget_tokens, reasoning_effort
+from runtime.llm.providers import reasoning_effort
 
 __all__ = ["OpenAICompatibleModel", "StreamAccumulator", "openai_usage"]
 
@@ -213,13 +212,7 @@ class OpenAICompatibleModel(NativeModel):
         if request.tools:
             # No tool_choice: "auto" is the default, and "required" hangs some local servers.
             body["tools"] = to_openai_tools(request.tools)
-        try:
-            tokens = budget_tokens(request.reasoning_budget)
-        except PerstackError as exc:
-            raise ModelError(exc.message, name="ConfigError") from exc
-        info = self.model_info()
-        # Reasoning options sent to a model without reasoning are a 400 on most providers.
-        if tokens and info is not None and info.supports_reasoning:
+        if self.reasoning_tokens(request.reasoning_budget):
             effort = reasoning_effort(
                 res.provider_name, res.litellm_model, request.reasoning_budget
             )
