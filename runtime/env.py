@@ -84,8 +84,7 @@ def load_env(
     """
     source = os.environ if environ is None else environ
     env = {name: value for name, value in source.items() if value}
-    paths = DEFAULT_ENV_PATH if env_paths is None else tuple(env_paths)
-    for entry in paths:
+    for entry in _entries(env_paths):
         path = _env_file(entry, base_dir)
         if path is None:
             continue
@@ -99,6 +98,30 @@ def load_env(
     return env
 
 
+def env_file_paths(env_paths: Sequence[str] | None, base_dir: Path) -> tuple[Path, ...]:
+    """The env files a run reads, as absolute paths, whether or not they exist.
+
+    Resolved as :func:`load_env` resolves them (``~`` expanded, relative to ``base_dir``,
+    ``.env`` then ``.env.local`` by default), for the file tools to refuse and the sandbox to
+    blank. An entry that is no usable path (load_env has reported it) is left out.
+    """
+    paths = (_entry_path(entry, base_dir) for entry in _entries(env_paths))
+    return tuple(path for path in paths if path is not None)
+
+
+def _entries(env_paths: Sequence[str] | None) -> tuple[str, ...]:
+    return DEFAULT_ENV_PATH if env_paths is None else tuple(env_paths)
+
+
+def _entry_path(entry: str, base_dir: Path) -> Path | None:
+    """Where an envPath entry points; None for ``~someone`` who is not a user here."""
+    try:
+        path = Path(entry).expanduser()
+    except RuntimeError:
+        return None
+    return path if path.is_absolute() else base_dir / path
+
+
 def _env_file(entry: str, base_dir: Path) -> Path | None:
     """The env file ``entry`` names, or ``None`` when there is none to read."""
 
@@ -107,15 +130,13 @@ def _env_file(entry: str, base_dir: Path) -> Path | None:
 
     if "\x00" in entry:
         raise refuse("contains a NUL character, which no path can hold")
+    path = _entry_path(entry, base_dir)
+    if path is None:
+        raise refuse("starts with ~ but names no user of this system")
     try:
-        path = Path(entry).expanduser()
-        if not path.is_absolute():
-            path = base_dir / path
         if path.is_file():
             return path
         exists = path.exists()
-    except RuntimeError:  # expanduser: "~someone" who is not a user here
-        raise refuse("starts with ~ but names no user of this system") from None
     except (OSError, ValueError) as error:  # a name too long, a directory that cannot be read
         reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
         raise refuse(f"cannot be used as a path: {reason}") from None

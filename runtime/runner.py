@@ -33,7 +33,7 @@ from runtime.config_loader import (
     resolve_expert,
     resolve_tool_call_mode,
 )
-from runtime.env import load_env
+from runtime.env import env_file_paths, load_env
 from runtime.errors import CheckpointError, ConfigError, PerstackError, StorageError, UsageError
 from runtime.events import (
     TERMINAL_EVENT_TYPES,
@@ -53,7 +53,7 @@ from runtime.loop.context import CURRENT_CALL, JobContext, Segment
 from runtime.loop.prompt import DelegateInfo, build_system_prompt
 from runtime.loop.states import recover_unstored_step
 from runtime.messages import ExpertMessage, TextPart, first_text
-from runtime.secrets import Redactor, env_file_paths
+from runtime.secrets import Redactor
 from runtime.setting import RunSetting
 from runtime.skills.delegate import DelegateSkill
 from runtime.skills.manager import open_skills
@@ -101,8 +101,7 @@ async def run(
         max_retries=setting.max_retries,
         timeout=setting.timeout,
     )
-    base_dir = loaded.path.parent if loaded.path else workspace
-    env = load_env(setting.env_path or loaded.config.env_path, base_dir)
+    env = load_env(*_env_source(loaded, setting.env_path, workspace))
     expert = resolve_expert(loaded, setting.expert_key)
     _check_delegates(loaded, expert)
     if setting.resume_from and not setting.continue_job:
@@ -177,10 +176,7 @@ async def _run_job(
         lockfile=load_lockfile(loaded, warn=logging.getLogger("runtime").warning),
         sandbox=setting.sandbox or bool(loaded.config.sandbox),
         tool_call_mode=resolve_tool_call_mode(settings.provider_setting, env),
-        env_files=env_file_paths(
-            setting.env_path or loaded.config.env_path,
-            loaded.path.parent if loaded.path else workspace,
-        ),
+        env_files=env_file_paths(*_env_source(loaded, setting.env_path, workspace)),
         redactor=Redactor.for_run(env, loaded.config),
     )
     context.nested_runner = partial(_nested_run, context)
@@ -312,6 +308,17 @@ def run_sync(
     return asyncio.run(run(setting, event_listener, model=model, config=config))
 
 
+def _env_source(
+    loaded: LoadedConfig, env_path: list[str] | None, workspace: Path
+) -> tuple[list[str] | None, Path]:
+    """The env files a run reads, and the folder they are relative to.
+
+    ``--env-path``, else the toml's ``envPath``, else the default; relative to perstack.toml's
+    folder, else the workspace.
+    """
+    return env_path or loaded.config.env_path, loaded.path.parent if loaded.path else workspace
+
+
 def prewarm_model(
     config: LoadedConfig,
     *,
@@ -341,8 +348,7 @@ def prewarm_model(
 
     try:
         settings = effective_settings(config, provider=provider, model=model)
-        base_dir = config.path.parent if config.path else (workspace or Path.cwd())
-        env = load_env(env_path or config.config.env_path, base_dir)
+        env = load_env(*_env_source(config, env_path, workspace or Path.cwd()))
     except PerstackError:
         return
     prewarm(

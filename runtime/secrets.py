@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Iterable, Mapping
 
-from runtime.config import DEFAULT_ENV_PATH, PerstackConfig
+from runtime.config import PerstackConfig
 from runtime.messages import TextPart
 from runtime.skills.types import ToolOutcome
 
@@ -29,7 +28,6 @@ __all__ = [
     "MIN_SECRET_LENGTH",
     "REDACTED",
     "Redactor",
-    "env_file_paths",
     "is_secret_name",
     "secret_names",
     "secret_values",
@@ -88,23 +86,6 @@ def secret_values(env: Mapping[str, str], names: Iterable[str] = ()) -> set[str]
         for name, value in env.items()
         if (name in chosen or is_secret_name(name)) and len(value) >= MIN_SECRET_LENGTH
     }
-
-
-def env_file_paths(env_paths: Sequence[str] | None, base_dir: Path) -> tuple[Path, ...]:
-    """The env files a run reads, as absolute paths, whether or not they exist.
-
-    Resolved as :func:`runtime.env.load_env` resolves them (``~`` expanded, relative to
-    ``base_dir``, ``.env`` then ``.env.local`` by default), for the file tools to refuse.
-    An entry that is no usable path (load_env has reported it) is left out.
-    """
-    paths: list[Path] = []
-    for entry in DEFAULT_ENV_PATH if env_paths is None else env_paths:
-        try:
-            path = Path(entry).expanduser()
-        except RuntimeError:  # "~someone" who is not a user here
-            continue
-        paths.append(path if path.is_absolute() else base_dir / path)
-    return tuple(paths)
 
 
 class Redactor:
