@@ -490,6 +490,14 @@ class BaseSkill:
         except FileNotFoundError:
             return None
 
+    @classmethod
+    def _existing(cls, entry: Entry, missing: str) -> os.stat_result:
+        """The entry's own status (a link's, not its target's); fails with ``missing``."""
+        st = cls._lstat(entry)
+        if st is None:
+            raise _ToolFailure(missing)
+        return st
+
     def _check_file(
         self, entry: Entry, requested: str, st: os.stat_result, *, writable: bool = False
     ) -> None:
@@ -915,9 +923,7 @@ class BaseSkill:
         requested: str = args["path"]
         data = args["text"].encode("utf-8")
         with self._entry(requested, missing=f"File {requested} does not exist.") as entry:
-            st = self._lstat(entry)
-            if st is None:
-                raise _ToolFailure(f"File {requested} does not exist.")
+            st = self._existing(entry, f"File {requested} does not exist.")
             self._check_file(entry, requested, st, writable=True)
             fd, _ = self._open_existing(entry, requested, os.O_WRONLY | os.O_APPEND)
         if len(data) > _INLINE_IO_BYTES:
@@ -929,9 +935,7 @@ class BaseSkill:
     async def _edit_text_file(self, args: dict[str, Any]) -> dict[str, Any]:
         requested: str = args["path"]
         with self._entry(requested, missing=f"File {requested} does not exist.") as entry:
-            st = self._lstat(entry)
-            if st is None:
-                raise _ToolFailure(f"File {requested} does not exist.")
+            st = self._existing(entry, f"File {requested} does not exist.")
             self._check_file(entry, requested, st, writable=True)
             old = args["oldText"].replace("\r\n", "\n")
             new = args["newText"].replace("\r\n", "\n")
@@ -967,9 +971,7 @@ class BaseSkill:
         self._refuse_env(destination_name, self._fs.lexical(destination_name))
         missing = f"Source file {source_name} does not exist."
         with self._entry(source_name, missing=missing) as source:
-            st = self._lstat(source)
-            if st is None:
-                raise _ToolFailure(missing)
+            st = self._existing(source, missing)
             if stat.S_ISLNK(st.st_mode):
                 self._fs.check_link(source)
             if source.path == self._root or self._fs.contains_storage(source.path):
@@ -1000,9 +1002,7 @@ class BaseSkill:
         requested: str = args["path"]
         missing = f"File {requested} does not exist."
         with self._entry(requested, missing=missing) as entry:
-            st = self._lstat(entry)
-            if st is None:
-                raise _ToolFailure(missing)
+            st = self._existing(entry, missing)
             if stat.S_ISDIR(st.st_mode):
                 raise _ToolFailure(
                     f"Path {requested} is a directory. Use the deleteDirectory tool instead."
@@ -1020,9 +1020,7 @@ class BaseSkill:
         requested: str = args["path"]
         missing = f"File or directory {requested} does not exist."
         with self._entry(requested, follow=True, missing=missing) as entry:
-            st = self._lstat(entry)
-            if st is None:
-                raise _ToolFailure(missing)
+            st = self._existing(entry, missing)
             self._refuse_env(requested, entry.path, st)
             permissions = {
                 label: os.access(
@@ -1118,9 +1116,7 @@ class BaseSkill:
         requested: str = args["path"]
         missing = f"Directory {requested} does not exist."
         with self._entry(requested, missing=missing) as entry:
-            st = self._lstat(entry)
-            if st is None:
-                raise _ToolFailure(missing)
+            st = self._existing(entry, missing)
             if stat.S_ISLNK(st.st_mode):
                 self._fs.check_link(entry)
                 raise _ToolFailure("Operation denied: target is a symbolic link")
