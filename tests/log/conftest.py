@@ -579,3 +579,20 @@ class JobBuilder:
 @pytest.fixture
 def builder(tmp_path: Path) -> Iterator[JobBuilder]:
     yield JobBuilder(tmp_path / "perstack")
+
+
+class FakeTerminal:
+    """A stdout that says it is a terminal, keeping what is written to it."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+
+    def isatty(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self.parts.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        pass

@@ -19,7 +19,7 @@ import pytest
 
 from runtime.log.cli import main
 from runtime.storage import MAX_NESTING, MAX_STORED_BYTES
-from tests.log.conftest import JobBuilder, Outcome, log
+from tests.log.conftest import FakeTerminal, JobBuilder, Outcome, log
 
 MARKER = "MARKER-FROM-OUTSIDE-THE-JOB"
 """Text that exists only in files outside the job folder: it must never reach the output."""
@@ -205,26 +205,9 @@ def hostile_job(root: Path, run_id: str = "run-\x1b[2J") -> JobBuilder:
     return b
 
 
-class Terminal:
-    """A stdout that says it is a terminal."""
-
-    def __init__(self) -> None:
-        self.parts: list[str] = []
-
-    def isatty(self) -> bool:
-        return True
-
-    def write(self, text: str) -> int:
-        self.parts.append(text)
-        return len(text)
-
-    def flush(self) -> None:
-        pass
-
-
 def run_on_terminal(root: Path, *args: str) -> str:
-    terminal = Terminal()
-    code = main(["--storage", str(root), *args], stdout=terminal, stderr=Terminal(), tz=UTC)  # type: ignore[arg-type]
+    terminal = FakeTerminal()
+    code = main(["--storage", str(root), *args], stdout=terminal, stderr=FakeTerminal(), tz=UTC)  # type: ignore[arg-type]
     assert code == 0
     return "".join(terminal.parts)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from runtime.log.render import RULE
-from tests.log.conftest import RealJobs, events_of, log, types_of
+from tests.log.conftest import FakeTerminal, RealJobs, events_of, log, types_of
 
 STEP_LINE = re.compile(r"^\[Step (\d+|-)\] (\S+)\s+(\d\d:\d\d:\d\d)")
 ANSI = re.compile(r"\x1b\[")
@@ -450,21 +450,6 @@ def test_json_is_compact_and_pretty_is_indented(real_jobs: RealJobs) -> None:
 
 
 # colour --------------------------------------------------------------------------------------
-
-
-class FakeTerminal:
-    def __init__(self) -> None:
-        self.parts: list[str] = []
-
-    def isatty(self) -> bool:
-        return True
-
-    def write(self, text: str) -> int:
-        self.parts.append(text)
-        return len(text)
-
-    def flush(self) -> None:
-        pass
 
 
 def test_colour_on_a_terminal_unless_no_color(
