@@ -91,7 +91,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from runtime.errors import PerstackError  # noqa: E402
-from runtime.storage import Storage  # noqa: E402
+from runtime.jobs.store import Storage  # noqa: E402
 from tests.fakellm import (  # noqa: E402
     FakeLLM,
     Reply,

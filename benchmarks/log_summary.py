@@ -20,7 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from runtime.checkpoint import (
+from runtime.jobs.store import Storage
+from runtime.schema.checkpoint import (
     Checkpoint,
     DelegatedBy,
     DelegationTarget,
@@ -31,7 +32,7 @@ from runtime.checkpoint import (
     ToolResult,
     Usage,
 )
-from runtime.events import (
+from runtime.schema.events import (
     CallDelegate,
     CallTools,
     CompleteRun,
@@ -47,8 +48,8 @@ from runtime.events import (
     StartRun,
     StopRunByDelegate,
 )
-from runtime.ids import new_id
-from runtime.messages import (
+from runtime.schema.ids import new_id
+from runtime.schema.messages import (
     ExpertMessage,
     InstructionMessage,
     Message,
@@ -58,7 +59,6 @@ from runtime.messages import (
     ToolResultPart,
     UserMessage,
 )
-from runtime.storage import Storage
 
 SYSTEM_PROMPT = ("You are Perstack, an expert that carries out the user's task. " * 50).strip()
 FILE_TEXT = "line of a source file that the expert read back\n" * 8

@@ -18,9 +18,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from runtime.authoring import ConfigDocument  # noqa: E402
-from runtime.config_loader import parse_config  # noqa: E402
-from runtime.diagnostics import diagnose  # noqa: E402
+from runtime.config.authoring import ConfigDocument  # noqa: E402
+from runtime.config.diagnostics import diagnose  # noqa: E402
+from runtime.config.loader import parse_config  # noqa: E402
 
 RUNS = 30
 

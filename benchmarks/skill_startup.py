@@ -23,14 +23,14 @@ import tempfile
 import time
 from pathlib import Path
 
-import runtime.runner
+import runtime.engine.runner
 from runtime import RunSetting, load_config, run
-from runtime.config import McpStdioSkill
-from runtime.events import PerstackEvent, SkillConnected
+from runtime.config.schema import McpStdioSkill
+from runtime.engine.context import JobContext
 from runtime.install import install
 from runtime.llm import GenerationRequest
-from runtime.lockfile import load_lockfile
-from runtime.loop.context import JobContext
+from runtime.schema.events import PerstackEvent, SkillConnected
+from runtime.skills.lockfile import load_lockfile
 from runtime.skills.mcp import McpSkill, SkillRuntime
 from runtime.testing import Reply, ScriptedModel, reply
 
@@ -80,12 +80,12 @@ async def first_generation_ms(project: Path, *, with_lockfile: bool) -> float:
         return reply("It is time.")
 
     loaded = load_config(None, project)
-    original = runtime.runner.JobContext
+    original = runtime.engine.runner.JobContext
     if with_lockfile:
         # What runner.run does once wired: JobContext(..., lockfile=load_lockfile(loaded)).
         lock = load_lockfile(loaded)
         assert lock is not None
-        runtime.runner.JobContext = functools.partial(JobContext, lockfile=lock)  # type: ignore[misc]
+        runtime.engine.runner.JobContext = functools.partial(JobContext, lockfile=lock)  # type: ignore[misc]
     try:
         started = time.perf_counter()
         await run(
@@ -94,7 +94,7 @@ async def first_generation_ms(project: Path, *, with_lockfile: bool) -> float:
             config=loaded,
         )
     finally:
-        runtime.runner.JobContext = original  # type: ignore[misc]
+        runtime.engine.runner.JobContext = original  # type: ignore[misc]
     return (first[0] - started) * 1000
 
 

@@ -24,7 +24,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from runtime.llm import GenerationRequest, ToolCallChunk, ToolSpec  # noqa: E402
 from runtime.llm.factory import create_model  # noqa: E402
-from runtime.messages import TextPart, UserMessage  # noqa: E402
+from runtime.schema.messages import TextPart, UserMessage  # noqa: E402
 from tests.fakellm import FakeLLM, reply_tool_calls  # noqa: E402
 
 SIZE = 2_000_000

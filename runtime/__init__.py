@@ -16,18 +16,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from runtime.checkpoint import (
-        Checkpoint,
-        CheckpointStatus,
-        Job,
-        JobStatus,
-        Step,
-        ToolCall,
-        ToolResult,
-        Usage,
-    )
-    from runtime.config import PerstackConfig
-    from runtime.config_loader import (
+    from runtime.config.loader import (
         ConfigWarning,
         ExpertDefinition,
         LoadedConfig,
@@ -35,6 +24,8 @@ if TYPE_CHECKING:
         parse_config,
         resolve_expert,
     )
+    from runtime.config.schema import PerstackConfig
+    from runtime.engine.runner import load_config_for, prewarm_model, run, run_sync
     from runtime.errors import (
         CheckpointError,
         ConfigError,
@@ -46,7 +37,20 @@ if TYPE_CHECKING:
         StorageError,
         UsageError,
     )
-    from runtime.events import (
+    from runtime.jobs.lock import INTERRUPTED_ERROR, JOB_INTERRUPTED, job_is_live, job_status
+    from runtime.jobs.store import read_job_events
+    from runtime.llm import GenerationRequest, LanguageModel
+    from runtime.schema.checkpoint import (
+        Checkpoint,
+        CheckpointStatus,
+        Job,
+        JobStatus,
+        Step,
+        ToolCall,
+        ToolResult,
+        Usage,
+    )
+    from runtime.schema.events import (
         EVENT_ADAPTER,
         TERMINAL_EVENT_TYPES,
         EventListener,
@@ -57,62 +61,58 @@ if TYPE_CHECKING:
         event_from_json,
         event_to_json,
     )
-    from runtime.joblock import INTERRUPTED_ERROR, JOB_INTERRUPTED, job_is_live, job_status
-    from runtime.llm import GenerationRequest, LanguageModel
-    from runtime.runner import load_config_for, prewarm_model, run, run_sync
-    from runtime.setting import RunSetting
-    from runtime.storage import read_job_events
+    from runtime.schema.setting import RunSetting
     from runtime.version import __version__
 
 # Public names load on first use: `perstack --version` must not pay for pydantic models, and
 # `import runtime` stays cheap for applications that only need part of it.
 _EXPORTS: dict[str, str] = {
-    "Checkpoint": "runtime.checkpoint",
+    "Checkpoint": "runtime.schema.checkpoint",
     "CheckpointError": "runtime.errors",
-    "CheckpointStatus": "runtime.checkpoint",
+    "CheckpointStatus": "runtime.schema.checkpoint",
     "ConfigError": "runtime.errors",
-    "ConfigWarning": "runtime.config_loader",
-    "EVENT_ADAPTER": "runtime.events",
-    "EventListener": "runtime.events",
-    "ExpertDefinition": "runtime.config_loader",
-    "INTERRUPTED_ERROR": "runtime.joblock",
-    "JOB_INTERRUPTED": "runtime.joblock",
-    "Job": "runtime.checkpoint",
+    "ConfigWarning": "runtime.config.loader",
+    "EVENT_ADAPTER": "runtime.schema.events",
+    "EventListener": "runtime.schema.events",
+    "ExpertDefinition": "runtime.config.loader",
+    "INTERRUPTED_ERROR": "runtime.jobs.lock",
+    "JOB_INTERRUPTED": "runtime.jobs.lock",
+    "Job": "runtime.schema.checkpoint",
     "JobLockedError": "runtime.errors",
-    "JobStatus": "runtime.checkpoint",
+    "JobStatus": "runtime.schema.checkpoint",
     "GenerationRequest": "runtime.llm",
     "LanguageModel": "runtime.llm",
-    "LoadedConfig": "runtime.config_loader",
+    "LoadedConfig": "runtime.config.loader",
     "MissingApiKeyError": "runtime.errors",
     "ModelError": "runtime.errors",
-    "PerstackConfig": "runtime.config",
+    "PerstackConfig": "runtime.config.schema",
     "PerstackError": "runtime.errors",
-    "PerstackEvent": "runtime.events",
-    "RunEventBase": "runtime.events",
-    "RunSetting": "runtime.setting",
-    "RuntimeEventBase": "runtime.events",
+    "PerstackEvent": "runtime.schema.events",
+    "RunEventBase": "runtime.schema.events",
+    "RunSetting": "runtime.schema.setting",
+    "RuntimeEventBase": "runtime.schema.events",
     "SkillError": "runtime.errors",
     "StorageError": "runtime.errors",
-    "Step": "runtime.checkpoint",
-    "StreamingEventBase": "runtime.events",
-    "TERMINAL_EVENT_TYPES": "runtime.events",
-    "ToolCall": "runtime.checkpoint",
-    "ToolResult": "runtime.checkpoint",
-    "Usage": "runtime.checkpoint",
+    "Step": "runtime.schema.checkpoint",
+    "StreamingEventBase": "runtime.schema.events",
+    "TERMINAL_EVENT_TYPES": "runtime.schema.events",
+    "ToolCall": "runtime.schema.checkpoint",
+    "ToolResult": "runtime.schema.checkpoint",
+    "Usage": "runtime.schema.checkpoint",
     "UsageError": "runtime.errors",
     "__version__": "runtime.version",
-    "event_from_json": "runtime.events",
-    "event_to_json": "runtime.events",
-    "job_is_live": "runtime.joblock",
-    "job_status": "runtime.joblock",
-    "load_config": "runtime.config_loader",
-    "parse_config": "runtime.config_loader",
-    "read_job_events": "runtime.storage",
-    "resolve_expert": "runtime.config_loader",
-    "load_config_for": "runtime.runner",
-    "prewarm_model": "runtime.runner",
-    "run": "runtime.runner",
-    "run_sync": "runtime.runner",
+    "event_from_json": "runtime.schema.events",
+    "event_to_json": "runtime.schema.events",
+    "job_is_live": "runtime.jobs.lock",
+    "job_status": "runtime.jobs.lock",
+    "load_config": "runtime.config.loader",
+    "parse_config": "runtime.config.loader",
+    "read_job_events": "runtime.jobs.store",
+    "resolve_expert": "runtime.config.loader",
+    "load_config_for": "runtime.engine.runner",
+    "prewarm_model": "runtime.engine.runner",
+    "run": "runtime.engine.runner",
+    "run_sync": "runtime.engine.runner",
 }
 
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TextIO, TypeVar
 from runtime._argtypes import int_at_least
 
 if TYPE_CHECKING:
-    from runtime.setting import RunSetting
+    from runtime.schema.setting import RunSetting
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -262,7 +262,7 @@ def exit_code_for_error(error: BaseException) -> int:
 
 def setting_from_args(args: argparse.Namespace, **overrides: Any) -> RunSetting:
     """The RunSetting for the options of :func:`add_run_options` (``overrides`` win)."""
-    from runtime.setting import RunSetting
+    from runtime.schema.setting import RunSetting
 
     fields: dict[str, Any] = {
         "expert_key": args.expert_key,
@@ -295,7 +295,7 @@ def print_error(error: BaseException, stream: TextIO | None = None) -> None:
 def run_command(args: argparse.Namespace, *, store: bool = True) -> int:
     """Execute a parsed ``run`` command and return the process exit code."""
     from runtime import PerstackError, run
-    from runtime.runner import load_config_for
+    from runtime.engine.runner import load_config_for
 
     if args.runtime not in (None, "local"):
         print(

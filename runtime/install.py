@@ -18,18 +18,20 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from runtime.config import InteractiveSkill
-from runtime.config_loader import (
+from runtime.config.env import load_env
+from runtime.config.loader import (
     ExpertDefinition,
     LoadedConfig,
     all_expert_keys,
     load_config,
     resolve_expert,
 )
-from runtime.env import load_env
+from runtime.config.schema import InteractiveSkill
+from runtime.engine.skillset import close_all, interactive_definitions, start_all
 from runtime.errors import ConfigError, PerstackError, SkillError, UsageError
-from runtime.events import PerstackEvent, now_ms
-from runtime.lockfile import (
+from runtime.schema.events import PerstackEvent, now_ms
+from runtime.skills.base import BaseSkill
+from runtime.skills.lockfile import (
     LOCKFILE_VERSION,
     Lockfile,
     expert_entry,
@@ -37,8 +39,6 @@ from runtime.lockfile import (
     skill_definition_hash,
     write_lockfile,
 )
-from runtime.skills.base import BaseSkill
-from runtime.skills.manager import close_all, interactive_definitions, start_all
 from runtime.skills.mcp import McpSkill, SkillRuntime, is_bundled_base
 from runtime.skills.types import ToolDefinition
 

@@ -12,9 +12,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from runtime.checkpoint import Usage
 from runtime.errors import ModelError
-from runtime.ids import new_id
 from runtime.llm import (
     Finish,
     FinishReason,
@@ -24,6 +22,8 @@ from runtime.llm import (
     TextDelta,
     ToolCallChunk,
 )
+from runtime.schema.checkpoint import Usage
+from runtime.schema.ids import new_id
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """The structured edits of the studio's forms, applied through the runtime's ConfigDocument.
 
 A form returns the fields it shows (:class:`ExpertFields`, :class:`SkillFields`); these functions
-turn the difference from the original into the fewest :class:`~runtime.authoring.ConfigDocument`
-calls, so every key the user did not touch keeps its bytes (comments, order, quoting, ``\"\"\"``).
+turn the difference from the original into the fewest
+:class:`~runtime.config.authoring.ConfigDocument` calls, so every key the user did not touch keeps
+its bytes (comments, order, quoting, ``\"\"\"``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
-    from runtime.authoring import ConfigDocument
+    from runtime.config.authoring import ConfigDocument
 
 T = TypeVar("T")
 
@@ -59,7 +60,7 @@ def edit_text(
         ConfigError: ``text`` is not valid TOML.
         KeyError: An expert or skill the change names is not in the text.
     """
-    from runtime.authoring import ConfigDocument
+    from runtime.config.authoring import ConfigDocument
 
     document = ConfigDocument.parse(text, label=label)
     result = change(document)

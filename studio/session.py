@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from runtime.diagnostics import Diagnostic
+    from runtime.config.diagnostics import Diagnostic
 
 CONFIG_FILE_NAME = "perstack.toml"
 BASE_SKILL_NAME = "@perstack/base"
@@ -390,7 +390,7 @@ class Analysis:
     """What the studio shows about one version of the text."""
 
     diagnostics: tuple[Diagnostic, ...]
-    """Problems, sorted by line (from :func:`runtime.diagnostics.diagnose`)."""
+    """Problems, sorted by line (from :func:`runtime.config.diagnostics.diagnose`)."""
     outline: TeamOutline | None
     """The team's shape; ``None`` when the text is not valid TOML."""
     problem_experts: frozenset[str] = field(default_factory=frozenset)
@@ -411,7 +411,7 @@ def analyse(text: str, *, label: str = CONFIG_FILE_NAME) -> Analysis:
     """Diagnose ``text`` and outline the team (runs in a worker thread)."""
     # Imported here: the runtime's validation pulls in pydantic, which first paint must not wait
     # for.
-    from runtime.diagnostics import diagnose
+    from runtime.config.diagnostics import diagnose
 
     diagnostics = tuple(diagnose(text, label=label))
     problem_experts = set()

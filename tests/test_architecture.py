@@ -15,7 +15,7 @@ HEAVY = ("textual", "rich", "litellm")
     "code",
     [
         "import runtime",
-        "import runtime.events, runtime.config_loader, runtime.cli",
+        "import runtime.schema.events, runtime.config.loader, runtime.cli",
         "from runtime import run, RunSetting",
         "import runtime.llm.providers",
     ],

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from runtime.errors import JobLockedError
-from runtime.joblock import LOCK_FILE, acquire_job_lock, job_is_live, job_status
+from runtime.jobs.lock import LOCK_FILE, acquire_job_lock, job_is_live, job_status
 from studio.screens.history import list_jobs
 from tests.fakellm import FakeLLM, reply_delay, reply_text, reply_tool_calls
 
@@ -269,8 +269,8 @@ def test_a_new_job_with_the_id_of_a_live_one_is_refused(tmp_path: Path) -> None:
 def test_a_folder_holding_only_a_lock_is_not_a_job(tmp_path: Path) -> None:
     # A process killed between taking a new job's lock and writing its job.json leaves this;
     # --continue must still find the newest real job, not fail on the empty folder.
-    from runtime.checkpoint import Job
-    from runtime.storage import Storage
+    from runtime.jobs.store import Storage
+    from runtime.schema.checkpoint import Job
 
     storage = Storage(tmp_path)
     storage.store_job(

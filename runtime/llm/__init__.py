@@ -14,8 +14,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from runtime.checkpoint import Usage
-from runtime.messages import Message
+from runtime.schema.checkpoint import Usage
+from runtime.schema.messages import Message
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from runtime.checkpoint import Usage
 from runtime.errors import ModelError
 from runtime.llm import (
     Finish,
@@ -33,6 +32,7 @@ from runtime.llm.failures import ANTHROPIC_ERROR_STATUS, status_error
 from runtime.llm.http import EventStream, json_data
 from runtime.llm.prices import ModelInfo
 from runtime.llm.providers import ANTHROPIC_MIN_THINKING_TOKENS
+from runtime.schema.checkpoint import Usage
 
 __all__ = ["AnthropicModel"]
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from runtime.llm import ToolSpec
-from runtime.messages import (
+from runtime.schema.messages import (
     ExpertMessage,
     FileBinaryPart,
     FileInlinePart,

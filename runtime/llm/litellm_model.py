@@ -22,7 +22,6 @@ import sys
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from runtime.checkpoint import Usage
 from runtime.errors import ModelError
 from runtime.llm import (
     Finish,
@@ -44,6 +43,7 @@ from runtime.llm.failures import (
 )
 from runtime.llm.openai_compat import StreamAccumulator, openai_usage
 from runtime.llm.providers import reasoning_options
+from runtime.schema.checkpoint import Usage
 
 __all__ = ["LiteLLMModel", "prewarm"]
 

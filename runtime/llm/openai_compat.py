@@ -16,8 +16,6 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from runtime.checkpoint import Usage
-from runtime.ids import new_id
 from runtime.llm import (
     Finish,
     FinishReason,
@@ -32,6 +30,8 @@ from runtime.llm.convert import to_openai_messages, to_openai_tools
 from runtime.llm.http import EventStream, json_data
 from runtime.llm.prices import ModelInfo
 from runtime.llm.providers import reasoning_effort
+from runtime.schema.checkpoint import Usage
+from runtime.schema.ids import new_id
 
 __all__ = ["OpenAICompatibleModel", "StreamAccumulator", "openai_usage"]
 

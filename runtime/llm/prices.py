@@ -40,6 +40,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from runtime.files import atomic_write
 from runtime.llm.litellm_data import package_dir
 
 __all__ = ["ModelInfo", "model_info"]
@@ -1076,10 +1077,8 @@ def _write_cache(
     models = dict(list(models.items())[-_CACHE_MODELS:])
     target = _cache_file()
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
         text = json.dumps({"table": table, "models": models}, default=_plain)
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, target)
+        # A cache: rebuilt when lost, so not worth an fsync on the way to the first request.
+        atomic_write(target, text, durable=False, make_parents=True)
     except OSError:  # a read-only home: look the model up again next time
         _log.debug("cannot write %s", target, exc_info=True)

@@ -17,6 +17,12 @@ from pathlib import Path
 from typing import TextIO
 
 from runtime._argtypes import int_at_least
+from runtime.jobs.store import (
+    MAX_NESTING,
+    MAX_STORED_BYTES,
+    Storage,
+    default_storage_root,
+)
 from runtime.log.query import (
     Criteria,
     LogError,
@@ -26,12 +32,6 @@ from runtime.log.query import (
     parse_step,
 )
 from runtime.log.render import render_json, render_text, use_color, visible, visible_lines
-from runtime.storage import (
-    MAX_NESTING,
-    MAX_STORED_BYTES,
-    Storage,
-    default_storage_root,
-)
 
 EXIT_OK = 0
 EXIT_NO_JOBS = 1

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from runtime.errors import CheckpointError
-from runtime.joblock import INTERRUPTED_ERROR, JOB_INTERRUPTED
-from runtime.storage import (
+from runtime.jobs.lock import INTERRUPTED_ERROR, JOB_INTERRUPTED
+from runtime.jobs.store import (
     MAX_STORED_BYTES,
     MESSAGES_REF,
     CheckpointMessages,
@@ -59,8 +59,8 @@ TERMINAL_EVENT_TYPES = frozenset(
         "stopRunByError",
     }
 )
-"""Types that end a run segment. The same set as ``runtime.events.TERMINAL_EVENT_TYPES`` (a test
-keeps them equal); copied because importing the event models costs ~30 ms of start-up."""
+"""Types that end a run segment. The same set as ``runtime.schema.events.TERMINAL_EVENT_TYPES`` (a
+test keeps them equal); copied because importing the event models costs ~30 ms of start-up."""
 
 
 def known_event_types() -> frozenset[str]:
@@ -69,7 +69,7 @@ def known_event_types() -> frozenset[str]:
     Imported on demand: building the event models is the most expensive import of the runtime,
     and only ``--type`` needs it.
     """
-    from runtime.events import ExpertStateEvent, RuntimeEvent, StreamingEvent
+    from runtime.schema.events import ExpertStateEvent, RuntimeEvent, StreamingEvent
 
     return frozenset(
         str(model.model_fields["type"].default)
@@ -101,7 +101,7 @@ _USAGE_FIELDS = (
 )
 # An id given on the command line names a directory: anything that could step outside the
 # storage tree is simply unknown. (Jobs may be named with --job-id, so dots are allowed; ids read
-# from stored data must be plain ids, see runtime.storage.is_plain_id.)
+# from stored data must be plain ids, see runtime.jobs.store.is_plain_id.)
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, tzinfo
 from typing import Any, TextIO
 
+from runtime.jobs.store import decode_json
 from runtime.log.query import (
     DELEGATION_TYPES,
     ERROR_TYPES,
@@ -35,7 +36,6 @@ from runtime.log.query import (
     first_user_text,
     step_ranges,
 )
-from runtime.storage import decode_json
 
 RULE = "─" * 50
 TYPE_WIDTH = 24

@@ -147,7 +147,7 @@ def _workspace_env_files(workspace: str) -> list[str]:
 
     They hold keys the skill was not given (§2.7).
     """
-    from runtime.env import is_env_file_name
+    from runtime.config.env import is_env_file_name
 
     try:
         return [name for name in os.listdir(workspace) if is_env_file_name(name)]

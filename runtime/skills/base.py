@@ -35,9 +35,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from runtime.config import BASE_SKILL_NAME
-from runtime.env import PROTECTED_ENV_NAMES, SAFE_ENV_NAMES
-from runtime.messages import FileInlinePart, ImageInlinePart, TextPart
+from runtime.config.env import PROTECTED_ENV_NAMES, SAFE_ENV_NAMES
+from runtime.config.schema import BASE_SKILL_NAME
+from runtime.schema.messages import FileInlinePart, ImageInlinePart, TextPart
 from runtime.skills.confine import STORAGE_DENIED, Confinement, Denied, Entry, copy_entry
 from runtime.skills.types import ResultPart, SkillKind, ToolDefinition, ToolOutcome
 

@@ -22,7 +22,7 @@ from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
 from mcp.server.stdio import stdio_server
 
-from runtime.messages import FileInlinePart, ImageInlinePart, TextPart
+from runtime.schema.messages import FileInlinePart, ImageInlinePart, TextPart
 from runtime.skills.base import BaseSkill
 from runtime.skills.types import ResultPart
 from runtime.version import __version__

@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from runtime.env import is_env_file_name
+from runtime.config.env import is_env_file_name
 
 __all__ = [
     "LINK_OUTSIDE",

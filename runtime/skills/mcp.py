@@ -23,7 +23,7 @@ One :class:`McpSkill` per ``mcpStdioSkill`` / ``mcpSseSkill`` / ``mcpStreamableH
   the per-call timeout. A dead skill emits ``skillDisconnected`` with a reason, and every later
   call to it returns an error result, so the run goes on and the model knows.
 * **Exact child environment.** A stdio server gets the safe variables plus its ``requiredEnv``
-  (:func:`runtime.env.skill_env`), nothing else.
+  (:func:`runtime.config.env.skill_env`), nothing else.
 """
 
 from __future__ import annotations
@@ -49,7 +49,8 @@ from urllib.parse import urlparse
 import anyio
 import anyio.abc
 
-from runtime.config import (
+from runtime.config.env import skill_env
+from runtime.config.schema import (
     BASE_SKILL_NAME,
     DEFAULT_MAX_RESULT_BINARY_BYTES,
     DEFAULT_MAX_RESULT_CHARS,
@@ -62,9 +63,8 @@ from runtime.config import (
     is_loopback_host,
     is_private_host,
 )
-from runtime.env import skill_env
 from runtime.errors import ConfigError, SkillError
-from runtime.events import (
+from runtime.schema.events import (
     PerstackEvent,
     ServerInfo,
     SkillConnected,
@@ -72,7 +72,7 @@ from runtime.events import (
     SkillStarting,
     SkillStderr,
 )
-from runtime.messages import FileInlinePart, ImageInlinePart, TextPart
+from runtime.schema.messages import FileInlinePart, ImageInlinePart, TextPart
 from runtime.skills.types import ResultPart, SkillKind, ToolDefinition, ToolOutcome
 from runtime.version import __version__
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from runtime.messages import FileInlinePart, ImageInlinePart, TextPart
+from runtime.schema.messages import FileInlinePart, ImageInlinePart, TextPart
 
 SkillKind = Literal["mcp", "delegate", "interactive"]
 

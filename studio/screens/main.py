@@ -56,7 +56,7 @@ from studio.widgets.editor import ConfigEditor
 from studio.widgets.expert_tree import ExpertTree, TreeItem
 
 if TYPE_CHECKING:
-    from runtime.authoring import ConfigDocument
+    from runtime.config.authoring import ConfigDocument
     from studio.app import StudioApp
     from studio.screens.conflict import Choice, ReloadConflictScreen
 
@@ -370,7 +370,7 @@ class MainScreen(Screen[None]):
     def _try_edit(self, change: Callable[[ConfigDocument], object]) -> tuple[str | None, str]:
         """The editor's text with ``change`` applied, or ``None`` and why it cannot be."""
         from runtime import ConfigError
-        from runtime.authoring import ConfigEditError
+        from runtime.config.authoring import ConfigEditError
 
         try:
             new_text, _ = edit_text(self.editor.text, change, label=self.label)
@@ -407,7 +407,7 @@ class MainScreen(Screen[None]):
     def _document_text(self) -> str | None:
         """The editor's text when it is valid TOML, else ``None`` (with a notification)."""
         from runtime import ConfigError
-        from runtime.authoring import ConfigDocument
+        from runtime.config.authoring import ConfigDocument
 
         try:
             ConfigDocument.parse(self.editor.text, label=self.label)
@@ -425,7 +425,7 @@ class MainScreen(Screen[None]):
 
     def _table(self, expert: str) -> dict[str, Any] | None:
         from runtime import ConfigError
-        from runtime.authoring import ConfigDocument
+        from runtime.config.authoring import ConfigDocument
 
         try:
             return ConfigDocument.parse(self.editor.text, label=self.label).expert(expert)
@@ -436,7 +436,7 @@ class MainScreen(Screen[None]):
         return None
 
     def _expert_keys(self) -> list[str]:
-        from runtime.authoring import ConfigDocument
+        from runtime.config.authoring import ConfigDocument
 
         return ConfigDocument.parse(self.editor.text, label=self.label).expert_keys()
 
@@ -502,7 +502,7 @@ class MainScreen(Screen[None]):
         """Ask for a new key for ``key``; delegates lists that name it follow."""
         if self._document_text() is None:
             return
-        from runtime.config import EXPERT_NAME_RE
+        from runtime.config.schema import EXPERT_NAME_RE
         from studio.screens.prompt import PromptModal
 
         taken = set(self._expert_keys())
@@ -763,7 +763,7 @@ class MainScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="save", exit_on_error=False)
     def _save(self, text: str) -> None:
         from runtime import ConfigError
-        from runtime.authoring import save_config
+        from runtime.config.authoring import save_config
 
         try:
             save_config(self.path, text)

@@ -82,7 +82,7 @@ def detect_keys(workspace: Path, environ: Mapping[str, str] | None = None) -> di
     Returns:
         Provider name to ``"environment"``, ``".env"`` or ``".env.local"``, for present keys only.
     """
-    from runtime.env import load_env
+    from runtime.config.env import load_env
 
     source = os.environ if environ is None else environ
     found: dict[str, str] = {}
@@ -331,7 +331,7 @@ class WizardScreen(Screen[Outcome | None]):
 
     def _valid(self) -> str:
         """What keeps the current step from moving on (empty when nothing)."""
-        from runtime.config import EXPERT_NAME_RE
+        from runtime.config.schema import EXPERT_NAME_RE
 
         if self.step == 0:
             if not self.description:
@@ -537,7 +537,7 @@ class WizardRunScreen(RunScreen):
 
     def roll_back(self) -> None:
         """Write back perstack.toml as it was before the run (remove it if there was none)."""
-        from runtime.authoring import save_config
+        from runtime.config.authoring import save_config
 
         if self.before is None:
             self.config_path.unlink(missing_ok=True)
@@ -586,7 +586,7 @@ class TeamDiffScreen(Screen[Outcome | None]):
             before: Its text before the run (``None``: it did not exist).
             after: Its text now (``None``: it does not exist).
         """
-        from runtime.authoring import unified_diff
+        from runtime.config.authoring import unified_diff
 
         super().__init__()
         self.config_path = config_path

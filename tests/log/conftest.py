@@ -14,7 +14,9 @@ from typing import Any
 import pytest
 
 from runtime import RunSetting, parse_config, run
-from runtime.checkpoint import (
+from runtime.jobs.store import Storage
+from runtime.log.cli import main
+from runtime.schema.checkpoint import (
     Checkpoint,
     DelegatedBy,
     DelegationTarget,
@@ -26,7 +28,7 @@ from runtime.checkpoint import (
     ToolResult,
     Usage,
 )
-from runtime.events import (
+from runtime.schema.events import (
     CallDelegate,
     CallInteractiveTool,
     CallTools,
@@ -42,8 +44,7 @@ from runtime.events import (
     StopRunByError,
     StopRunByInteractiveTool,
 )
-from runtime.log.cli import main
-from runtime.messages import (
+from runtime.schema.messages import (
     ExpertMessage,
     Message,
     TextPart,
@@ -52,7 +53,6 @@ from runtime.messages import (
     ToolResultPart,
     UserMessage,
 )
-from runtime.storage import Storage
 from runtime.testing import ScriptedModel, call, calls, fail, reply, scripted_team
 
 SOLO = """

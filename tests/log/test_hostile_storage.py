@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
+from runtime.jobs.store import MAX_NESTING, MAX_STORED_BYTES
 from runtime.log.cli import main
-from runtime.storage import MAX_NESTING, MAX_STORED_BYTES
 from tests.log.conftest import FakeTerminal, JobBuilder, Outcome, log
 
 MARKER = "MARKER-FROM-OUTSIDE-THE-JOB"
@@ -418,11 +418,11 @@ def test_a_nested_run_setting_is_skipped_with_a_warning(tmp_path: Path) -> None:
 def test_documents_over_the_size_limit_are_skipped(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import runtime.storage
+    import runtime.jobs.store
 
     b, _ = simple_job(tmp_path / "perstack")
     job_json = b.storage.job_dir("job1") / "job.json"
-    monkeypatch.setattr(runtime.storage, "MAX_STORED_BYTES", os.path.getsize(job_json) - 1)
+    monkeypatch.setattr(runtime.jobs.store, "MAX_STORED_BYTES", os.path.getsize(job_json) - 1)
     result = log(b.root, "--job", "job1", "--json")
     assert result.code == 0
     assert f"{job_json}:1: the file is {os.path.getsize(job_json):,} bytes" in result.err
@@ -472,7 +472,7 @@ def test_timestamps_out_of_range_are_shown_as_unknown(tmp_path: Path, timestamp:
 def test_read_job_events_reads_nothing_outside_and_skips_what_it_cannot_decode(
     tmp_path: Path,
 ) -> None:
-    from runtime.storage import read_job_events
+    from runtime.jobs.store import read_job_events
 
     outside_checkpoint(tmp_path)
     b, path, number = job_with_messages_ref(tmp_path / "perstack")

@@ -172,8 +172,8 @@ def test_nearest() -> None:
 
 
 def test_lines_with_crlf_blank_lines_and_no_final_newline(tmp_path: Path) -> None:
+    from runtime.jobs.store import Storage
     from runtime.log.query import load_events
-    from runtime.storage import Storage
 
     storage = Storage(tmp_path)
     folder = storage.run_dir("job", "run")
@@ -209,8 +209,8 @@ def test_lines_with_crlf_blank_lines_and_no_final_newline(tmp_path: Path) -> Non
 
 
 def test_empty_events_file(tmp_path: Path) -> None:
+    from runtime.jobs.store import Storage
     from runtime.log.query import load_events
-    from runtime.storage import Storage
 
     storage = Storage(tmp_path)
     storage.run_dir("job", "run").mkdir(parents=True)

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from runtime.checkpoint import Usage
 from runtime.log.cli import main
 from runtime.log.render import format_time, format_timestamp, use_color
+from runtime.schema.checkpoint import Usage
 from tests.log.conftest import JobBuilder, log
 
 GOLDEN = """\
@@ -214,8 +214,8 @@ def test_colour_marks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_terminal_event_types_match_the_runtime() -> None:
-    from runtime.events import TERMINAL_EVENT_TYPES
     from runtime.log.query import TERMINAL_EVENT_TYPES as COPY
+    from runtime.schema.events import TERMINAL_EVENT_TYPES
 
     assert COPY == TERMINAL_EVENT_TYPES
 
@@ -223,8 +223,8 @@ def test_terminal_event_types_match_the_runtime() -> None:
 def test_log_imports_stay_light() -> None:
     probe = (
         "import sys\nfrom runtime.log.cli import main\n"
-        "print(' '.join(m for m in ('litellm', 'textual', 'rich', 'studio', 'runtime.events',"
-        " 'runtime.runner', 'httpx') if m in sys.modules))"
+        "print(' '.join(m for m in ('litellm', 'textual', 'rich', 'studio',"
+        " 'runtime.schema.events', 'runtime.engine.runner', 'httpx') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from runtime.authoring import (
+from runtime.config.authoring import (
     MINIMAL_CONFIG,
     ConfigDocument,
     ConfigEditError,
@@ -20,9 +20,9 @@ from runtime.authoring import (
     save_config,
     unified_diff,
 )
-from runtime.config import EXPERT_NAME_RE
-from runtime.config_loader import ConfigFileError, parse_config
-from runtime.diagnostics import diagnose
+from runtime.config.diagnostics import diagnose
+from runtime.config.loader import ConfigFileError, parse_config
+from runtime.config.schema import EXPERT_NAME_RE
 from runtime.errors import ConfigError
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from runtime.messages import FileInlinePart, ImageInlinePart, TextPart
+from runtime.schema.messages import FileInlinePart, ImageInlinePart, TextPart
 from runtime.skills.base import BaseSkill, inline_file_results
 from runtime.skills.types import ToolOutcome
 

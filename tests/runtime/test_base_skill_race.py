@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from runtime.messages import TextPart
+from runtime.schema.messages import TextPart
 from runtime.skills.base import BaseSkill
 
 OPERATIONS = 12_000

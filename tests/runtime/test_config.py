@@ -11,18 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from runtime import config_loader
-from runtime.config import (
-    BASE_SKILL_NAME,
-    InteractiveSkill,
-    McpSseSkill,
-    McpStdioSkill,
-    McpStreamableHttpSkill,
-    PerstackConfig,
-    ProviderSetting,
-    default_base_skill,
-)
-from runtime.config_loader import (
+from runtime.config import loader as config_loader
+from runtime.config.loader import (
     MAX_CONFIG_BYTES,
     MAX_ENTRIES,
     MAX_KEY_PARTS,
@@ -43,6 +33,16 @@ from runtime.config_loader import (
     parse_config,
     parse_reasoning_budget,
     resolve_expert,
+)
+from runtime.config.schema import (
+    BASE_SKILL_NAME,
+    InteractiveSkill,
+    McpSseSkill,
+    McpStdioSkill,
+    McpStreamableHttpSkill,
+    PerstackConfig,
+    ProviderSetting,
+    default_base_skill,
 )
 from runtime.errors import ConfigError, UsageError
 

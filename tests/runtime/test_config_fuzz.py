@@ -3,9 +3,10 @@
 The inputs are seeded mutations of the real files in ``tests/fixtures/configs`` (byte flips,
 truncation, lines deleted or repeated, ``#`` and TOML tokens inserted, deep ``[[[[`` nesting,
 ``a.a.a...`` keys, megabyte strings, invalid UTF-8, NULs, bad ``envPath`` entries...). Each goes
-through :func:`runtime.config_loader.load_config` from a file, :func:`runtime.diagnostics.diagnose`
-and, when it loads, :func:`runtime.env.load_env`. A failure names the seed and the case and
-saves the input; ``benchmarks/fuzz_config.py --seed S --case N`` replays one case. The benchmark
+through :func:`runtime.config.loader.load_config` from a file,
+:func:`runtime.config.diagnostics.diagnose` and, when it loads, :func:`runtime.config.env.load_env`.
+A failure names the seed and the case and saves the input; ``benchmarks/fuzz_config.py --seed S
+--case N`` replays one case. The benchmark
 also runs 10,000 cases and reports parse times, which tests do not assert.
 
 A few inputs also go through ``perstack run`` in a subprocess: exit 2, a message, no traceback.
@@ -24,9 +25,9 @@ from pathlib import Path
 
 import pytest
 
-from runtime.config_loader import load_config
-from runtime.diagnostics import diagnose
-from runtime.env import load_env
+from runtime.config.diagnostics import diagnose
+from runtime.config.env import load_env
+from runtime.config.loader import load_config
 from runtime.errors import ConfigError
 
 CORPUS_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "configs"

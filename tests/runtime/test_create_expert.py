@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime import RunSetting, load_config_for, parse_config, run
-from runtime.events import PerstackEvent
+from runtime.schema.events import PerstackEvent
 from runtime.testing import Reply, ScriptedModel, call, reply, scripted_team
 
 COORDINATOR = "You coordinate the ai-gaming team."

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from runtime import RunSetting, UsageError, parse_config, run
-from runtime.events import PerstackEvent
 from runtime.llm import GenerationRequest
+from runtime.schema.events import PerstackEvent
 from runtime.testing import Reply, ScriptedModel, call, calls, reply, scripted_team
 
 TEAM = """
@@ -261,7 +261,7 @@ async def test_resume_errors(tmp_path: Path) -> None:
 
 
 async def test_runaway_recursion_stops_at_the_depth_limit(tmp_path: Path) -> None:
-    from runtime.runner import DELEGATION_DEPTH_LIMIT
+    from runtime.engine.runner import DELEGATION_DEPTH_LIMIT
 
     toml = (
         '[experts."echo"]\ndescription = "Echoes"\ninstruction = "Delegate."\n'

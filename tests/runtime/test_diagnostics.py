@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.diagnostics import Diagnostic, diagnose
+from runtime.config.diagnostics import Diagnostic, diagnose
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "configs"
 
@@ -248,7 +248,7 @@ def test_internal_errors_become_a_diagnostic(monkeypatch: pytest.MonkeyPatch) ->
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr("runtime.diagnostics.parse_config", broken)
+    monkeypatch.setattr("runtime.config.diagnostics.parse_config", broken)
     [found] = diagnose('model = "x"')
     assert found.severity == "error"
     assert "boom" in found.message

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.env import PROTECTED_ENV_NAMES, SAFE_ENV_NAMES, load_env, skill_env
+from runtime.config.env import PROTECTED_ENV_NAMES, SAFE_ENV_NAMES, load_env, skill_env
 from runtime.errors import ConfigError
 
 

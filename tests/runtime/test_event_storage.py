@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime import RunSetting, parse_config, read_job_events, run
-from runtime.events import PerstackEvent
+from runtime.schema.events import PerstackEvent
 from runtime.testing import Reply, ScriptedModel, call, calls, reply, scripted_team
 
 TEAM = """

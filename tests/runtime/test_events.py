@@ -8,8 +8,8 @@ import typing
 import pytest
 from pydantic import ValidationError
 
-from runtime import events as ev
-from runtime.checkpoint import (
+from runtime.schema import events as ev
+from runtime.schema.checkpoint import (
     Checkpoint,
     DelegatedBy,
     DelegationTarget,
@@ -20,7 +20,7 @@ from runtime.checkpoint import (
     ToolResult,
     Usage,
 )
-from runtime.messages import (
+from runtime.schema.messages import (
     ExpertMessage,
     FileInlinePart,
     ImageInlinePart,
@@ -232,7 +232,7 @@ def test_unknown_event_type_is_rejected() -> None:
 
 def test_unknown_schema_version_is_refused(tmp_path) -> None:
     from runtime.errors import CheckpointError
-    from runtime.storage import Storage
+    from runtime.jobs.store import Storage
 
     storage = Storage(tmp_path)
     storage.store_checkpoint(CHECKPOINT)

@@ -18,15 +18,17 @@ from typing import Any
 
 import pytest
 
-import runtime.runner
+import runtime.engine.runner
 from runtime import RunSetting, load_config, run
-from runtime.checkpoint import Checkpoint, ExpertRef, Job, Usage
-from runtime.config import McpStdioSkill
-from runtime.config_loader import resolve_expert
-from runtime.events import PerstackEvent, ResolveToolResults, now_ms
-from runtime.ids import new_id
+from runtime.config.loader import resolve_expert
+from runtime.config.schema import McpStdioSkill
+from runtime.engine.context import JobContext
 from runtime.install import install, main
-from runtime.lockfile import (
+from runtime.schema.checkpoint import Checkpoint, ExpertRef, Job, Usage
+from runtime.schema.events import PerstackEvent, ResolveToolResults, now_ms
+from runtime.schema.ids import new_id
+from runtime.schema.messages import TextPart
+from runtime.skills.lockfile import (
     LockedExpert,
     LockedTool,
     Lockfile,
@@ -35,8 +37,6 @@ from runtime.lockfile import (
     read_lockfile,
     skill_definition_hash,
 )
-from runtime.loop.context import JobContext
-from runtime.messages import TextPart
 from runtime.testing import Reply, ScriptedModel, call, calls, reply
 
 PY = sys.executable
@@ -145,7 +145,7 @@ async def run_agent(
         usage=Usage(),
     )
     async with asyncio.timeout(30):
-        final = await runtime.runner._run_expert(
+        final = await runtime.engine.runner._run_expert(
             context, loaded, expert, start, "go", run_id=run_id, coordinator=True
         )
     return final, events, model
@@ -281,7 +281,7 @@ async def test_stale_entry_is_reported_then_started_live(
 
 
 def _run_loads_lockfile() -> bool:
-    return "load_lockfile" in inspect.getsource(runtime.runner)
+    return "load_lockfile" in inspect.getsource(runtime.engine.runner)
 
 
 @pytest.mark.skipif(

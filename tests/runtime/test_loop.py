@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from runtime import RunSetting, parse_config, run
-from runtime.checkpoint import Checkpoint
-from runtime.events import PerstackEvent
+from runtime.schema.checkpoint import Checkpoint
+from runtime.schema.events import PerstackEvent
 from runtime.testing import Reply, ScriptedModel, call, calls, fail, reply
 
 TOML = """

@@ -26,11 +26,13 @@ import mcp_types as types
 import pytest
 
 from runtime import RunSetting, parse_config, run
-from runtime.checkpoint import Checkpoint, Job
-from runtime.config import McpSseSkill, McpStdioSkill
-from runtime.env import SAFE_ENV_NAMES
+from runtime.config.env import SAFE_ENV_NAMES
+from runtime.config.schema import McpSseSkill, McpStdioSkill
+from runtime.engine.context import JobContext
+from runtime.engine.skillset import open_skills
 from runtime.errors import ConfigError, SkillError
-from runtime.events import (
+from runtime.schema.checkpoint import Checkpoint, Job
+from runtime.schema.events import (
     PerstackEvent,
     ResolveToolResults,
     SkillConnected,
@@ -39,11 +41,9 @@ from runtime.events import (
     SkillStderr,
     now_ms,
 )
-from runtime.lockfile import LockedExpert, LockedTool, Lockfile, skill_definition_hash
-from runtime.loop.context import JobContext
-from runtime.messages import FileInlinePart, ImageInlinePart, TextPart
+from runtime.schema.messages import FileInlinePart, ImageInlinePart, TextPart
 from runtime.skills import mcp as mcp_module
-from runtime.skills.manager import open_skills
+from runtime.skills.lockfile import LockedExpert, LockedTool, Lockfile, skill_definition_hash
 from runtime.skills.mcp import (
     McpSkill,
     OutputLimits,

@@ -35,7 +35,7 @@ from runtime.llm import (
 from runtime.llm.convert import to_openai_messages
 from runtime.llm.factory import create_model
 from runtime.llm.openai_compat import StreamAccumulator
-from runtime.messages import (
+from runtime.schema.messages import (
     ExpertMessage,
     FileInlinePart,
     ImageInlinePart,
@@ -636,7 +636,7 @@ CHILD = """
 import asyncio, os, sys
 from runtime.llm import GenerationRequest, TextDelta
 from runtime.llm.factory import create_model
-from runtime.messages import TextPart, UserMessage
+from runtime.schema.messages import TextPart, UserMessage
 
 async def main():
     model = create_model("openai", "gpt-4.1", {"client": sys.argv[1]}, os.environ)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from runtime.loop.prompt import DelegateInfo, build_system_prompt
+from runtime.engine.prompt import DelegateInfo, build_system_prompt
 
 NOON = datetime(2025, 1, 2, 12, 30, 45, tzinfo=UTC)
 

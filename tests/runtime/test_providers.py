@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from runtime.config import ProviderSetting
+from runtime.config.schema import ProviderSetting
 from runtime.errors import ConfigError, MissingApiKeyError
 from runtime.llm.providers import budget_tokens, reasoning_options, resolve_provider
 

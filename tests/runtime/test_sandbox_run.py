@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from runtime import RunSetting, parse_config, run
-from runtime.events import PerstackEvent
+from runtime.schema.events import PerstackEvent
 from runtime.testing import call, reply
 
 TOML = '[experts."box"]\ninstruction = "Run commands."\n'

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from runtime import RunSetting, parse_config, run
-from runtime.checkpoint import Job
-from runtime.env import env_file_paths
-from runtime.events import PerstackEvent, ResolveToolResults, SkillStderr, now_ms
-from runtime.loop.context import JobContext
-from runtime.messages import ImageInlinePart, TextPart
-from runtime.secrets import Redactor, is_secret_name, secret_names
+from runtime.config.env import env_file_paths
+from runtime.engine.context import JobContext
+from runtime.engine.secrets import Redactor, is_secret_name, secret_names
+from runtime.schema.checkpoint import Job
+from runtime.schema.events import PerstackEvent, ResolveToolResults, SkillStderr, now_ms
+from runtime.schema.messages import ImageInlinePart, TextPart
 from runtime.skills.types import ToolOutcome
 from runtime.testing import ScriptedModel, call, reply
 

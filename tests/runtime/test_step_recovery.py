@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 from runtime import RunSetting, run
-from runtime.loop.states import recover_unstored_step
-from runtime.storage import Storage, read_job_events
+from runtime.engine.states import recover_unstored_step
+from runtime.jobs.store import Storage, read_job_events
 from runtime.testing import ScriptedModel, call, reply
 
 TOML = '[experts."solo"]\ninstruction = "Write files."\n'

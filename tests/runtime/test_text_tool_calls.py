@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from runtime import RunSetting, parse_config, run
-from runtime.checkpoint import Checkpoint
+from runtime.engine.text_calls import parse_text_tool_calls
 from runtime.errors import ConfigError
-from runtime.events import PerstackEvent
-from runtime.loop.text_calls import parse_text_tool_calls
+from runtime.schema.checkpoint import Checkpoint
+from runtime.schema.events import PerstackEvent
 from runtime.testing import Reply, ScriptedModel, reply
 
 NATIVE = """

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from runtime import RunSetting, parse_config, read_job_events, run
-from runtime.events import PerstackEvent
+from runtime.schema.events import PerstackEvent
 from runtime.testing import ScriptedModel, call, calls, fail, reply
 from studio.demo import DEMO_CONFIG, DEMO_EXPERT, DEMO_QUERY, demo_model
 from studio.view_model import JobTree
@@ -96,7 +96,7 @@ async def test_error_and_follow_up(tmp_path: Path) -> None:
 
 
 async def test_streamed_result_accumulates_until_complete(tmp_path: Path) -> None:
-    from runtime.events import CompleteStreamingRunResult, StreamRunResult
+    from runtime.schema.events import CompleteStreamingRunResult, StreamRunResult
 
     config = parse_config(TOML, path=tmp_path / "perstack.toml")
     tree = JobTree()

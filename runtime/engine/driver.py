@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from runtime.checkpoint import Checkpoint, RunErrorInfo, Step
-from runtime.events import StopRunByError, now_ms
-from runtime.joblock import INTERRUPTED_ERROR
-from runtime.loop.context import JobContext, Segment
-from runtime.loop.states import STATES, LoopState, StateName
+from runtime.engine.context import JobContext, Segment
+from runtime.engine.states import STATES, LoopState, StateName
+from runtime.jobs.lock import INTERRUPTED_ERROR
+from runtime.schema.checkpoint import Checkpoint, RunErrorInfo, Step
+from runtime.schema.events import StopRunByError, now_ms
 
 logger = logging.getLogger("runtime")
 

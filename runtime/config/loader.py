@@ -1,7 +1,7 @@
 """Find, read and validate perstack.toml, with diagnostics that name the file, line and key.
 
-The models in :mod:`runtime.config` say what a valid file is; this module turns their verdict into
-messages a user can act on:
+The models in :mod:`runtime.config.schema` say what a valid file is; this module turns their
+verdict into messages a user can act on:
 
 * TOML syntax errors name the line and show it with a caret.
 * Every schema problem of the file is reported at once, one per line, as
@@ -19,7 +19,7 @@ bounded time: before ``tomllib`` sees the text, a linear scan refuses files that
 too deeply nested or have too many keys (:data:`MAX_CONFIG_BYTES`, :data:`MAX_NESTING`,
 :data:`MAX_KEY_PARTS`, :data:`MAX_ENTRIES`; ``tomllib`` recurses per nesting level and is
 quadratic in the parts of a dotted key). Values quoted in messages are cut to
-:data:`~runtime.config.MAX_SHOWN_CHARS` characters.
+:data:`~runtime.config.schema.MAX_SHOWN_CHARS` characters.
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ from urllib.parse import urlparse
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
-from runtime.config import (
+from runtime.config.env import PROTECTED_ENV_NAMES
+from runtime.config.schema import (
     BASE_SKILL_NAME,
     DEFAULT_ENV_PATH,
     DEFAULT_MAX_RETRIES,
@@ -65,8 +66,8 @@ from runtime.config import (
     SkillConfig,
     default_base_skill,
     short_repr,
+    split_expert_ref,
 )
-from runtime.env import PROTECTED_ENV_NAMES
 from runtime.errors import ConfigError, UsageError
 
 if TYPE_CHECKING:
@@ -110,7 +111,6 @@ _TOML_ERROR_RE = re.compile(
     r"^(?P<message>.*?) \(at (?:line (?P<line>\d+), column (?P<column>\d+)|end of document)\)$"
 )
 _TUPLE_REPR_RE = re.compile(r"\((?:'[^'\\]*'(?:, )?)+,?\)")
-_EXPERT_REF_RE = re.compile(r"^(?P<name>(?:@[^/@]+/)?[^@]+)(?:@(?P<suffix>[^@]+))?$")
 
 
 # Diagnostics ---------------------------------------------------------------------------------
@@ -1307,14 +1307,6 @@ def _problems(
 # Checks across the validated document --------------------------------------------------------
 
 
-def _split_ref(ref: str) -> tuple[str, str | None]:
-    """``@org/name@1.2.3`` -> (``@org/name``, ``1.2.3``)."""
-    match = _EXPERT_REF_RE.match(ref)
-    if match is None:
-        return ref, None
-    return match.group("name"), match.group("suffix")
-
-
 def _semantic_warnings(
     config: PerstackConfig, data: dict[str, Any], lines: _KeyLines, label: str
 ) -> Iterator[ConfigWarning]:
@@ -1328,7 +1320,7 @@ def _semantic_warnings(
         seen: set[str] = set()
         for index, delegate in enumerate(expert.delegates):
             path: KeyPath = ("experts", key, "delegates", index)
-            name, _ = _split_ref(delegate)
+            name, _ = split_expert_ref(delegate)
             if delegate in seen:
                 yield warn(path, f'delegate "{delegate}" is listed twice')
             seen.add(delegate)
@@ -1383,7 +1375,7 @@ def all_expert_keys(source: LoadedConfig | PerstackConfig) -> list[str]:
     """The keys of every expert defined in perstack.toml, in file order.
 
     Args:
-        source: A loaded config or a bare :class:`~runtime.config.PerstackConfig`.
+        source: A loaded config or a bare :class:`~runtime.config.schema.PerstackConfig`.
 
     Returns:
         The expert keys.
@@ -1400,7 +1392,7 @@ def resolve_expert(source: LoadedConfig | PerstackConfig, key: str) -> ExpertDef
     in the file is refused rather than silently running other instructions.
 
     Args:
-        source: A loaded config or a bare :class:`~runtime.config.PerstackConfig`.
+        source: A loaded config or a bare :class:`~runtime.config.schema.PerstackConfig`.
         key: The expert key.
 
     Returns:
@@ -1413,7 +1405,7 @@ def resolve_expert(source: LoadedConfig | PerstackConfig, key: str) -> ExpertDef
     config, label = _unwrap(source)
     found = key if key in config.experts else None
     if found is None:
-        name, suffix = _split_ref(key)
+        name, suffix = split_expert_ref(key)
         if suffix is not None and name in config.experts:
             version = config.experts[name].version
             if SEMVER_RE.match(suffix) and suffix != version:
@@ -1424,7 +1416,7 @@ def resolve_expert(source: LoadedConfig | PerstackConfig, key: str) -> ExpertDef
             found = name
     expert_config = config.experts.get(found) if found is not None else None
     if expert_config is None:
-        from runtime.builtin import builtin_experts
+        from runtime.config.builtin import builtin_experts
 
         builtins = builtin_experts()
         if key not in builtins:

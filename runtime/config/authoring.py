@@ -24,11 +24,8 @@ from __future__ import annotations
 import contextlib
 import copy
 import difflib
-import os
 import re
 import shutil
-import stat
-import tempfile
 import tomllib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -58,21 +55,23 @@ from tomlkit.items import (
 )
 from tomlkit.toml_document import TOMLDocument
 
-from runtime.config import (
-    BASE_SKILL_NAME,
-    EXPERT_NAME_RE,
-    ExpertConfig,
-    PerstackConfig,
-    SkillConfig,
-)
-from runtime.config_loader import (
+from runtime.config.loader import (
     CONFIG_FILE_NAME,
     ConfigFileError,
     ConfigProblem,
     check_limits,
     parse_config,
 )
+from runtime.config.schema import (
+    BASE_SKILL_NAME,
+    EXPERT_NAME_RE,
+    ExpertConfig,
+    PerstackConfig,
+    SkillConfig,
+    split_expert_ref,
+)
 from runtime.errors import ConfigError
+from runtime.files import atomic_write
 
 __all__ = [
     "EXPERT_FIELDS",
@@ -135,7 +134,6 @@ _TABLE_FIELDS: Final = frozenset({"skills", "tools"})
 _BARE_KEY_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _LONE_LF_RE = re.compile(r"(?<!\r)\n")
-_REF_RE = re.compile(r"^(?P<name>(?:@[^/@]+/)?[^@]+)(?:@(?P<suffix>[^@]+))?$")
 
 
 class ConfigEditError(ConfigError, ValueError):
@@ -525,14 +523,6 @@ def _rename_in_header(display: str, depth: int, name: str) -> str:
 
 
 # Plain data ----------------------------------------------------------------------------------
-
-
-def _split_ref(ref: str) -> tuple[str, str | None]:
-    """``@org/name@1.2.3`` → (``@org/name``, ``1.2.3``)."""
-    match = _REF_RE.match(ref)
-    if match is None:
-        return ref, None
-    return match.group("name"), match.group("suffix")
 
 
 def _plain_experts(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -1355,7 +1345,7 @@ class ConfigDocument:
             hits = [
                 index
                 for index, ref in enumerate(delegates)
-                if isinstance(ref, str) and _split_ref(ref)[0] == old
+                if isinstance(ref, str) and split_expert_ref(ref)[0] == old
             ]
             if not hits:
                 continue
@@ -1369,7 +1359,7 @@ class ConfigDocument:
                     del values[index]
                 else:
                     values[index] = new + (
-                        f"@{suffix}" if (suffix := _split_ref(values[index])[1]) else ""
+                        f"@{suffix}" if (suffix := split_expert_ref(values[index])[1]) else ""
                     )
             expected["experts"][owner]["delegates"] = values
             if scopes is None:
@@ -1726,29 +1716,9 @@ def save_config(path: Path, text: str) -> None:
     except OSError as error:
         raise ConfigError(f"Cannot read {path}: {error.strerror or error}") from error
     try:
-        mode = stat.S_IMODE(target.stat().st_mode)
-    except FileNotFoundError:
-        mode = 0o644
-    try:
-        fd, temporary = tempfile.mkstemp(
-            prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
-        )
+        atomic_write(path, data, keep_mode=True)
     except OSError as error:
         raise ConfigError(f"Cannot write {path}: {error.strerror or error}") from error
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        # mkstemp creates the file 0600; the config keeps the mode it had.
-        os.chmod(temporary, mode)
-        os.replace(temporary, target)
-    except OSError as error:
-        Path(temporary).unlink(missing_ok=True)
-        raise ConfigError(f"Cannot write {path}: {error.strerror or error}") from error
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def backup_config(path: Path) -> Path:

@@ -11,9 +11,9 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from runtime._model import WireModel
 from runtime.errors import CheckpointError
-from runtime.messages import Message, MessagePart
+from runtime.schema.base import WireModel
+from runtime.schema.messages import Message, MessagePart
 
 SCHEMA_VERSION = "1"
 SCHEMA_VERSION_SUMMARIES: dict[str, str] = {

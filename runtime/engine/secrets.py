@@ -20,8 +20,8 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 
-from runtime.config import PerstackConfig
-from runtime.messages import TextPart
+from runtime.config.schema import PerstackConfig
+from runtime.schema.messages import TextPart
 from runtime.skills.types import ToolOutcome
 
 __all__ = [
@@ -77,7 +77,7 @@ def secret_values(env: Mapping[str, str], names: Iterable[str] = ()) -> set[str]
     """The values of ``env`` to redact: secret-looking names plus ``names``, long enough.
 
     Args:
-        env: The run's environment (from :func:`runtime.env.load_env`).
+        env: The run's environment (from :func:`runtime.config.env.load_env`).
         names: Variables to treat as secrets whatever they are called (:func:`secret_names`).
     """
     chosen = set(names)

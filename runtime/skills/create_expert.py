@@ -1,6 +1,6 @@
-"""``create-expert``: a built-in expert that designs, writes, tests and fixes expert teams.
+"""``@perstack/create-expert``: the in-process tools of the built-in ``create-expert`` expert.
 
-Its own skill, ``@perstack/create-expert``, runs in process next to the base skill and gives it
+The skill runs in process next to the base skill and gives it
 what a shell alone would not: validating perstack.toml with line-numbered diagnostics, merging an
 expert into the file through tomlkit (comments and layout kept, a backup made first), and running
 an expert of the file with a step budget, nested in the same job so its runs appear in the event
@@ -14,58 +14,10 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from runtime.config import BASE_SKILL_NAME, ExpertConfig, McpStdioSkill, default_base_skill
-from runtime.messages import TextPart
+from runtime.config.builtin import TOOLS_SKILL_NAME
+from runtime.config.schema import BASE_SKILL_NAME
+from runtime.schema.messages import TextPart
 from runtime.skills.types import SkillKind, ToolDefinition, ToolOutcome
-
-CREATE_EXPERT_KEY = "create-expert"
-TOOLS_SKILL_NAME = "@perstack/create-expert"
-
-INSTRUCTION = """You build teams of micro-agents ("experts") for Perstack, defined in \
-perstack.toml in the working directory, and you prove they work before you finish.
-
-How you work:
-1. Understand the request. Decide the team: one coordinator named after the team (the key the \
-user will run, e.g. "ai-gaming") and specialists under its scope ("@ai-gaming/level-designer", \
-"@ai-gaming/programmer"). Each specialist does one thing well. Start small: two or three \
-specialists are usually enough.
-2. Write each expert with writeExpertDefinition: a description (what it does, shown to its \
-parent), an instruction (its domain knowledge and standards, written declaratively: what good \
-work looks like, not a script of steps), delegates for the coordinator, and only the skills it \
-needs. Every expert gets the base skill (files, exec, todo) automatically.
-3. Call validatePerstackToml and fix every error it reports.
-4. Test: call runExpert on the coordinator with two or three realistic queries (a normal case \
-and an edge case), with a small step budget. Read the result, the errors and the delegation \
-tree it returns; look at the files the team wrote.
-5. Fix the definitions where the team went wrong (unclear instruction, missing delegate, a \
-specialist doing another's job) and test again. Iterate until the team works or your budget is \
-nearly spent.
-6. Call attemptCompletion, then report: the team (experts and what each does), how you tested \
-it (queries and outcomes), what you fixed, and how to run it (perstack start <coordinator> \
-"<query>").
-
-perstack.toml essentials:
-- [experts."<key>"] with description, instruction (use multi-line text), delegates = [keys].
-- Keys are lowercase, letters, digits, "-" and "_", optionally with an "@scope/" prefix.
-- An MCP skill: skills."<name>" = {type = "mcpStdioSkill", command = "npx", \
-packageName = "<npm package>"} (or command "uvx" with a Python package), with requiredEnv for \
-API keys it needs and pick to expose only the tools it needs. Only add skills you are sure exist.
-- When asked to improve an existing expert, change that expert and leave the others alone."""
-
-
-def create_expert_config() -> ExpertConfig:
-    """The definition of ``create-expert``."""
-    return ExpertConfig(
-        description="Designs, writes, tests and fixes Perstack expert teams in perstack.toml.",
-        instruction=INSTRUCTION,
-        skills={
-            BASE_SKILL_NAME: default_base_skill(),
-            TOOLS_SKILL_NAME: McpStdioSkill(
-                type="mcpStdioSkill", command="npx", package_name=TOOLS_SKILL_NAME
-            ),
-        },
-    )
-
 
 NestedRunner = Callable[[str, str, int], Awaitable[dict[str, Any]]]
 """``(expert_key, query, max_steps) -> summary``: runs an expert of the workspace's file."""
@@ -173,7 +125,7 @@ class CreateExpertSkill:
         return ToolOutcome.error(f"Unknown tool {tool_name!r}")
 
     def _validate(self, args: dict[str, Any]) -> ToolOutcome:
-        from runtime.diagnostics import diagnose
+        from runtime.config.diagnostics import diagnose
 
         path = self._workspace / str(args.get("path") or "perstack.toml")
         if not path.resolve().is_relative_to(self._workspace.resolve()):
@@ -195,7 +147,7 @@ class CreateExpertSkill:
         )
 
     def _edit(self, change: Callable[[Any], Any]) -> tuple[str, str, Any]:
-        from runtime.authoring import ConfigDocument, backup_config, save_config
+        from runtime.config.authoring import ConfigDocument, backup_config, save_config
 
         path = self._config_path
         before = path.read_text(encoding="utf-8") if path.is_file() else ""
@@ -209,7 +161,7 @@ class CreateExpertSkill:
         return before, after, (outcome, document.expert_keys())
 
     def _write(self, args: dict[str, Any]) -> ToolOutcome:
-        from runtime.authoring import unified_diff
+        from runtime.config.authoring import unified_diff
 
         key = args.get("key")
         if not isinstance(key, str) or not key:

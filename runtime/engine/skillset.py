@@ -27,14 +27,15 @@ from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
-from runtime.builtin.create_expert import TOOLS_SKILL_NAME, CreateExpertSkill
-from runtime.config import BASE_SKILL_NAME, InteractiveSkill, McpStdioSkill, SkillConfig
+from runtime.config.builtin import TOOLS_SKILL_NAME
+from runtime.config.schema import BASE_SKILL_NAME, InteractiveSkill, McpStdioSkill, SkillConfig
+from runtime.engine.context import JobContext
 from runtime.errors import SkillError
-from runtime.events import ProxyAccess, SkillConnected, SkillDisconnected
-from runtime.lockfile import skill_definition_hash
-from runtime.loop.context import JobContext
+from runtime.schema.events import ProxyAccess, SkillConnected, SkillDisconnected
 from runtime.skills.base import BaseSkill
+from runtime.skills.create_expert import CreateExpertSkill
 from runtime.skills.delegate import InteractiveSkillTools
+from runtime.skills.lockfile import skill_definition_hash
 from runtime.skills.mcp import McpSkill, SkillRuntime, is_bundled_base
 from runtime.skills.types import Skill, ToolDefinition
 

@@ -16,7 +16,18 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel
 
-from runtime.checkpoint import (
+from runtime.config.schema import BASE_SKILL_NAME
+from runtime.engine.context import CURRENT_CALL, Segment
+from runtime.engine.text_calls import parse_text_tool_calls
+from runtime.errors import ModelError
+from runtime.llm import (
+    Finish,
+    GenerationRequest,
+    ReasoningDelta,
+    TextDelta,
+    ToolCallChunk,
+)
+from runtime.schema.checkpoint import (
     Checkpoint,
     DelegationTarget,
     ExpertRef,
@@ -26,9 +37,7 @@ from runtime.checkpoint import (
     ToolResult,
     Usage,
 )
-from runtime.config import BASE_SKILL_NAME
-from runtime.errors import ModelError
-from runtime.events import (
+from runtime.schema.events import (
     AttemptCompletion,
     CallDelegate,
     CallInteractiveTool,
@@ -55,17 +64,8 @@ from runtime.events import (
     StreamRunResult,
     now_ms,
 )
-from runtime.ids import new_id
-from runtime.llm import (
-    Finish,
-    GenerationRequest,
-    ReasoningDelta,
-    TextDelta,
-    ToolCallChunk,
-)
-from runtime.loop.context import CURRENT_CALL, Segment
-from runtime.loop.text_calls import parse_text_tool_calls
-from runtime.messages import (
+from runtime.schema.ids import new_id
+from runtime.schema.messages import (
     ExpertMessage,
     ExpertPart,
     FileInlinePart,
@@ -373,7 +373,7 @@ async def generating_tool_call(seg: Segment, state: LoopState) -> Transition:
     """Ask the model for the next tool calls (or a final text answer).
 
     With ``toolCallMode = "text"``, a reply whose text is nothing but calls to known tools
-    (:mod:`runtime.loop.text_calls`) is taken as those calls.
+    (:mod:`runtime.engine.text_calls`) is taken as those calls.
     """
     try:
         generated = await _generate(seg, state.checkpoint, with_tools=True)

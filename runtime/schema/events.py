@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, TypeAdapter
 
-from runtime._model import WireModel
-from runtime.checkpoint import Checkpoint, RunErrorInfo, Step, ToolCall, ToolResult, Usage
-from runtime.ids import new_id
-from runtime.messages import ExpertMessage, Message, ToolMessage
+from runtime.schema.base import WireModel
+from runtime.schema.checkpoint import Checkpoint, RunErrorInfo, Step, ToolCall, ToolResult, Usage
+from runtime.schema.ids import new_id
+from runtime.schema.messages import ExpertMessage, Message, ToolMessage
 
 
 def now_ms() -> int:

@@ -12,7 +12,28 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from runtime.checkpoint import (
+from runtime.config.env import env_file_paths, load_env
+from runtime.config.loader import (
+    EffectiveSettings,
+    ExpertDefinition,
+    LoadedConfig,
+    effective_settings,
+    load_config,
+    parse_config,
+    resolve_expert,
+    resolve_tool_call_mode,
+)
+from runtime.engine.context import CURRENT_CALL, JobContext, Segment
+from runtime.engine.driver import drive, interrupt_reason, publish_interrupt
+from runtime.engine.prompt import DelegateInfo, build_system_prompt
+from runtime.engine.secrets import Redactor
+from runtime.engine.skillset import open_skills
+from runtime.engine.states import recover_unstored_step
+from runtime.errors import CheckpointError, ConfigError, PerstackError, StorageError, UsageError
+from runtime.jobs.lock import INTERRUPTED_ERROR, JOB_INTERRUPTED
+from runtime.jobs.store import Storage, default_storage_root, read_job_events
+from runtime.llm import LanguageModel
+from runtime.schema.checkpoint import (
     Checkpoint,
     DelegatedBy,
     DelegationTarget,
@@ -23,19 +44,7 @@ from runtime.checkpoint import (
     ToolResult,
     Usage,
 )
-from runtime.config_loader import (
-    EffectiveSettings,
-    ExpertDefinition,
-    LoadedConfig,
-    effective_settings,
-    load_config,
-    parse_config,
-    resolve_expert,
-    resolve_tool_call_mode,
-)
-from runtime.env import env_file_paths, load_env
-from runtime.errors import CheckpointError, ConfigError, PerstackError, StorageError, UsageError
-from runtime.events import (
+from runtime.schema.events import (
     TERMINAL_EVENT_TYPES,
     EventListener,
     InitializeRuntime,
@@ -44,20 +53,11 @@ from runtime.events import (
     StartRun,
     now_ms,
 )
-from runtime.ids import new_id
-from runtime.joblock import INTERRUPTED_ERROR, JOB_INTERRUPTED
-from runtime.llm import LanguageModel
-from runtime.lockfile import load_lockfile
-from runtime.loop import drive, interrupt_reason, publish_interrupt
-from runtime.loop.context import CURRENT_CALL, JobContext, Segment
-from runtime.loop.prompt import DelegateInfo, build_system_prompt
-from runtime.loop.states import recover_unstored_step
-from runtime.messages import ExpertMessage, TextPart, first_text
-from runtime.secrets import Redactor
-from runtime.setting import RunSetting
+from runtime.schema.ids import new_id
+from runtime.schema.messages import ExpertMessage, TextPart, first_text
+from runtime.schema.setting import RunSetting
 from runtime.skills.delegate import DelegateSkill
-from runtime.skills.manager import open_skills
-from runtime.storage import Storage, default_storage_root, read_job_events
+from runtime.skills.lockfile import load_lockfile
 from runtime.version import __version__
 
 
@@ -690,8 +690,8 @@ def load_config_for(expert_key: str, config: str | None, cwd: Path) -> LoadedCon
     try:
         return load_config(config, cwd)
     except ConfigError:
-        from runtime.builtin import builtin_experts
-        from runtime.config_loader import find_config
+        from runtime.config.builtin import builtin_experts
+        from runtime.config.loader import find_config
 
         if config is not None or expert_key not in builtin_experts():
             raise

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
-from runtime.config import DEFAULT_ENV_PATH, short_repr
+from runtime.config.schema import DEFAULT_ENV_PATH, short_repr
 from runtime.errors import ConfigError
 
 SAFE_ENV_NAMES: tuple[str, ...] = (

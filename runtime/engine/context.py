@@ -9,7 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runtime.checkpoint import (
+from runtime.config.loader import ToolCallMode
+from runtime.engine.secrets import Redactor
+from runtime.jobs.store import EventCompactor, Storage
+from runtime.llm import LanguageModel, ToolSpec
+from runtime.schema.checkpoint import (
     JOB_STATUS_BY_CHECKPOINT,
     Checkpoint,
     ExpertRef,
@@ -18,8 +22,7 @@ from runtime.checkpoint import (
     ToolCall,
     Usage,
 )
-from runtime.config_loader import ToolCallMode
-from runtime.events import (
+from runtime.schema.events import (
     TERMINAL_EVENT_TYPES,
     EventListener,
     PerstackEvent,
@@ -28,13 +31,10 @@ from runtime.events import (
     StreamRunResult,
     now_ms,
 )
-from runtime.llm import LanguageModel, ToolSpec
-from runtime.secrets import Redactor
 from runtime.skills.types import Skill, ToolDefinition
-from runtime.storage import EventCompactor, Storage
 
 if TYPE_CHECKING:
-    from runtime.lockfile import Lockfile
+    from runtime.skills.lockfile import Lockfile
 
 logger = logging.getLogger("runtime")
 
@@ -79,12 +79,12 @@ class JobContext:
     """perstack.lock, when present and readable: recorded MCP skills start on first use."""
     tool_call_mode: ToolCallMode = "native"
     """``text`` also takes a reply whose text is only a JSON tool call as that call (see
-    :mod:`runtime.loop.text_calls`)."""
+    :mod:`runtime.engine.text_calls`)."""
     env_files: tuple[Path, ...] = ()
     """The run's env files (``envPath``): the base skill refuses them like ``.env``."""
     redactor: Redactor = field(default_factory=Redactor)
     """Takes the run's secret values out of tool results and skill stderr
-    (:mod:`runtime.secrets`)."""
+    (:mod:`runtime.engine.secrets`)."""
 
     def store_checkpoint(self, checkpoint: Checkpoint) -> None:
         """Persist a checkpoint (nothing when storage is off)."""

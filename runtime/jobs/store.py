@@ -3,7 +3,7 @@
 Layout under the storage root (``$PERSTACK_STORAGE_PATH`` or ``<workspace>/perstack``)::
 
     jobs/{jobId}/job.json
-    jobs/{jobId}/job.lock            (held by the process running the job: runtime.joblock)
+    jobs/{jobId}/job.lock            (held by the process running the job: runtime.jobs.lock)
     jobs/{jobId}/checkpoints/{checkpointId}.json
     jobs/{jobId}/runs/{runId}/run-setting.json
     jobs/{jobId}/runs/{runId}/events.jsonl
@@ -25,7 +25,6 @@ import heapq
 import json
 import os
 import re
-import tempfile
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -34,14 +33,15 @@ from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 from pydantic import ValidationError
 
-from runtime.checkpoint import Checkpoint, Job, check_schema_version
 from runtime.errors import CheckpointError, StorageError
-from runtime.joblock import JobLock, acquire_job_lock, job_status
-from runtime.messages import Message
+from runtime.files import atomic_write
+from runtime.jobs.lock import JobLock, acquire_job_lock, job_status
+from runtime.schema.checkpoint import Checkpoint, Job, check_schema_version
+from runtime.schema.messages import Message
 
 if TYPE_CHECKING:
     # Not at run time: ``perstack log`` reads storage without building the event models.
-    from runtime.events import PerstackEvent
+    from runtime.schema.events import PerstackEvent
 
 STORAGE_ENV = "PERSTACK_STORAGE_PATH"
 
@@ -73,8 +73,8 @@ _PLAIN_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 def is_plain_id(value: object) -> bool:
     r"""Whether ``value`` may name a run folder or a checkpoint file: 1-128 of A-Z a-z 0-9 _ -.
 
-    The runtime's ids (:func:`runtime.ids.new_id`) and Perstack's (cuid2) always are. An id read
-    from stored data that is not (``..``, ``/``, ``\``, NUL, ...) never becomes a path.
+    The runtime's ids (:func:`runtime.schema.ids.new_id`) and Perstack's (cuid2) always are. An id
+    read from stored data that is not (``..``, ``/``, ``\``, NUL, ...) never becomes a path.
     """
     return isinstance(value, str) and _PLAIN_ID.fullmatch(value) is not None
 
@@ -170,21 +170,6 @@ def default_storage_root(workspace: Path) -> Path:
     return Path(override).expanduser().resolve() if override else workspace / "perstack"
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old or the new file, never a part."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 @dataclass(frozen=True)
 class EventLine:
     """One raw line of an events.jsonl file, with where it came from."""
@@ -214,7 +199,7 @@ class Storage:
     # the job lock ------------------------------------------------------------------------------
 
     def lock_job(self, job_id: str, *, warn: Callable[[str], None]) -> JobLock:
-        """Take the job's lock for this process (see :mod:`runtime.joblock`).
+        """Take the job's lock for this process (see :mod:`runtime.jobs.lock`).
 
         Raises:
             JobLockedError: another live process runs the job.
@@ -229,7 +214,7 @@ class Storage:
     def job_status(self, job_id: str, stored: str) -> str:
         """The status to show for a job whose job.json says ``stored``.
 
-        ``running`` with no live process is ``interrupted``: :func:`runtime.joblock.job_status`.
+        ``running`` with no live process is ``interrupted``: :func:`runtime.jobs.lock.job_status`.
         """
         return job_status(self.job_dir(job_id), stored)
 
@@ -268,7 +253,7 @@ class Storage:
 
     def _write(self, path: Path, text: str) -> None:
         try:
-            atomic_write_text(path, text)
+            atomic_write(path, text, make_parents=True)
         except OSError as error:
             raise self._write_error(path, error) from error
 
@@ -573,7 +558,7 @@ def read_job_events(
 def _read_events_file(
     path: Path, loader: CheckpointMessages, messages: bool
 ) -> Iterator[tuple[int, int, PerstackEvent]]:
-    from runtime.events import EVENT_ADAPTER
+    from runtime.schema.events import EVENT_ADAPTER
 
     try:
         handle = path.open("rb")

@@ -1,7 +1,7 @@
 """perstack.toml as typed models (§1 of the reference).
 
 Field names are Perstack's camelCase keys (aliases); Python attributes are snake_case. Unknown keys
-are ignored by the models and reported as warnings by :func:`runtime.config_loader.load_config`,
+are ignored by the models and reported as warnings by :func:`runtime.config.loader.load_config`,
 because Perstack silently strips them and real files depend on that.
 """
 
@@ -53,6 +53,18 @@ EXPERT_KEY_RE = re.compile(
 
 EXPERT_NAME_RE = re.compile(r"^(@[a-z0-9][a-z0-9_-]*/)?[a-z0-9][a-z0-9_-]*$")
 """Keys accepted for ``[experts."<key>"]`` tables: lowercase, optional @scope/, no dots."""
+
+EXPERT_REF_RE = re.compile(r"^(?P<name>(?:@[^/@]+/)?[^@]+)(?:@(?P<suffix>[^@]+))?$")
+"""A reference to an expert as written in ``delegates``: a key, then ``@version`` or ``@tag``."""
+
+
+def split_expert_ref(ref: str) -> tuple[str, str | None]:
+    """``@org/name@1.2.3`` → (``@org/name``, ``1.2.3``); a bare key → (key, None)."""
+    match = EXPERT_REF_RE.match(ref)
+    if match is None:
+        return ref, None
+    return match.group("name"), match.group("suffix")
+
 
 SEMVER_RE = re.compile(r"^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
 TAG_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")

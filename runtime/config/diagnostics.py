@@ -1,7 +1,7 @@
 """Everything wrong with a perstack.toml, with line numbers, for an editor that checks as you type.
 
 :func:`diagnose` never raises: whatever the text, it returns a list of :class:`Diagnostic`. It
-reuses the loader (:func:`runtime.config_loader.parse_config`) for syntax errors, schema errors
+reuses the loader (:func:`runtime.config.loader.parse_config`) for syntax errors, schema errors
 and unknown keys, so the editor and ``perstack run`` always agree, and adds the checks across
 experts that only make sense while authoring a team:
 
@@ -26,8 +26,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from runtime.config import EXPERT_KEY_RE
-from runtime.config_loader import (
+from runtime.config.loader import (
     CONFIG_FILE_NAME,
     ConfigFileError,
     ConfigLimitError,
@@ -35,6 +34,7 @@ from runtime.config_loader import (
     ConfigWarning,
     parse_config,
 )
+from runtime.config.schema import EXPERT_KEY_RE, split_expert_ref
 
 __all__ = ["Diagnostic", "diagnose"]
 
@@ -42,7 +42,6 @@ Severity = Literal["error", "warning"]
 
 _COLUMN_RE = re.compile(r" at column (\d+)")
 _DELEGATE_KEY_RE = re.compile(r"\.delegates\[\d+\]$")
-_REF_RE = re.compile(r"^(?P<name>(?:@[^/@]+/)?[^@]+)(?:@(?P<suffix>[^@]+))?$")
 
 
 @dataclass(frozen=True)
@@ -179,11 +178,6 @@ def _from_warning(warning: ConfigWarning, lines: list[str]) -> Diagnostic:
 # Across experts ------------------------------------------------------------------------------
 
 
-def _split_ref(ref: str) -> str:
-    match = _REF_RE.match(ref)
-    return match.group("name") if match else ref
-
-
 def _quoted(name: str) -> str:
     escaped = name.replace("\\", "\\\\").replace('"', '\\"')
     return f'"{escaped}"'
@@ -211,7 +205,7 @@ def _findings(experts: Mapping[str, Any], label: str) -> Iterator[_Finding]:
         for index, ref in enumerate(delegates):
             if not isinstance(ref, str) or not EXPERT_KEY_RE.match(ref):
                 continue  # the schema reports it
-            name = _split_ref(ref)
+            name = split_expert_ref(ref)[0]
             if ref in seen:
                 yield _Finding(key, index, "warning", f'delegate "{ref}" is listed twice', ref)
                 continue
@@ -357,7 +351,7 @@ def _cross_references(
             if key_lines is None:
                 # An unusual layout (dotted keys, inline tables): the loader's full scanner
                 # knows every construct; it is slower, so it is only the fallback.
-                from runtime.config_loader import _KeyLines
+                from runtime.config.loader import _KeyLines
 
                 key_lines = _KeyLines(text)
             line = key_lines.line_of(path)

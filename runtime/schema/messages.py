@@ -10,8 +10,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, TypeAdapter
 
-from runtime._model import WireModel
-from runtime.ids import new_id
+from runtime.schema.base import WireModel
+from runtime.schema.ids import new_id
 
 
 class _Part(WireModel):

@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
-import tempfile
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -28,9 +26,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 from pydantic.alias_generators import to_camel
 
-from runtime.config import McpStdioSkill, SkillConfig
-from runtime.config_loader import ExpertDefinition, LoadedConfig
+from runtime.config.loader import ExpertDefinition, LoadedConfig
+from runtime.config.schema import McpStdioSkill, SkillConfig
 from runtime.errors import SkillError
+from runtime.files import atomic_write
 from runtime.skills.mcp import is_bundled_base, stdio_launch
 from runtime.skills.types import ToolDefinition
 
@@ -346,15 +345,4 @@ def write_lockfile(path: Path, lockfile: Lockfile) -> None:
         OSError: The directory is not writable.
     """
     text = dumps_lockfile(lockfile)
-    handle = tempfile.NamedTemporaryFile(
-        "w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.", delete=False
-    )
-    try:
-        with handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(handle.name, path)
-    except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
-        raise
+    atomic_write(path, text)

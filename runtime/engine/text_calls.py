@@ -26,8 +26,8 @@ import re
 from collections.abc import Collection
 from typing import Any
 
-from runtime.ids import new_id
 from runtime.llm import ToolCallChunk
+from runtime.schema.ids import new_id
 
 _NAME_KEYS = ("name", "tool", "tool_name", "toolName", "function")
 _ARGS_KEYS = ("arguments", "parameters", "args", "input")

@@ -1,0 +1,1 @@
+"""perstack.toml: its schema, loading, diagnostics, tomlkit authoring and env files."""
