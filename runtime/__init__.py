@@ -37,8 +37,8 @@ if TYPE_CHECKING:
         StorageError,
         UsageError,
     )
+    from runtime.jobs.events import read_job_events
     from runtime.jobs.lock import INTERRUPTED_ERROR, JOB_INTERRUPTED, job_is_live, job_status
-    from runtime.jobs.store import read_job_events
     from runtime.llm import GenerationRequest, LanguageModel
     from runtime.schema.checkpoint import (
         Checkpoint,
@@ -61,6 +61,7 @@ if TYPE_CHECKING:
         event_from_json,
         event_to_json,
     )
+    from runtime.schema.results import tool_result_failed
     from runtime.schema.setting import RunSetting
     from runtime.version import __version__
 
@@ -107,12 +108,13 @@ _EXPORTS: dict[str, str] = {
     "job_status": "runtime.jobs.lock",
     "load_config": "runtime.config.loader",
     "parse_config": "runtime.config.loader",
-    "read_job_events": "runtime.jobs.store",
+    "read_job_events": "runtime.jobs.events",
     "resolve_expert": "runtime.config.loader",
     "load_config_for": "runtime.engine.runner",
     "prewarm_model": "runtime.engine.runner",
     "run": "runtime.engine.runner",
     "run_sync": "runtime.engine.runner",
+    "tool_result_failed": "runtime.schema.results",
 }
 
 
@@ -172,4 +174,5 @@ __all__ = [
     "resolve_expert",
     "run",
     "run_sync",
+    "tool_result_failed",
 ]

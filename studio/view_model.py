@@ -1,6 +1,6 @@
 """The step tree of a job, built from events: job → runs → steps → tool calls.
 
-A pure reducer with no Textual import: the live studio, replays of stored ``events.jsonl`` and the
+A pure reducer with no Textual import: the live studio, replays of stored jobs and the
 tests all feed it the same events. It keeps only what the tree shows (never whole checkpoints).
 With ``keep_steps``, a run keeps only its newest steps: older settled ones are dropped (counted in
 ``RunNode.dropped_steps``; their usage stays in the run's totals) and are read back from storage
@@ -13,11 +13,11 @@ expert and the tool call that started it; a follow-up query after a finished run
 
 from __future__ import annotations
 
-import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from runtime import INTERRUPTED_ERROR, PerstackEvent, Usage
+from runtime import INTERRUPTED_ERROR, PerstackEvent, Usage, tool_result_failed
 
 RunStatus = Literal["running", "delegating", "waiting", "done", "failed", "stopped", "cancelled"]
 CallStatus = Literal["running", "done", "failed", "waiting", "delegated"]
@@ -279,7 +279,7 @@ class JobTree:
                 if not text and result.result:
                     text = f"[{result.result[0].type}]"
                 call.result = text[:PREVIEW]
-                call.is_error = bool(result.is_error) or _looks_like_error(text)
+                call.is_error = _failed(result.result, result.is_error)
                 call.status = "failed" if call.is_error else "done"
 
     def _on_attemptCompletion(self, event: Any) -> None:
@@ -315,7 +315,7 @@ class JobTree:
                         continue
                     text = "\n".join(c.text for c in part.contents if c.type == "textPart")
                     call.result = text[:PREVIEW]
-                    call.is_error = bool(part.is_error)
+                    call.is_error = _failed(part.contents, part.is_error)
                     call.status = "failed" if call.is_error else "done"
 
     def _on_continueToNextStep(self, event: Any) -> None:
@@ -387,15 +387,7 @@ def _delegated(step: StepNode) -> bool:
     return any(call.child_run_ids for call in step.calls)
 
 
-def _looks_like_error(text: str) -> bool:
-    # Perstack's convention: an in-band JSON error object, or text starting with "error".
-    lowered = text[:8].lower()
-    if lowered.startswith(("error:", "error ")):
-        return True
-    if text.startswith("{") and '"error"' in text[:200]:
-        try:
-            data = json.loads(text)
-        except ValueError:
-            return False
-        return isinstance(data, dict) and isinstance(data.get("error"), str)
-    return False
+def _failed(parts: Sequence[Any], is_error: bool | None) -> bool:
+    """The runtime's rule (the one ``perstack log`` marks ✗ by), on the first text part."""
+    first = next((part.text for part in parts if part.type == "textPart"), "")
+    return tool_result_failed(first, is_error=is_error)

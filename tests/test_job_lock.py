@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 from runtime.errors import JobLockedError
+from runtime.jobs import Jobs
 from runtime.jobs.lock import LOCK_FILE, acquire_job_lock, job_is_live, job_status
-from studio.screens.history import list_jobs
 from tests.fakellm import FakeLLM, reply_delay, reply_text, reply_tool_calls
 
 TOML = """
@@ -148,7 +148,7 @@ def test_a_live_job_refuses_a_second_writer_until_its_holder_dies(
     lock = json.loads((workspace / "perstack/jobs" / job_id / LOCK_FILE).read_text())
     assert lock["pid"] == first.popen.pid and isinstance(lock["startedAt"], int)
     assert logged_status(workspace, fake_llm) == "running"
-    assert [j.status for j in list_jobs(workspace)] == ["running"]
+    assert [j.status for j in Jobs.for_workspace(workspace).list_jobs()] == ["running"]
 
     second = perstack(workspace, fake_llm, "run", "helper", "me too", "--continue", *MODEL)
     assert second.returncode == 2, second.stderr
@@ -165,7 +165,7 @@ def test_a_live_job_refuses_a_second_writer_until_its_holder_dies(
     assert log["job"]["status"] == "interrupted"
     assert [run["status"] for run in log["runs"]] == ["interrupted"]  # no final event, dead
     assert "(interrupted)" in perstack(workspace, fake_llm, "log").stdout
-    assert [j.status for j in list_jobs(workspace)] == ["interrupted"]
+    assert [j.status for j in Jobs.for_workspace(workspace).list_jobs()] == ["interrupted"]
 
     fake_llm.reset()
     fake_llm.script(reply_text("done now"))

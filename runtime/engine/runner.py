@@ -31,7 +31,8 @@ from runtime.engine.skillset import open_skills
 from runtime.engine.states import recover_unstored_step
 from runtime.errors import CheckpointError, ConfigError, PerstackError, StorageError, UsageError
 from runtime.jobs.lock import INTERRUPTED_ERROR, JOB_INTERRUPTED
-from runtime.jobs.store import Storage, default_storage_root, read_job_events
+from runtime.jobs.events import read_job_events
+from runtime.jobs.store import Storage, default_storage_root
 from runtime.llm import LanguageModel
 from runtime.schema.checkpoint import (
     Checkpoint,

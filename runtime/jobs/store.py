@@ -14,22 +14,20 @@ checkpoint. ``events.jsonl`` is append-only; a torn last line from a crash is sk
 Stored events do not repeat the conversation. On the wire every state event carries whole
 checkpoints (and ``startGeneration`` the whole prompt), so storing them as they are would grow a
 run's events file with the square of its steps (2.1 GB for one run of 1,400 steps). A message list
-that a checkpoint file already holds is stored once, in that file; the event line keeps a
-reference in its place (see :class:`EventCompactor`), and :func:`read_job_events` puts the
+that a checkpoint file already holds is stored once, in that file; the event line keeps a reference
+in its place (see :class:`EventCompactor`), and :func:`runtime.jobs.events.read_job_events` puts the
 messages back. Lines written before this, with the messages inline, read the same way.
 """
 
 from __future__ import annotations
 
-import heapq
 import json
 import os
 import re
-from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import ValidationError
 
@@ -51,7 +49,7 @@ MESSAGES_REF = "messagesRef"
 """Key that stands in a stored event for a message list held by a checkpoint file:
 ``{"checkpointId": ..., "count": ..., "lastMessageId": ...}``."""
 
-_CHECKPOINT_FIELDS = (
+CHECKPOINT_FIELDS = (
     ("initial_checkpoint", "initialCheckpoint"),
     ("checkpoint", "checkpoint"),
     ("next_checkpoint", "nextCheckpoint"),
@@ -68,6 +66,8 @@ MAX_NESTING = 512
 RecursionError and anything decoded can be encoded again."""
 
 _PLAIN_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+_TIMESTAMP = re.compile(rb'"timestamp"\s*:\s*(\d+)')
+_HEAD_BYTES = 4096
 
 
 def is_plain_id(value: object) -> bool:
@@ -77,6 +77,18 @@ def is_plain_id(value: object) -> bool:
     read from stored data that is not (``..``, ``/``, ``\``, NUL, ...) never becomes a path.
     """
     return isinstance(value, str) and _PLAIN_ID.fullmatch(value) is not None
+
+
+_GIVEN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}")
+
+
+def is_given_id(value: str) -> bool:
+    """Whether an id a user typed (a job, run or checkpoint) may name a folder or file.
+
+    Jobs may be named with ``--job-id``, so dots are allowed, but nothing that could step
+    outside the storage tree: no separators, no leading dot.
+    """
+    return _GIVEN_ID.fullmatch(value) is not None
 
 
 def is_inside(folder: Path, path: Path) -> bool:
@@ -269,22 +281,45 @@ class Storage:
     # reads -----------------------------------------------------------------------------------
 
     def job_ids(self) -> list[str]:
-        """Every job id, newest first (by job.json startedAt, else directory mtime)."""
+        """Every job id, newest first (by job.json's startedAt, else by its first event)."""
         if not self.jobs_dir.is_dir():
             return []
         entries: list[tuple[float, str]] = []
         for job_dir in self.jobs_dir.iterdir():
             if not job_dir.is_dir() or _never_started(job_dir):
                 continue
-            started = job_dir.stat().st_mtime * 1000
+            started: float | None = None
             job_json = job_dir / "job.json"
             try:
                 if is_inside(job_dir, job_json):
                     started = float(read_json_file(job_json)["startedAt"])
             except (OSError, ValueError, KeyError, TypeError):
                 pass
+            if started is None:
+                started = self.first_event_time(job_dir.name)
             entries.append((started, job_dir.name))
         return [job_id for _, job_id in sorted(entries, reverse=True)]
+
+    def first_event_time(self, job_id: str) -> int:
+        """When the job's first stored event happened (ms), for jobs without a job.json.
+
+        Only the start of each run's events file is read. A job without a readable event falls
+        back to its folder's modification time: the last resort, as a copy changes it.
+        """
+        job_dir = self.job_dir(job_id)
+        times = []
+        for path in (job_dir / "runs").glob("*/events.jsonl"):
+            if not is_inside(job_dir, path):
+                continue
+            try:
+                with path.open("rb") as handle:
+                    head = handle.read(_HEAD_BYTES)
+            except OSError:
+                continue
+            found = _TIMESTAMP.search(head)
+            if found:
+                times.append(int(found.group(1)))
+        return min(times) if times else int(job_dir.stat().st_mtime * 1000)
 
     def load_job(self, job_id: str) -> Job:
         """Read job.json.
@@ -413,7 +448,7 @@ class EventCompactor:
         """The stored line for ``event`` (its wire JSON when nothing can be referenced)."""
         refs: dict[str, dict[str, Any]] = {}
         exclude: dict[str, Any] = {}
-        for attr, alias in _CHECKPOINT_FIELDS:
+        for attr, alias in CHECKPOINT_FIELDS:
             checkpoint = getattr(event, attr, None)
             if isinstance(checkpoint, Checkpoint) and (ref := self._ref(checkpoint.messages)):
                 refs[alias] = ref
@@ -430,161 +465,3 @@ class EventCompactor:
         if prompt_ref is not None:
             data[MESSAGES_REF] = prompt_ref
         return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-
-
-class CheckpointMessages:
-    """Reads the message lists that stored events refer to, from one job's checkpoint files.
-
-    Keeps the last few lists decoded: consecutive events refer to the same few checkpoints.
-    """
-
-    def __init__(self, job_dir: Path, cache_size: int = 4) -> None:
-        self.job_dir = job_dir
-        self._cache: OrderedDict[str, list[Any]] = OrderedDict()
-        self._cache_size = cache_size
-
-    def get(self, checkpoint_id: str) -> list[Any]:
-        """The stored (JSON) messages of a checkpoint.
-
-        Raises:
-            CheckpointError: the checkpoint file is missing or unreadable, or the id is not a
-                plain id (:func:`is_plain_id`) or names a file outside the job folder: such a
-                reference is never followed.
-        """
-        cached = self._cache.get(checkpoint_id)
-        if cached is not None:
-            self._cache.move_to_end(checkpoint_id)
-            return cached
-        if not is_plain_id(checkpoint_id):
-            raise CheckpointError(
-                f"Stored event refers to checkpoint {checkpoint_id!r}, which is not a checkpoint "
-                "id; not followed"
-            )
-        path = self.job_dir / "checkpoints" / f"{checkpoint_id}.json"
-        if not is_inside(self.job_dir, path):
-            raise CheckpointError(
-                f"Stored event refers to checkpoint file {path}, which resolves outside the job "
-                "folder; not followed"
-            )
-        try:
-            messages = read_json_file(path)["messages"]
-        except (OSError, ValueError, KeyError, TypeError) as error:
-            raise CheckpointError(
-                f"Stored event refers to checkpoint {checkpoint_id!r}, which cannot be read "
-                f"from {path}: {error}"
-            ) from error
-        if not isinstance(messages, list):
-            raise CheckpointError(f"Checkpoint file {path} has no message list")
-        self._cache[checkpoint_id] = messages
-        if len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
-        return messages
-
-    def expand(self, data: dict[str, Any]) -> dict[str, Any]:
-        """Put the referenced messages back into a decoded stored event (in place; returned).
-
-        The result is the event as it was emitted on the wire.
-
-        Raises:
-            CheckpointError: a reference cannot be followed; ``data`` is then left as it was.
-        """
-        holders = [data.get(alias) for _, alias in _CHECKPOINT_FIELDS]
-        holders.append(data)
-        resolved = [
-            (holder, self._resolve(holder[MESSAGES_REF]))
-            for holder in holders
-            if isinstance(holder, dict) and MESSAGES_REF in holder
-        ]
-        for holder, messages in resolved:
-            del holder[MESSAGES_REF]
-            holder["messages"] = messages
-        return data
-
-    def _resolve(self, ref: Any) -> list[Any]:
-        if not isinstance(ref, dict) or not isinstance(ref.get("checkpointId"), str):
-            raise CheckpointError(f"Malformed {MESSAGES_REF} in a stored event: {ref!r}")
-        messages = self.get(ref["checkpointId"])
-        count = ref.get("count")
-        return list(messages[:count]) if isinstance(count, int) else list(messages)
-
-
-def drop_messages(data: dict[str, Any]) -> dict[str, Any]:
-    """Empty every message list a decoded stored event repeats (in place; returned).
-
-    For views that show a job's structure, not its conversation: whether a line holds its
-    messages inline or by reference, the checkpoints come back with ``messages == []``.
-    """
-    for _, alias in _CHECKPOINT_FIELDS:
-        checkpoint = data.get(alias)
-        if isinstance(checkpoint, dict):
-            checkpoint.pop(MESSAGES_REF, None)
-            checkpoint["messages"] = []
-    if data.get("type") == "startGeneration":
-        data.pop(MESSAGES_REF, None)
-        data["messages"] = []
-    return data
-
-
-def read_job_events(
-    job_dir: Path, *, messages: bool = True, run_ids: Iterable[str] | None = None
-) -> Iterator[PerstackEvent]:
-    """Every stored event of one job, in time order across its runs, read lazily.
-
-    Args:
-        job_dir: The job's folder (``<storage>/jobs/<jobId>``).
-        messages: Put back the conversation each checkpoint-carrying event repeats, so the
-            events equal those emitted live. ``False`` leaves those lists empty, which is much
-            cheaper on long jobs: for views that need the structure only (the studio's tree).
-        run_ids: Only the events of these run segments (each run's events are in its own
-            file, so the others are not read at all).
-
-    Unreadable lines (a torn last line after a crash, an unknown event type, a line over
-    :data:`MAX_STORED_BYTES` or nested deeper than :data:`MAX_NESTING`) are skipped, as is an
-    event whose referenced checkpoint file is gone. Nothing outside ``job_dir`` is read: run ids
-    that are not plain ids and files that resolve elsewhere (symbolic links) are left out.
-    """
-    loader = CheckpointMessages(job_dir)
-    if run_ids is None:
-        runs = sorted((job_dir / "runs").glob("*/events.jsonl"))
-    else:
-        wanted = sorted({run_id for run_id in run_ids if is_plain_id(run_id)})
-        runs = [job_dir / "runs" / run_id / "events.jsonl" for run_id in wanted]
-    runs = [path for path in runs if is_inside(job_dir, path)]
-    streams = (_read_events_file(path, loader, messages) for path in runs)
-    for _, _, event in heapq.merge(*streams, key=lambda item: item[:2]):
-        yield event
-
-
-def _read_events_file(
-    path: Path, loader: CheckpointMessages, messages: bool
-) -> Iterator[tuple[int, int, PerstackEvent]]:
-    from runtime.schema.events import EVENT_ADAPTER
-
-    try:
-        handle = path.open("rb")
-    except OSError:
-        return
-    with handle:
-        for index, line in enumerate(_bounded_lines(handle)):
-            if line is None:
-                continue
-            try:
-                data = decode_json(line)
-                if not isinstance(data, dict):
-                    continue
-                data = loader.expand(data) if messages else drop_messages(data)
-                event = EVENT_ADAPTER.validate_python(data)
-            except (ValueError, CheckpointError):
-                continue
-            yield event.timestamp, index, event
-
-
-def _bounded_lines(handle: BinaryIO) -> Iterator[bytes | None]:
-    """The lines of a file, each None when over :data:`MAX_STORED_BYTES` (then never held)."""
-    while line := handle.readline(MAX_STORED_BYTES + 1):
-        if len(line) <= MAX_STORED_BYTES or line.endswith(b"\n"):
-            yield line
-            continue
-        while line and not line.endswith(b"\n"):
-            line = handle.readline(1024 * 1024)
-        yield None

@@ -23,14 +23,8 @@ from runtime.jobs.store import (
     Storage,
     default_storage_root,
 )
-from runtime.log.query import (
-    Criteria,
-    LogError,
-    LogQuery,
-    build_log,
-    parse_filter,
-    parse_step,
-)
+from runtime.log.filters import LogError, parse_filter, parse_step
+from runtime.log.query import Criteria, LogQuery, build_log
 from runtime.log.render import render_json, render_text, use_color, visible, visible_lines
 
 EXIT_OK = 0

@@ -22,20 +22,11 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, tzinfo
 from typing import Any, TextIO
 
+from runtime.jobs.records import JSON, EventRecord
+from runtime.jobs.runs import RunInfo, TreeNode, first_text_part, first_user_text, step_ranges
 from runtime.jobs.store import decode_json
-from runtime.log.query import (
-    DELEGATION_TYPES,
-    ERROR_TYPES,
-    JSON,
-    TOOL_TYPES,
-    EventRecord,
-    LogResult,
-    RunInfo,
-    TreeNode,
-    first_text_part,
-    first_user_text,
-    step_ranges,
-)
+from runtime.log.query import DELEGATION_TYPES, ERROR_TYPES, TOOL_TYPES, LogResult
+from runtime.schema.results import tool_result_failed
 
 RULE = "─" * 50
 TYPE_WIDTH = 24
@@ -547,22 +538,9 @@ def _details(kind: str, event: JSON, paint: _Paint, verbose: bool) -> list[str]:
 
 def _tool_result_line(tool_result: JSON, paint: _Paint) -> str:
     text = first_text_part(tool_result.get("result")) or ""
-    failed = tool_result.get("isError") is True or _looks_like_error(text)
+    failed = tool_result_failed(text, is_error=tool_result.get("isError") is True)
     mark = paint("✗", "red") if failed else paint("✓", "green")
     return f"{mark} {tool_result.get('toolName')}: {_preview(text, 40)}"
-
-
-def _looks_like_error(text: str) -> bool:
-    """Perstack's rule: the text starts with "error", or is JSON with a string ``error``."""
-    if text[:5].lower() == "error":
-        return True
-    if text.startswith("{") and '"error"' in text:
-        try:
-            data: Any = decode_json(text)
-        except ValueError:
-            return False
-        return isinstance(data, dict) and isinstance(data.get("error"), str)
-    return False
 
 
 def _retry_reason(reason: object) -> str:

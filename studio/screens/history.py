@@ -1,20 +1,17 @@
 """Past jobs of the workspace, their checkpoints, and their stored events (for replay).
 
-The studio lists jobs and checkpoints from the job folders as plain JSON files
-(``perstack/jobs/{jobId}/job.json``, ``checkpoints/{id}.json``) and replays events through
-``runtime.read_job_events``. Unreadable files and lines are skipped: history is a view, never a
-reason to fail.
+Everything comes from the runtime's jobs API (:class:`runtime.jobs.Jobs`): jobs newest first by
+their own start times, checkpoints in the order they were stored. Unreadable files and lines are
+skipped there: history is a view, never a reason to fail.
 """
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -23,33 +20,10 @@ from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
+from runtime.jobs import CheckpointSummary, Jobs, JobSummary
+
 if TYPE_CHECKING:
     from runtime import PerstackEvent
-
-
-@dataclass(frozen=True)
-class JobSummary:
-    """One row of the jobs list."""
-
-    id: str
-    status: str
-    expert_key: str
-    total_steps: int
-    total_tokens: int
-    started_at: int
-    finished_at: int | None
-
-
-@dataclass(frozen=True)
-class CheckpointSummary:
-    """One row of a job's checkpoints."""
-
-    id: str
-    step_number: int
-    status: str
-    expert_key: str
-    delegated: bool
-    mtime: float
 
 
 @dataclass(frozen=True)
@@ -61,86 +35,13 @@ class ResumePoint:
     expert_key: str
 
 
-def jobs_root(workspace: Path) -> Path:
-    """Where the runtime stores the workspace's jobs (``$PERSTACK_STORAGE_PATH`` wins, as there)."""
-    override = os.environ.get("PERSTACK_STORAGE_PATH")
-    root = Path(override).expanduser().resolve() if override else workspace / "perstack"
-    return root / "jobs"
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def list_jobs(workspace: Path) -> list[JobSummary]:
-    """Every readable job of the workspace, newest first.
-
-    A job stored as ``running`` that no live process holds is listed as ``interrupted``.
-    """
-    from runtime import job_status
-
-    jobs: list[JobSummary] = []
-    root = jobs_root(workspace)
-    if not root.is_dir():
-        return jobs
-    for folder in root.iterdir():
-        data = _read_json(folder / "job.json")
-        if data is None or not isinstance(data.get("id"), str):
-            continue
-        usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
-        jobs.append(
-            JobSummary(
-                id=data["id"],
-                status=job_status(folder, str(data.get("status", "?"))),
-                expert_key=str(data.get("coordinatorExpertKey", "?")),
-                total_steps=int(data.get("totalSteps") or 0),
-                total_tokens=int((usage or {}).get("totalTokens") or 0),
-                started_at=int(data.get("startedAt") or 0),
-                finished_at=data.get("finishedAt"),
-            )
-        )
-    jobs.sort(key=lambda job: (job.started_at, job.id), reverse=True)
-    return jobs
-
-
-def list_checkpoints(workspace: Path, job_id: str) -> list[CheckpointSummary]:
-    """The job's checkpoints in the order they were stored."""
-    folder = jobs_root(workspace) / job_id / "checkpoints"
-    out: list[CheckpointSummary] = []
-    if not folder.is_dir():
-        return out
-    for path in folder.glob("*.json"):
-        data = _read_json(path)
-        if data is None or not isinstance(data.get("id"), str):
-            continue
-        expert = data.get("expert") if isinstance(data.get("expert"), dict) else {}
-        out.append(
-            CheckpointSummary(
-                id=data["id"],
-                step_number=int(data.get("stepNumber") or 0),
-                status=str(data.get("status", "?")),
-                expert_key=str((expert or {}).get("key", "?")),
-                delegated=bool(data.get("delegatedBy")),
-                mtime=path.stat().st_mtime,
-            )
-        )
-    out.sort(key=lambda c: (c.mtime, c.step_number))
-    return out
-
-
 def stored_events(workspace: Path, job_id: str) -> Iterator[PerstackEvent]:
     """The job's stored events in time order, read lazily, without the conversation.
 
     The tree shows structure, not messages, so the checkpoints come back with empty message
     lists: replay stays linear in the number of events however long the conversation.
     """
-    from runtime import read_job_events
-
-    return read_job_events(jobs_root(workspace) / job_id, messages=False)
+    return Jobs.for_workspace(workspace).events(job_id, messages=False)
 
 
 def format_time(ms: int, now: Callable[[], datetime]) -> str:
@@ -191,7 +92,7 @@ class HistoryScreen(Screen[ResumePoint | None]):
 
     @work(thread=True, exclusive=True, group="history", exit_on_error=False)
     def _load(self) -> None:
-        jobs = list_jobs(self.workspace)
+        jobs = Jobs.for_workspace(self.workspace).list_jobs()
         self.app.call_from_thread(self._show_jobs, jobs)
 
     def _show_jobs(self, jobs: list[JobSummary]) -> None:
@@ -218,7 +119,7 @@ class HistoryScreen(Screen[ResumePoint | None]):
     @on(DataTable.RowSelected, "#history-jobs")
     def _job_chosen(self, event: DataTable.RowSelected) -> None:
         self.job = self.jobs[event.cursor_row]
-        self.checkpoints = list_checkpoints(self.workspace, self.job.id)
+        self.checkpoints = Jobs.for_workspace(self.workspace).checkpoints(self.job.id)
         table = self.query_one("#history-checkpoints", DataTable)
         table.clear()
         for index, checkpoint in enumerate(self.checkpoints, start=1):

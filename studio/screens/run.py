@@ -768,14 +768,13 @@ class RunScreen(Screen[None]):
 
     def _read_earlier(self, node: RunNode) -> list[StepNode]:
         """The run's dropped steps, rebuilt from the job's stored events."""
-        from runtime import read_job_events
-        from studio.screens.history import jobs_root
+        from runtime.jobs import Jobs
 
         if not self.job.job_id:
             return []
         scratch = JobTree(self.job.job_id)
-        job_dir = jobs_root(self.options.workspace) / self.job.job_id
-        for event in read_job_events(job_dir, messages=False, run_ids=node.run_ids):
+        jobs = Jobs.for_workspace(self.options.workspace)
+        for event in jobs.events(self.job.job_id, messages=False, run_ids=node.run_ids):
             scratch.apply(event)
         held = {step.number for step in node.steps}
         steps = [step for run in scratch.runs.values() for step in run.steps]

@@ -472,7 +472,7 @@ def test_timestamps_out_of_range_are_shown_as_unknown(tmp_path: Path, timestamp:
 def test_read_job_events_reads_nothing_outside_and_skips_what_it_cannot_decode(
     tmp_path: Path,
 ) -> None:
-    from runtime.jobs.store import read_job_events
+    from runtime.jobs.events import read_job_events
 
     outside_checkpoint(tmp_path)
     b, path, number = job_with_messages_ref(tmp_path / "perstack")

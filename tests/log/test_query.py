@@ -7,18 +7,10 @@ from typing import Any
 
 import pytest
 
-from runtime.log.query import (
-    Criteria,
-    EventRecord,
-    EventSource,
-    LogError,
-    StepFilter,
-    nearest,
-    parse_filter,
-    parse_step,
-    select,
-    step_ranges,
-)
+from runtime.jobs.records import EventRecord, EventSource
+from runtime.jobs.runs import step_ranges
+from runtime.log.filters import LogError, StepFilter, parse_filter, parse_step
+from runtime.log.query import Criteria, nearest, select
 
 
 @pytest.mark.parametrize(
@@ -172,8 +164,8 @@ def test_nearest() -> None:
 
 
 def test_lines_with_crlf_blank_lines_and_no_final_newline(tmp_path: Path) -> None:
+    from runtime.jobs.records import load_events
     from runtime.jobs.store import Storage
-    from runtime.log.query import load_events
 
     storage = Storage(tmp_path)
     folder = storage.run_dir("job", "run")
@@ -209,8 +201,8 @@ def test_lines_with_crlf_blank_lines_and_no_final_newline(tmp_path: Path) -> Non
 
 
 def test_empty_events_file(tmp_path: Path) -> None:
+    from runtime.jobs.records import load_events
     from runtime.jobs.store import Storage
-    from runtime.log.query import load_events
 
     storage = Storage(tmp_path)
     storage.run_dir("job", "run").mkdir(parents=True)
@@ -221,7 +213,7 @@ def test_empty_events_file(tmp_path: Path) -> None:
 def test_memory_mapped_and_read_files_give_the_same_events(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import runtime.log.query as query
+    import runtime.jobs.records as query
     from tests.log.conftest import JobBuilder, log
 
     b = JobBuilder(tmp_path / "perstack")

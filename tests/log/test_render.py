@@ -214,7 +214,7 @@ def test_colour_marks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_terminal_event_types_match_the_runtime() -> None:
-    from runtime.log.query import TERMINAL_EVENT_TYPES as COPY
+    from runtime.jobs.runs import TERMINAL_EVENT_TYPES as COPY
     from runtime.schema.events import TERMINAL_EVENT_TYPES
 
     assert COPY == TERMINAL_EVENT_TYPES

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from runtime import RunSetting, run
 from runtime.engine.states import recover_unstored_step
-from runtime.jobs.store import Storage, read_job_events
+from runtime.jobs.events import read_job_events
+from runtime.jobs.store import Storage
 from runtime.testing import ScriptedModel, call, reply
 
 TOML = '[experts."solo"]\ninstruction = "Write files."\n'

@@ -8,9 +8,9 @@ from typing import Any
 
 from textual.widgets import Input
 
+from runtime.jobs import Jobs
 from runtime.testing import Reply, ScriptedModel, reply
 from studio.run_messages import RunCancelled
-from studio.screens.history import list_jobs
 from tests.studio.test_run_view import SIZE, app_for, finished, screen_ready, shape, until
 
 
@@ -21,11 +21,12 @@ async def test_a_cancelled_job_is_interrupted_and_a_follow_up_continues_it(tmp_p
     async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
         screen = await screen_ready(pilot)
         await until(pilot, lambda: bool(screen.job.roots) and screen.controller.running)
-        assert [job.status for job in list_jobs(tmp_path)] == ["running"]  # held by this process
+        jobs = Jobs.for_workspace(tmp_path)
+        assert [job.status for job in jobs.list_jobs()] == ["running"]  # held by this process
         await pilot.press("escape")
         await until(pilot, lambda: any(isinstance(m, RunCancelled) for m in messages))
         await until(pilot, lambda: not screen.controller.running)
-        (job,) = list_jobs(tmp_path)
+        (job,) = Jobs.for_workspace(tmp_path).list_jobs()
         assert job.status == "interrupted"
         stored = json.loads((tmp_path / "perstack/jobs" / job.id / "job.json").read_text())
         assert stored["status"] == "interrupted"
@@ -37,4 +38,6 @@ async def test_a_cancelled_job_is_interrupted_and_a_follow_up_continues_it(tmp_p
         screen = await finished(pilot, runs=2)  # the lock was released when the run ended
         assert shape(screen) == [(0, "solo", "cancelled"), (0, "solo", "done")]
         assert screen.error is None
-    assert [(j.id, j.status) for j in list_jobs(tmp_path)] == [(job.id, "completed")]
+    assert [(j.id, j.status) for j in Jobs.for_workspace(tmp_path).list_jobs()] == [
+        (job.id, "completed")
+    ]

@@ -14,12 +14,13 @@ from textual.widgets import Input, Static
 from textual.worker import Worker, WorkerState
 
 from runtime import MissingApiKeyError
+from runtime.jobs import Jobs
 from runtime.testing import Reply, ScriptedModel, call, reply, scripted_team
 from studio.run_app import RunApp, make_run_app
 from studio.run_controller import PREWARM_WORKER
 from studio.run_messages import RunCancelled, RunEventReceived, RunFailed, RunFinished
 from studio.screens import run as run_module
-from studio.screens.history import HistoryScreen, list_checkpoints, list_jobs
+from studio.screens.history import HistoryScreen
 from studio.screens.interactive import InteractiveToolModal
 from studio.screens.run import RunScreen
 from tests.fakellm import FakeLLM, reply_text
@@ -206,9 +207,9 @@ async def test_cancel_keeps_a_checkpoint_and_says_so(tmp_path: Path) -> None:
         screen.refresh_tree()
         assert shape(screen) == [(0, "solo", "cancelled")]
         assert "cancelled" in str(screen._tree_nodes[("run", screen.job.roots[0])].label)
-        jobs = list_jobs(tmp_path)
+        jobs = Jobs.for_workspace(tmp_path).list_jobs()
         assert len(jobs) == 1
-        assert list_checkpoints(tmp_path, jobs[0].id)
+        assert Jobs.for_workspace(tmp_path).checkpoints(jobs[0].id)
 
 
 async def test_follow_up_continues_the_job(tmp_path: Path) -> None:
@@ -225,14 +226,14 @@ async def test_follow_up_continues_the_job(tmp_path: Path) -> None:
         assert shape(screen) == [(0, "solo", "done"), (0, "solo", "done")]
         assert [screen.job.runs[r].query for r in screen.job.roots] == ["q1", "q2"]
         assert screen.controller.job_id == job_id
-        assert len(list_jobs(tmp_path)) == 1
+        assert len(Jobs.for_workspace(tmp_path).list_jobs()) == 1
 
 
 async def test_resume_from_history(tmp_path: Path) -> None:
     first = app_for(tmp_path, "solo", "q1", ScriptedModel([reply("first answer")]))
     async with first.run_test(size=SIZE) as pilot:
         await finished(pilot)
-    (job,) = list_jobs(tmp_path)
+    (job,) = Jobs.for_workspace(tmp_path).list_jobs()
     model = ScriptedModel([reply("resumed answer")])
     app = app_for(tmp_path, "solo", None, model)
     async with app.run_test(size=SIZE) as pilot:
@@ -247,8 +248,8 @@ async def test_resume_from_history(tmp_path: Path) -> None:
         screen = await finished(pilot)
         assert screen.controller.job_id == job.id
         assert [n.query for _, n in screen.job.walk()] == ["q1", "again"]
-        assert len(list_jobs(tmp_path)) == 1
-        assert checkpoint_id in {c.id for c in list_checkpoints(tmp_path, job.id)}
+        assert len(Jobs.for_workspace(tmp_path).list_jobs()) == 1
+        assert checkpoint_id in {c.id for c in Jobs.for_workspace(tmp_path).checkpoints(job.id)}
 
 
 async def test_runs_made_with_an_older_definition_are_marked(tmp_path: Path) -> None:
@@ -362,7 +363,7 @@ async def test_history_reads_jobs_from_perstack_storage_path(
     async with app.run_test(size=SIZE) as pilot:
         await finished(pilot)
     assert (storage / "jobs").is_dir() and not (workspace / "perstack").exists()
-    assert [job.expert_key for job in list_jobs(workspace)] == ["solo"]
+    assert [job.expert_key for job in Jobs.for_workspace(workspace).list_jobs()] == ["solo"]
 
 
 async def test_missing_api_key_is_shown_in_the_app(
