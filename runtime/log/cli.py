@@ -24,8 +24,9 @@ from runtime.jobs.store import (
     default_storage_root,
 )
 from runtime.log.filters import LogError, parse_filter, parse_step
+from runtime.log.json_output import render_json
 from runtime.log.query import Criteria, LogQuery, build_log
-from runtime.log.render import render_json, render_text, use_color, visible, visible_lines
+from runtime.log.render import render_text, use_color, visible, visible_lines
 
 EXIT_OK = 0
 EXIT_NO_JOBS = 1
