@@ -56,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             exit_now(code)
         return code
     if command == "log":
-        from runtime.log.cli import main as log_main
+        from runtime.log import main as log_main
 
         return log_main(rest)
     if command == "install":

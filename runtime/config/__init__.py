@@ -1,1 +1,61 @@
-"""perstack.toml: its schema, loading, diagnostics, tomlkit authoring and env files."""
+"""perstack.toml: its schema, loading, diagnostics, tomlkit authoring and env files.
+
+This package's namespace is the public API the studio and embedders use; its modules are
+internal and may be reorganised. Names load on first use, so importing one part (the run
+path needs the schema and the loader) never pays for the others (tomlkit authoring).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from runtime.config.authoring import (
+        ConfigDocument,
+        ConfigEditError,
+        backup_config,
+        minimal_config,
+        save_config,
+        unified_diff,
+    )
+    from runtime.config.diagnostics import Diagnostic, diagnose
+    from runtime.config.env import load_env
+    from runtime.config.loader import CONFIG_FILE_NAME
+    from runtime.config.schema import (
+        EXPERT_KEY_RE,
+        EXPERT_NAME_RE,
+        SEMVER_RE,
+        TAG_RE,
+        split_expert_ref,
+    )
+
+_EXPORTS: dict[str, str] = {
+    "CONFIG_FILE_NAME": "runtime.config.loader",
+    "ConfigDocument": "runtime.config.authoring",
+    "ConfigEditError": "runtime.config.authoring",
+    "Diagnostic": "runtime.config.diagnostics",
+    "EXPERT_KEY_RE": "runtime.config.schema",
+    "EXPERT_NAME_RE": "runtime.config.schema",
+    "SEMVER_RE": "runtime.config.schema",
+    "TAG_RE": "runtime.config.schema",
+    "backup_config": "runtime.config.authoring",
+    "diagnose": "runtime.config.diagnostics",
+    "load_env": "runtime.config.env",
+    "minimal_config": "runtime.config.authoring",
+    "save_config": "runtime.config.authoring",
+    "split_expert_ref": "runtime.config.schema",
+    "unified_diff": "runtime.config.authoring",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'runtime.config' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+__all__ = sorted(_EXPORTS)

@@ -6,6 +6,7 @@ formats (text or JSON), :mod:`runtime.log.cli` is the command line. Nothing here
 toolkit or litellm: the command must start fast and stay headless.
 """
 
+from runtime.log.cli import main
 from runtime.log.filters import FilterExpression, LogError, StepFilter, parse_filter, parse_step
 from runtime.log.query import LogQuery, LogResult, build_log
 
@@ -16,6 +17,7 @@ __all__ = [
     "LogResult",
     "StepFilter",
     "build_log",
+    "main",
     "parse_filter",
     "parse_step",
 ]
