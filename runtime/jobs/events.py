@@ -19,6 +19,7 @@ from runtime.jobs.store import (
     CHECKPOINT_FIELDS,
     MAX_STORED_BYTES,
     MESSAGES_REF,
+    Storage,
     decode_json,
     is_inside,
     is_plain_id,
@@ -142,12 +143,13 @@ def read_job_events(
     """
     loader = CheckpointMessages(job_dir)
     if run_ids is None:
-        runs = sorted((job_dir / "runs").glob("*/events.jsonl"))
+        folders = sorted(path for path in (job_dir / "runs").glob("*") if path.is_dir())
     else:
         wanted = sorted({run_id for run_id in run_ids if is_plain_id(run_id)})
-        runs = [job_dir / "runs" / run_id / "events.jsonl" for run_id in wanted]
-    runs = [path for path in runs if is_inside(job_dir, path)]
-    streams = (_read_events_file(path, loader, messages) for path in runs)
+        folders = [job_dir / "runs" / run_id for run_id in wanted]
+    folders = [path for path in folders if is_plain_id(path.name) and is_inside(job_dir, path)]
+    streams = [_read_events_file(path / "events.jsonl", loader, messages) for path in folders]
+    streams += [_read_event_files(job_dir, path, loader, messages) for path in folders]
     for _, _, event in heapq.merge(*streams, key=lambda item: item[:2]):
         yield event
 
@@ -164,6 +166,23 @@ def _read_events_file(
             event = decode_event(line, loader, messages=messages) if line is not None else None
             if event is not None:
                 yield event.timestamp, index, event
+
+
+def _read_event_files(
+    job_dir: Path, run_dir: Path, loader: CheckpointMessages, messages: bool
+) -> Iterator[tuple[int, int, PerstackEvent]]:
+    """A run's events stored Perstack's way (one file each), in time order."""
+    storage = Storage(job_dir.parent.parent)
+    for index, path in enumerate(storage.event_files(job_dir.name, run_dir.name)):
+        try:
+            if path.stat().st_size > MAX_STORED_BYTES:
+                continue
+            line = path.read_bytes()
+        except OSError:
+            continue
+        event = decode_event(line, loader, messages=messages)
+        if event is not None:
+            yield event.timestamp, index, event
 
 
 def decode_event(

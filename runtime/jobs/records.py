@@ -322,10 +322,16 @@ def load_events(
     """Every readable event of the given runs, in time order (then run order, then line order).
 
     Runs of one job overlap in time when delegates run in parallel, so the job view merges them
-    by timestamp instead of showing one run after the other.
+    by timestamp instead of showing one run after the other. A run's events are read from its
+    ``events.jsonl`` and from Perstack's one-file-per-event layout, so jobs written by Perstack
+    read the same way.
     """
     records: list[EventRecord] = []
     for run_id in run_ids:
+        for event_file in storage.event_files(job_id, run_id):
+            record = _file_record(run_id, event_file, source)
+            if record is not None:
+                records.append(record)
         path = storage.run_dir(job_id, run_id) / "events.jsonl"
         if not path.is_file():
             continue
@@ -340,3 +346,17 @@ def load_events(
     for index, record in enumerate(records):
         record.index = index
     return records
+
+
+def _file_record(run_id: str, path: Path, source: EventSource) -> EventRecord | None:
+    """The record of one of Perstack's event files (one JSON object, maybe indented)."""
+    try:
+        if path.stat().st_size > MAX_STORED_BYTES:
+            source.corrupt(path, 1, f"the file is over the limit of {MAX_STORED_BYTES:,} bytes")
+            return None
+        data = path.read_bytes().strip()
+    except OSError:
+        return None
+    if not data:
+        return None
+    return source.record(run_id, path, 1, (data, 0, len(data)))

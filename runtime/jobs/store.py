@@ -67,6 +67,8 @@ RecursionError and anything decoded can be encoded again."""
 
 _PLAIN_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _TIMESTAMP = re.compile(rb'"timestamp"\s*:\s*(\d+)')
+PERSTACK_EVENT_FILE = re.compile(r"event-(\d{1,16})-(-?\d{1,9})-([A-Za-z]{1,64})\.json")
+"""How Perstack stores each event of a run: ``event-<epochMs>-<step>-<type>.json``."""
 _HEAD_BYTES = 4096
 
 
@@ -319,7 +321,28 @@ class Storage:
             found = _TIMESTAMP.search(head)
             if found:
                 times.append(int(found.group(1)))
+        for run_id in self.run_ids(job_id):
+            files = self.event_files(job_id, run_id)
+            if files:
+                times.append(event_file_time(files[0]))
         return min(times) if times else int(job_dir.stat().st_mtime * 1000)
+
+    def event_files(self, job_id: str, run_id: str) -> list[Path]:
+        """A run's events stored Perstack's way, one file each, in time order.
+
+        Files that are links to outside the job folder are left out.
+        """
+        job_dir = self.job_dir(job_id)
+        folder = self.run_dir(job_id, run_id)
+        try:
+            found = [
+                path
+                for path in folder.iterdir()
+                if PERSTACK_EVENT_FILE.fullmatch(path.name) and is_inside(job_dir, path)
+            ]
+        except OSError:
+            return []
+        return sorted(found, key=lambda path: (event_file_time(path), path.name))
 
     def load_job(self, job_id: str) -> Job:
         """Read job.json.
@@ -385,6 +408,12 @@ class Storage:
                 for number, text in enumerate(handle, start=1):
                     if text.strip():
                         yield EventLine(path, number, text.rstrip("\n"))
+
+
+def event_file_time(path: Path) -> int:
+    """The timestamp (ms) in the name of one of Perstack's event files."""
+    found = PERSTACK_EVENT_FILE.fullmatch(path.name)
+    return int(found.group(1)) if found else 0
 
 
 def _load_versioned(path: Path, model: type[_Doc], what: str) -> _Doc:
