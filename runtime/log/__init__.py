@@ -6,9 +6,24 @@ formats (text or JSON), :mod:`runtime.log.cli` is the command line. Nothing here
 toolkit or litellm: the command must start fast and stay headless.
 """
 
-from runtime.log.cli import main
+from typing import TYPE_CHECKING, Any
+
 from runtime.log.filters import FilterExpression, LogError, StepFilter, parse_filter, parse_step
 from runtime.log.query import LogQuery, LogResult, build_log
+
+if TYPE_CHECKING:
+    from runtime.log.cli import main
+
+
+def __getattr__(name: str) -> Any:
+    # Not imported with the package: ``python -m runtime.log.cli`` would then find its own
+    # module already loaded.
+    if name == "main":
+        from runtime.log.cli import main
+
+        return main
+    raise AttributeError(f"module 'runtime.log' has no attribute {name!r}")
+
 
 __all__ = [
     "FilterExpression",
