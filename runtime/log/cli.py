@@ -1,7 +1,8 @@
 """The ``perstack log`` command line (§11 of the reference).
 
-Exit codes: 0 success (also when the filters match nothing: "No data found"), 1 no jobs in the
-storage directory ("No jobs found in <path>"), 2 bad input (unknown option or id, invalid
+Exit codes: 0 success, also when there is nothing to show: the filters match nothing, or the
+storage holds no job (then, as Perstack does, "No data found" on stdout, and where it looked on
+stderr), 2 bad input (unknown option or id, invalid
 ``--step``/``--filter``/``--type``). Errors are one clear message on stderr, never a traceback.
 Stored data is untrusted: see :data:`STORED_DATA_RULES` (also shown by ``--help``).
 """
@@ -61,9 +62,9 @@ def build_parser(prog: str = "perstack log") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog,
         description=(
-            "Show a stored job: header, delegation tree and events. Without --job, the\n"
-            "latest job. Filters combine in this order: --step, --type, --errors, --tools,\n"
-            "--delegations, --filter; then --offset/--take; then --context."
+            "View execution history: a stored job's header, delegation tree and events.\n"
+            "Without --job, the latest job. Filters combine in this order: --step, --type,\n"
+            "--errors, --tools, --delegations, --filter; then --offset/--take; then --context."
         ),
         epilog=STORED_DATA_RULES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -216,6 +217,8 @@ def main(
             if collecting:
                 gc.enable()
     except LogError as error:
+        if error.exit_code == EXIT_OK:  # nothing stored: Perstack's answer, and where we looked
+            out.write("No data found\n")
         # Ids and paths in the message may come from storage: same escaping as the report.
         print(f"perstack log: {visible_lines(error.message)}", file=err)
         return error.exit_code

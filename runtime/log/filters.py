@@ -20,7 +20,8 @@ class LogError(Exception):
 
     Attributes:
         message: What is wrong and, where possible, what exists instead.
-        exit_code: 2 for bad input (unknown id, invalid expression), 1 when there is no storage.
+        exit_code: 2 for bad input (unknown id, invalid expression), 0 when the storage holds no
+            job (nothing to show, as Perstack says it: "No data found").
     """
 
     def __init__(self, message: str, *, exit_code: int = 2) -> None:

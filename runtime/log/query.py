@@ -272,12 +272,12 @@ def build_log(storage: Storage, query: LogQuery, warn: Warn) -> LogResult:
     """Resolve the job, run and checkpoint, load the events and select what to show.
 
     Raises:
-        LogError: no jobs in storage (exit code 1), an unknown id, an unknown ``--type`` or a
+        LogError: no jobs in storage (exit code 0: nothing to show is not a failure), an unknown id, an unknown ``--type`` or a
             ``--run`` that contradicts ``--checkpoint`` (exit code 2).
     """
     job_ids = storage.job_ids()
     if not job_ids:
-        raise LogError(f"No jobs found in {storage.root}", exit_code=1)
+        raise LogError(f"No jobs found in {storage.root}", exit_code=0)
     job_id, is_latest = _find_job(storage, job_ids, query)
     job_dir = storage.job_dir(job_id)
     source = EventSource(warn, CheckpointMessages(job_dir))

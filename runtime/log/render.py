@@ -20,8 +20,9 @@ import os
 import re
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, tzinfo
-from typing import Any, TextIO
+from typing import Any
 
+from runtime._terminal import use_color as use_color
 from runtime.jobs.records import JSON, EventRecord
 from runtime.jobs.runs import RunInfo, TreeNode, first_text_part, first_user_text, step_ranges
 from runtime.jobs.store import decode_json
@@ -76,14 +77,6 @@ def _escape(match: re.Match[str]) -> str:
 def visible_lines(text: str) -> str:
     """:func:`visible` for a message of several lines: its own newlines stay."""
     return "\n".join(visible(line) for line in text.split("\n"))
-
-
-def use_color(stream: TextIO) -> bool:
-    """Colour only for a terminal, and never when ``NO_COLOR`` is set (https://no-color.org)."""
-    if os.environ.get("NO_COLOR"):
-        return False
-    isatty = getattr(stream, "isatty", None)
-    return bool(isatty and isatty())
 
 
 class _Paint:

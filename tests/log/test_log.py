@@ -499,5 +499,5 @@ def test_storage_defaults_to_env_then_cwd(
     monkeypatch.delenv("PERSTACK_STORAGE_PATH")
     monkeypatch.chdir(tmp_path)
     err = io.StringIO()
-    assert main([], stdout=io.StringIO(), stderr=err) == 1
+    assert main([], stdout=io.StringIO(), stderr=err) == 0
     assert err.getvalue() == f"perstack log: No jobs found in {tmp_path / 'perstack'}\n"

@@ -233,6 +233,7 @@ def test_log_imports_stay_light() -> None:
 def test_help_lists_every_option(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--help"]) == 0
     text = capsys.readouterr().out
+    assert "View execution history" in text  # Perstack's wording for the command
     for option in (
         "--job",
         "--run",
