@@ -272,8 +272,9 @@ def build_log(storage: Storage, query: LogQuery, warn: Warn) -> LogResult:
     """Resolve the job, run and checkpoint, load the events and select what to show.
 
     Raises:
-        LogError: no jobs in storage (exit code 0: nothing to show is not a failure), an unknown id, an unknown ``--type`` or a
-            ``--run`` that contradicts ``--checkpoint`` (exit code 2).
+        LogError: no jobs in storage (exit code 0: nothing to show is not a failure), an unknown
+            id, an unknown ``--type`` or a ``--run`` that contradicts ``--checkpoint`` (exit
+            code 2).
     """
     job_ids = storage.job_ids()
     if not job_ids:
