@@ -1,8 +1,9 @@
 """``perstack.lock``: tool definitions recorded by ``perstack install`` (reference §7, §18.9).
 
 The file is Perstack's TOML format (``version = "1"``, ``generatedAt``, ``configPath`` and one
-``[experts."<key>"]`` table per expert with its normalised definition and ``toolDefinitions``),
-plus one addition: ``skillHashes``, a SHA-256 per skill of the parts of its definition that
+``[experts."<key>"]`` table per expert with its normalised definition and ``toolDefinitions``,
+each skill with the ``name`` Perstack's schema requires: without it Perstack ignores the whole
+file), plus one addition: ``skillHashes``, a SHA-256 per skill of the parts of its definition that
 decide which server runs (:func:`skill_definition_hash`). At run time a skill whose hash is in
 the lockfile advertises the recorded tools and starts on its first tool call, so the first model
 request does not wait for any MCP server. A skill whose definition changed since
@@ -211,10 +212,7 @@ def expert_entry(
         version=expert.version,
         description=expert.description,
         instruction=expert.instruction,
-        skills={
-            name: config.model_dump(mode="json", by_alias=True, exclude_none=True)
-            for name, config in expert.skills.items()
-        },
+        skills={name: _locked_skill(name, config) for name, config in expert.skills.items()},
         delegates=list(expert.delegates),
         tags=list(expert.tags),
         tool_definitions=[
@@ -231,6 +229,11 @@ def expert_entry(
             for name, config in expert.skills.items()
         },
     )
+
+
+def _locked_skill(name: str, config: SkillConfig) -> dict[str, Any]:
+    """A skill as Perstack's lockfile schema has it: its ``name`` inside (required there)."""
+    return {"name": name, **config.model_dump(mode="json", by_alias=True, exclude_none=True)}
 
 
 def lockfile_path(loaded: LoadedConfig) -> Path | None:

@@ -202,6 +202,67 @@ def test_install_writes_perstack_lock(installed: Path) -> None:
     assert helper_skills == {"@perstack/base"}
 
 
+def perstack_schema_problems(data: dict[str, Any]) -> list[str]:
+    """What Perstack's lockfileSchema (packages/core/src/schemas/lockfile.ts, zod) would refuse.
+
+    A refusal there makes Perstack ignore the whole file, silently.
+    """
+    problems: list[str] = []
+
+    def need(where: str, table: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> None:
+        if not isinstance(table.get(key), kind):
+            problems.append(f"{where}.{key} missing or not {kind}")
+
+    need("", data, "version", str)
+    need("", data, "generatedAt", int)
+    need("", data, "configPath", str)
+    for key, expert in data["experts"].items():
+        where = f"experts.{key}"
+        for field in ("key", "name", "version", "instruction"):
+            need(where, expert, field, str)
+        for field in ("delegates", "tags", "toolDefinitions"):
+            need(where, expert, field, list)
+        need(where, expert, "skills", dict)
+        for name, skill in expert["skills"].items():
+            at = f"{where}.skills.{name}"
+            need(at, skill, "name", str)
+            kind = skill.get("type")
+            if kind == "mcpStdioSkill":
+                need(at, skill, "command", str)
+            elif kind == "mcpSseSkill":
+                need(at, skill, "endpoint", str)
+            elif kind == "interactiveSkill":
+                need(at, skill, "tools", dict)
+                for tool, spec in skill["tools"].items():
+                    need(f"{at}.tools.{tool}", spec, "inputJsonSchema", str)
+            else:
+                problems.append(f"{at}.type {kind!r} is not one of Perstack's skill types")
+        for index, tool in enumerate(expert["toolDefinitions"]):
+            need(f"{where}.toolDefinitions[{index}]", tool, "skillName", str)
+            need(f"{where}.toolDefinitions[{index}]", tool, "name", str)
+            need(f"{where}.toolDefinitions[{index}]", tool, "inputSchema", dict)
+    return problems
+
+
+def test_the_lockfile_passes_perstack_s_schema_and_perstack_s_lockfile_reads_here(
+    installed: Path,
+) -> None:
+    data = tomllib.loads((installed / "perstack.lock").read_text())
+    assert perstack_schema_problems(data) == []
+    assert data["experts"]["agent"]["skills"]["toy"]["name"] == "toy"
+    # A lockfile Perstack wrote: the same tables without our skillHashes.
+    for expert in data["experts"].values():
+        del expert["skillHashes"]
+    import tomlkit
+
+    perstack_lock = installed / "perstack-written.lock"
+    perstack_lock.write_text(tomlkit.dumps(data))
+    lockfile = read_lockfile(perstack_lock)
+    assert set(lockfile.experts) == {"agent", "helper"}
+    assert lockfile.experts["agent"].tool_definitions
+    assert lockfile.experts["agent"].skill_hashes == {}
+
+
 def test_install_command_errors(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
