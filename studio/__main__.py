@@ -17,6 +17,7 @@ _COMMANDS = {
     "run": "run an expert headless (JSONL events on stdout)",
     "log": "inspect stored jobs, runs, checkpoints and events",
     "install": "record every expert's tool definitions in perstack.lock",
+    "export": "write a stored job in Perstack's layout (--format perstack)",
     "base": "serve the base skill as an MCP stdio server",
 }
 
@@ -63,6 +64,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from runtime.install import main as install_main
 
         return install_main(rest)
+    if command == "export":
+        from runtime.export import main as export_main
+
+        return export_main(rest)
     if command == "base":
         from runtime.cli import serve_base
 
