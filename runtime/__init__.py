@@ -40,6 +40,12 @@ if TYPE_CHECKING:
     from runtime.jobs.events import read_job_events
     from runtime.jobs.lock import INTERRUPTED_ERROR, JOB_INTERRUPTED, job_is_live, job_status
     from runtime.llm import GenerationRequest, LanguageModel
+    from runtime.llm.providers import (
+        PROVIDER_DEFAULT_MODELS,
+        ProviderKeyStatus,
+        provider_key_names,
+        provider_key_status,
+    )
     from runtime.schema.checkpoint import (
         Checkpoint,
         CheckpointStatus,
@@ -89,6 +95,8 @@ _EXPORTS: dict[str, str] = {
     "PerstackConfig": "runtime.config.schema",
     "PerstackError": "runtime.errors",
     "PerstackEvent": "runtime.schema.events",
+    "PROVIDER_DEFAULT_MODELS": "runtime.llm.providers",
+    "ProviderKeyStatus": "runtime.llm.providers",
     "RunEventBase": "runtime.schema.events",
     "RunSetting": "runtime.schema.setting",
     "RuntimeEventBase": "runtime.schema.events",
@@ -112,6 +120,8 @@ _EXPORTS: dict[str, str] = {
     "resolve_expert": "runtime.config.loader",
     "load_config_for": "runtime.engine.runner",
     "prewarm_model": "runtime.engine.runner",
+    "provider_key_names": "runtime.llm.providers",
+    "provider_key_status": "runtime.llm.providers",
     "run": "runtime.engine.runner",
     "run_sync": "runtime.engine.runner",
     "tool_result_failed": "runtime.schema.results",
@@ -150,6 +160,8 @@ __all__ = [
     "PerstackConfig",
     "PerstackError",
     "PerstackEvent",
+    "PROVIDER_DEFAULT_MODELS",
+    "ProviderKeyStatus",
     "RunEventBase",
     "RunSetting",
     "RuntimeEventBase",
@@ -169,6 +181,8 @@ __all__ = [
     "load_config",
     "load_config_for",
     "prewarm_model",
+    "provider_key_names",
+    "provider_key_status",
     "parse_config",
     "read_job_events",
     "resolve_expert",

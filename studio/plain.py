@@ -11,6 +11,7 @@ import sys
 from typing import Any, TextIO
 
 from runtime import INTERRUPTED_ERROR, PerstackEvent
+from runtime.cli import use_color
 
 
 def _short(text: str, limit: int = 80) -> str:
@@ -31,11 +32,15 @@ def _cost(usage: Any) -> str:
 
 
 class PlainView:
-    """Turns events into lines on ``out``. Call it as an event listener."""
+    """Turns events into lines on ``out``. Call it as an event listener.
+
+    Colour follows ``perstack log``'s rule (a terminal, and no ``NO_COLOR``) unless ``color``
+    says otherwise.
+    """
 
     def __init__(self, out: TextIO | None = None, *, color: bool | None = None) -> None:
         self.out = out or sys.stdout
-        self.color = self.out.isatty() if color is None else color
+        self.color = use_color(self.out) if color is None else color
         self._depth: dict[str, int] = {}
         self.final_text: str | None = None
 

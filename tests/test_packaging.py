@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import email.parser
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+from packaging.requirements import Requirement
+
 ROOT = Path(__file__).resolve().parents[1]
 
+DEV_ONLY = {"pytest", "pytest-textual-snapshot", "textual-dev"}
+"""Test and development tools: in the ``dev`` extra, never installed with the package."""
 
-def test_wheel_carries_stylesheets_and_the_demo(tmp_path: Path) -> None:
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("wheel")
     subprocess.run(
         [
             sys.executable,
@@ -21,14 +30,17 @@ def test_wheel_carries_stylesheets_and_the_demo(tmp_path: Path) -> None:
             "--no-build-isolation",
             "-q",
             "-w",
-            str(tmp_path),
+            str(out),
             str(ROOT),
         ],
         check=True,
         capture_output=True,
         timeout=300,
     )
-    wheel = next(tmp_path.glob("perstack_studio-*.whl"))
+    return next(out.glob("perstack_studio-*.whl"))
+
+
+def test_wheel_carries_stylesheets_and_the_demo(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     tcss = {name for name in names if name.endswith(".tcss")}
     in_tree = {str(p.relative_to(ROOT)) for p in (ROOT / "studio").rglob("*.tcss")}
@@ -36,3 +48,34 @@ def test_wheel_carries_stylesheets_and_the_demo(tmp_path: Path) -> None:
     assert "studio/demo/perstack.toml" in names
     assert "runtime/py.typed" in names
     assert not any(name.startswith("tests/") for name in names)
+
+
+def test_wheel_installs_no_test_or_dev_tools(wheel: Path) -> None:
+    with zipfile.ZipFile(wheel) as archive:
+        metadata = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+        message = email.parser.Parser().parsestr(archive.read(metadata).decode())
+    requirements = [Requirement(line) for line in message.get_all("Requires-Dist") or []]
+    core = {
+        r.name.lower() for r in requirements if r.marker is None or "extra" not in str(r.marker)
+    }
+    dev = {
+        r.name.lower()
+        for r in requirements
+        if r.marker is not None and r.marker.evaluate({"extra": "dev"})
+    }
+    assert "litellm" in core
+    assert core.isdisjoint(DEV_ONLY), core & DEV_ONLY
+    assert DEV_ONLY <= dev
+    # A core dependency without an upper bound would let its next major version in unseen.
+    unbounded = [
+        str(r)
+        for r in requirements
+        if r.name.lower() in core and not any(s.operator in ("<", "==") for s in r.specifier)
+    ]
+    assert unbounded == []
+
+
+def test_docker_image_installs_the_package_without_the_dev_extra() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "pip wheel --wheel-dir /wheels . " in dockerfile
+    assert "[dev]" not in dockerfile

@@ -58,4 +58,20 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "CONFIG_FILE_NAME",
+    "ConfigDocument",
+    "ConfigEditError",
+    "Diagnostic",
+    "EXPERT_KEY_RE",
+    "EXPERT_NAME_RE",
+    "SEMVER_RE",
+    "TAG_RE",
+    "backup_config",
+    "diagnose",
+    "load_env",
+    "minimal_config",
+    "save_config",
+    "split_expert_ref",
+    "unified_diff",
+]

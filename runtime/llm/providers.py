@@ -21,12 +21,16 @@ __all__ = [
     "ANTHROPIC_MIN_THINKING_TOKENS",
     "NATIVE_OPENAI_BASES",
     "PERSTACK_PROVIDERS",
+    "PROVIDER_DEFAULT_MODELS",
     "REASONING_BUDGET_TOKENS",
     "NativeRoute",
+    "ProviderKeyStatus",
     "ProviderResolution",
     "budget_tokens",
     "litellm_provider_name",
     "native_route",
+    "provider_key_names",
+    "provider_key_status",
     "reasoning_effort",
     "reasoning_options",
     "resolve_provider",
@@ -98,6 +102,20 @@ _ALIASES: Mapping[str, str] = {
     "together": "together_ai",
 }
 
+_PERSTACK_KEY_ENVS: Mapping[str, tuple[str, ...]] = {
+    # Perstack provider → accepted key variables, preferred first (§8.1). Ollama's key is
+    # optional (its cloud only); Vertex uses application default credentials; Bedrock also needs
+    # AWS_SECRET_ACCESS_KEY and AWS_REGION, which resolve_provider checks on their own.
+    "anthropic": ("ANTHROPIC_API_KEY",),
+    "openai": ("OPENAI_API_KEY",),
+    "google": ("GOOGLE_GENERATIVE_AI_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY"),
+    "ollama": ("OLLAMA_API_KEY",),
+    "azure-openai": ("AZURE_API_KEY",),
+    "amazon-bedrock": ("AWS_ACCESS_KEY_ID",),
+    "google-vertex": (),
+    "deepseek": ("DEEPSEEK_API_KEY",),
+}
+
 _KEY_ENVS: Mapping[str, tuple[str, ...]] = {
     # litellm provider → accepted key variables, preferred first. Unknown providers use
     # <NAME>_API_KEY; these are the ones where litellm or the vendor documents another spelling.
@@ -122,9 +140,83 @@ _KEYLESS: frozenset[str] = frozenset(
 )
 
 
+PROVIDER_DEFAULT_MODELS: Mapping[str, str] = {
+    # The Anthropic entry is the configuration's default model (runtime.config.schema); a test
+    # keeps them equal, since this module stays free of the pydantic schema.
+    "anthropic": "claude-sonnet-4-5",
+    "openai": "gpt-4.1",
+    "google": "gemini-2.5-pro",
+    "fireworks": "accounts/fireworks/models/kimi-k2p5",
+    "deepseek": "deepseek-chat",
+}
+"""A model to start with, for the providers that need nothing but an API key, in the order a
+picker (the studio's create-expert wizard) offers them."""
+
+
 def litellm_provider_name(name: str) -> str:
     """Litellm's name for a provider (``google`` → ``gemini``, ``fireworks`` → ``fireworks_ai``)."""
     return _PERSTACK_TO_LITELLM.get(name) or _ALIASES.get(name) or name
+
+
+def provider_key_names(provider_name: str) -> tuple[str, ...]:
+    """The environment variables the runtime reads a provider's API key from, preferred first.
+
+    The single table behind :func:`resolve_provider` and :func:`provider_key_status`: any of
+    them set is enough. Empty for a provider that never takes a key (``google-vertex``).
+
+    Args:
+        provider_name: A Perstack provider name or any litellm provider name (``fireworks``,
+            ``fireworks_ai``, ``groq``...); other names read ``<NAME>_API_KEY``.
+    """
+    name = provider_name.strip()
+    if name in _PERSTACK_KEY_ENVS:
+        return _PERSTACK_KEY_ENVS[name]
+    own = f"{name.upper().replace('-', '_')}_API_KEY"
+    names = _KEY_ENVS.get(litellm_provider_name(name), (own,))
+    return names if own in names else (own, *names)
+
+
+@dataclass(frozen=True)
+class ProviderKeyStatus:
+    """Whether a provider's API key is set, as :func:`resolve_provider` will look for it.
+
+    Attributes:
+        provider: The provider name as given.
+        names: The accepted variables, preferred first (empty: the provider takes no key).
+        found: The first of ``names`` with a non-empty value, or None.
+        required: A run fails without the key (False for local servers and providers that
+            authenticate with cloud credentials).
+    """
+
+    provider: str
+    names: tuple[str, ...]
+    found: str | None
+    required: bool
+
+    @property
+    def ready(self) -> bool:
+        """The key is set, or the provider needs none."""
+        return self.found is not None or not self.required
+
+
+def provider_key_status(provider_name: str, env: Mapping[str, str]) -> ProviderKeyStatus:
+    """Which of a provider's key variables is set in ``env``, and which names are accepted.
+
+    Reads only the mapping it is given (never ``os.environ``), so callers can ask about the
+    environment and each .env file separately. An empty variable counts as unset, as it does
+    for a run.
+
+    Args:
+        provider_name: A Perstack or litellm provider name (see :func:`provider_key_names`).
+        env: The variables to look in.
+    """
+    names = provider_key_names(provider_name)
+    found = next((name for name in names if env.get(name)), None)
+    name = provider_name.strip()
+    keyless = name in ("ollama", "google-vertex") or (
+        name not in _PERSTACK_KEY_ENVS and litellm_provider_name(name) in _KEYLESS
+    )
+    return ProviderKeyStatus(provider_name, names, found, required=bool(names) and not keyless)
 
 
 def _setting_get(setting: Any, key: str) -> Any:
@@ -245,10 +337,10 @@ def resolve_provider(
         )
 
     if name == "anthropic":
-        api_key, key_env = _require_key(env, ("ANTHROPIC_API_KEY",))
+        api_key, key_env = _require_key(env, provider_key_names(name))
         api_base = base_url or _env(env, "ANTHROPIC_BASE_URL")
     elif name == "openai":
-        api_key, key_env = _require_key(env, ("OPENAI_API_KEY",))
+        api_key, key_env = _require_key(env, provider_key_names(name))
         api_base = base_url or _env(env, "OPENAI_BASE_URL")
         organization = _setting_get(setting, "organization") or _env(env, "OPENAI_ORGANIZATION")
         if organization:
@@ -258,20 +350,19 @@ def resolve_provider(
             # litellm has no project argument; the OpenAI SDK sends it as this header.
             extra["extra_headers"] = {"OpenAI-Project": project}
     elif name == "google":
-        api_key, key_env = _require_key(
-            env, ("GOOGLE_GENERATIVE_AI_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY")
-        )
+        api_key, key_env = _require_key(env, provider_key_names(name))
         api_base = base_url or _env(env, "GOOGLE_GENERATIVE_AI_BASE_URL")
     elif name == "ollama":
         # Local by default, no key; Ollama's cloud accepts one, so pass it when present.
-        api_key = _env(env, "OLLAMA_API_KEY")
-        key_env = "OLLAMA_API_KEY" if api_key else None
+        names = provider_key_names(name)
+        api_key = _env(env, *names)
+        key_env = names[0] if api_key else None
         api_base = base_url or _env(env, "OLLAMA_BASE_URL")
         if api_base:
             # Perstack (AI SDK) URLs end in /api; litellm appends /api/chat itself.
             api_base = api_base.rstrip("/").removesuffix("/api")
     elif name == "azure-openai":
-        api_key, key_env = _require_key(env, ("AZURE_API_KEY",))
+        api_key, key_env = _require_key(env, provider_key_names(name))
         resource = _setting_get(setting, "resource_name") or _env(env, "AZURE_RESOURCE_NAME")
         api_base = base_url or _env(env, "AZURE_BASE_URL")
         if not api_base and resource:
@@ -288,7 +379,7 @@ def resolve_provider(
         if api_version:
             extra["api_version"] = api_version
     elif name == "amazon-bedrock":
-        access_key, key_env = _require_key(env, ("AWS_ACCESS_KEY_ID",))
+        access_key, key_env = _require_key(env, provider_key_names(name))
         secret, _ = _require_key(env, ("AWS_SECRET_ACCESS_KEY",))
         region = _setting_get(setting, "region") or _env(env, "AWS_REGION")
         if not region:
@@ -309,13 +400,11 @@ def resolve_provider(
             extra["vertex_location"] = location
         api_base = base_url or _env(env, "GOOGLE_VERTEX_BASE_URL")
     elif name == "deepseek":
-        api_key, key_env = _require_key(env, ("DEEPSEEK_API_KEY",))
+        api_key, key_env = _require_key(env, provider_key_names(name))
         api_base = base_url or _env(env, "DEEPSEEK_BASE_URL")
     else:
         env_prefix = name.upper().replace("-", "_")
-        names = _KEY_ENVS.get(litellm_provider, (f"{env_prefix}_API_KEY",))
-        if f"{env_prefix}_API_KEY" not in names:
-            names = (f"{env_prefix}_API_KEY", *names)
+        names = provider_key_names(name)
         # <NAME>_API_BASE is litellm's own spelling (e.g. HOSTED_VLLM_API_BASE).
         api_base = base_url or _env(env, f"{env_prefix}_BASE_URL", f"{env_prefix}_API_BASE")
         if litellm_provider in _KEYLESS or key_optional:

@@ -35,6 +35,7 @@ from textual.widgets import (
 )
 from textual.widgets.option_list import Option
 
+from runtime import PROVIDER_DEFAULT_MODELS, provider_key_names, provider_key_status
 from studio.run_controller import RunOptions
 from studio.run_messages import RunCancelled, RunFailed, RunFinished
 from studio.screens import settle_cursors
@@ -55,24 +56,38 @@ STEP_TITLES = ("Describe", "Model", "Review", "Run", "Changes")
 
 @dataclass(frozen=True)
 class ProviderChoice:
-    """A provider Perstack runs on, the variable its key is read from, and a default model."""
+    """A provider Perstack runs on, the variables its key is read from, and a default model."""
 
     name: str
-    key_env: str
+    key_envs: tuple[str, ...]
+    """Every variable the runtime accepts the key from, preferred first."""
     default_model: str
 
+    @property
+    def key_env(self) -> str:
+        """The preferred key variable: the one to name when none is set."""
+        return self.key_envs[0]
 
-PROVIDERS: tuple[ProviderChoice, ...] = (
-    ProviderChoice("anthropic", "ANTHROPIC_API_KEY", "claude-sonnet-4-5"),
-    ProviderChoice("openai", "OPENAI_API_KEY", "gpt-4.1"),
-    ProviderChoice("google", "GOOGLE_GENERATIVE_AI_API_KEY", "gemini-2.5-pro"),
-    ProviderChoice("fireworks", "FIREWORKS_API_KEY", "accounts/fireworks/models/kimi-k2p5"),
-    ProviderChoice("deepseek", "DEEPSEEK_API_KEY", "deepseek-chat"),
+
+# The runtime owns which providers need only a key, their default models and the variables it
+# reads keys from: the wizard's ✓ must agree with what a run will find.
+PROVIDERS: tuple[ProviderChoice, ...] = tuple(
+    ProviderChoice(name, provider_key_names(name), model)
+    for name, model in PROVIDER_DEFAULT_MODELS.items()
 )
 """The providers the wizard offers, in display order."""
 
 
-def detect_keys(workspace: Path, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+@dataclass(frozen=True)
+class FoundKey:
+    """A provider key that is set: the variable that holds it and where it was found."""
+
+    env: str
+    where: str
+    """``"environment"``, ``".env"`` or ``".env.local"``."""
+
+
+def detect_keys(workspace: Path, environ: Mapping[str, str] | None = None) -> dict[str, FoundKey]:
     """Which providers have a key, and where it was found.
 
     Args:
@@ -80,20 +95,20 @@ def detect_keys(workspace: Path, environ: Mapping[str, str] | None = None) -> di
         environ: The process environment (default ``os.environ``).
 
     Returns:
-        Provider name to ``"environment"``, ``".env"`` or ``".env.local"``, for present keys only.
+        Provider name to the key found, for present keys only.
     """
     from runtime.config.env import load_env
 
     source = os.environ if environ is None else environ
-    found: dict[str, str] = {}
-    files = {name: load_env([name], workspace, environ={}) for name in (".env", ".env.local")}
+    found: dict[str, FoundKey] = {}
+    places: dict[str, Mapping[str, str]] = {"environment": source}
+    for name in (".env", ".env.local"):
+        places[name] = load_env([name], workspace, environ={})
     for provider in PROVIDERS:
-        if source.get(provider.key_env):
-            found[provider.name] = "environment"
-            continue
-        for name, values in files.items():
-            if values.get(provider.key_env):
-                found[provider.name] = name
+        for where, values in places.items():
+            env = provider_key_status(provider.name, values).found
+            if env:
+                found[provider.name] = FoundKey(env, where)
                 break
     return found
 
@@ -214,7 +229,7 @@ class WizardScreen(Screen[Outcome | None]):
         self.job_id = job_id
         self.extra = dict(extra or {})
         self.step = 0
-        self.keys: dict[str, str] = {}
+        self.keys: dict[str, FoundKey] = {}
         self.provider = PROVIDERS[0]
         self.before: str | None = None
         """perstack.toml as it was when the run started (``None``: there was none)."""
@@ -272,16 +287,16 @@ class WizardScreen(Screen[Outcome | None]):
         self._show_step(0)
 
     def _provider_label(self, provider: ProviderChoice) -> Text:
-        where = self.keys.get(provider.name)
+        found = self.keys.get(provider.name)
         text = Text()
-        if where:
+        if found:
             text.append("✓ ", style="bold green")
         else:
             text.append("  ")
         text.append(f"{provider.name:<10}", style="bold")
-        text.append(f" {provider.key_env:<30}")
-        if where:
-            text.append(f" set in {where}", style="green")
+        text.append(f" {found.env if found else provider.key_env:<30}")
+        if found:
+            text.append(f" set in {found.where}", style="green")
         else:
             text.append(" not set", style="dim")
         return text
@@ -406,11 +421,12 @@ class WizardScreen(Screen[Outcome | None]):
         text.append("\nProvider   ", style="bold")
         text.append(self.provider.name)
         if key:
-            text.append(f"  ✓ {self.provider.key_env} set in {key}\n", style="green")
+            text.append(f"  ✓ {key.env} set in {key.where}\n", style="green")
         elif self.language_model is not None:
             text.append("  (a model supplied by the caller: no key needed)\n", style="dim")
         else:
-            text.append(f"  ✗ {self.provider.key_env} is not set: the run will fail\n", "red")
+            names = " or ".join(self.provider.key_envs)
+            text.append(f"  ✗ {names} is not set: the run will fail\n", "red")
         text.append("Model      ", style="bold")
         text.append(f"{self.model}\n")
         text.append("Workspace  ", style="bold")

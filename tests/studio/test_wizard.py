@@ -15,6 +15,8 @@ from runtime import GenerationRequest
 from runtime.testing import Reply, ScriptedModel, call, reply
 from studio.run_messages import RunEventReceived, RunFinished
 from studio.screens.wizard import (
+    PROVIDERS,
+    FoundKey,
     TeamDiffScreen,
     WizardRunScreen,
     WizardScreen,
@@ -114,7 +116,12 @@ def test_detect_keys_reads_environment_and_env_files(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("FIREWORKS_API_KEY=fw-1\nOPENAI_API_KEY=\n")
     (tmp_path / ".env.local").write_text("DEEPSEEK_API_KEY=ds-1\n")
     found = detect_keys(tmp_path, {"ANTHROPIC_API_KEY": "sk-1", "GOOGLE_API_KEY": "g"})
-    assert found == {"anthropic": "environment", "fireworks": ".env", "deepseek": ".env.local"}
+    assert found == {
+        "anthropic": FoundKey("ANTHROPIC_API_KEY", "environment"),
+        "google": FoundKey("GOOGLE_API_KEY", "environment"),
+        "fireworks": FoundKey("FIREWORKS_API_KEY", ".env"),
+        "deepseek": FoundKey("DEEPSEEK_API_KEY", ".env.local"),
+    }
 
 
 def test_team_query_names_the_team() -> None:
@@ -127,13 +134,13 @@ def test_team_query_names_the_team() -> None:
 async def test_detected_key_from_dotenv_picks_provider_and_model(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "FIREWORKS_API_KEY"):
+    for name in (env for provider in PROVIDERS for env in provider.key_envs):
         monkeypatch.delenv(name, raising=False)
     (tmp_path / ".env").write_text("FIREWORKS_API_KEY=fw-test\n")
     app = make_wizard_app(workspace=tmp_path, cursor_blink=False, exit_on_end=False)
     async with app.run_test(size=SIZE) as pilot:
         screen = await to_review(pilot)
-        assert screen.keys.get("fireworks") == ".env"
+        assert screen.keys["fireworks"] == FoundKey("FIREWORKS_API_KEY", ".env")
         assert screen.provider.name == "fireworks"
         assert screen.model == "accounts/fireworks/models/kimi-k2p5"
         review = str(screen.query_one("#wizard-review", Static).render())
