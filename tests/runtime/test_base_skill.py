@@ -812,7 +812,7 @@ async def test_close_kills_running_commands(skill: BaseSkill, ws: Path) -> None:
     error = json.loads(text_of(outcome))["error"]
     assert error.startswith(("Command killed by signal", "Command failed with exit code"))
     assert "sh -c touch started; sleep 30" in error
-    assert not skill._processes
+    assert not skill._exec.processes
 
 
 # Images, PDFs and inlining --------------------------------------------------------------------

@@ -42,7 +42,6 @@ from runtime.schema.events import (
     now_ms,
 )
 from runtime.schema.messages import FileInlinePart, ImageInlinePart, TextPart
-from runtime.skills import mcp as mcp_module
 from runtime.skills.lockfile import LockedExpert, LockedTool, Lockfile, skill_definition_hash
 from runtime.skills.mcp import (
     McpSkill,
@@ -53,6 +52,7 @@ from runtime.skills.mcp import (
     limit_result,
     stdio_launch,
 )
+from runtime.skills.mcp import skill as mcp_skill_module
 from runtime.skills.types import ToolOutcome
 from runtime.testing import Reply, ScriptedModel, call, calls, reply
 
@@ -315,7 +315,7 @@ lazyInit = true
 async def test_crashed_and_hung_servers_become_error_results_and_the_run_goes_on(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(mcp_module, "DEFAULT_CALL_TIMEOUT_S", 1.0)
+    monkeypatch.setattr(mcp_skill_module, "DEFAULT_CALL_TIMEOUT_S", 1.0)
     toml = (
         'model = "scripted"\n[experts."agent"]\ninstruction = "x"\n'
         + BASE
