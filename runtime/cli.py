@@ -13,8 +13,9 @@ import argparse
 import asyncio
 import signal
 import sys
-from collections.abc import Coroutine, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO, TypeVar
 
@@ -228,6 +229,12 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         "writable workspace, network only to each skill's allowedDomains",
     )
     parser.add_argument(
+        "--otel",
+        metavar="URL",
+        help="send the job's trace to this OTLP/HTTP endpoint (default: $OTEL_EXPORTER_OTLP_"
+        "ENDPOINT when set; needs the otel extra)",
+    )
+    parser.add_argument(
         "--runtime",
         choices=["local", "docker", "cursor", "claude-code", "gemini"],
         help="only 'local' runs here; use the Docker image for container isolation",
@@ -320,6 +327,7 @@ def run_command(args: argparse.Namespace, *, store: bool = True) -> int:
             settled = True
             settle_startup()
 
+    tracing = None
     try:
         with sigterm_interrupts():
             loaded = load_config_for(args.expert_key, args.config, Path.cwd())
@@ -327,18 +335,77 @@ def run_command(args: argparse.Namespace, *, store: bool = True) -> int:
             for warning in loaded.warnings:
                 print(f"perstack: warning: {warning}", file=sys.stderr)
             setting = setting_from_args(args, config_path=args.config, store=store)
-            checkpoint = run_interruptibly(run(setting, emit, config=loaded))
+            tracing = start_tracing(args.otel, setting.provider or _config_provider(loaded))
+            listener = emit if tracing is None else _both(emit, tracing.recorder)
+            checkpoint = run_interruptibly(run(setting, listener, config=loaded))
     except KeyboardInterrupt as interrupt:
         return report_interrupt(interrupt)
     except PerstackError as error:
         print_error(error)
         return exit_code_for_error(error)
+    finally:
+        if tracing is not None:
+            tracing.finish()
     if checkpoint.status == "stoppedByError" and checkpoint.error is not None:
         print(
             f"perstack: run stopped by error: {checkpoint.error.name}: {checkpoint.error.message}",
             file=sys.stderr,
         )
     return exit_code_for_status(checkpoint.status)
+
+
+@dataclass
+class Tracing:
+    """A job being traced: the listener that records spans, and the provider that sends them."""
+
+    recorder: Any
+    provider: Any
+
+    def finish(self) -> None:
+        """End open spans and send what is left (waits for the exporter)."""
+        self.recorder.close()
+        self.provider.shutdown()
+
+
+def start_tracing(flag: str | None, model_provider: str | None) -> Tracing | None:
+    """Tracing for ``--otel URL`` or ``$OTEL_EXPORTER_OTLP_ENDPOINT``; None when neither is set.
+
+    Raises:
+        UsageError: ``--otel`` was given but the OpenTelemetry SDK is not installed. Without
+            the flag, a set variable and no SDK only warn: the variable may be meant for
+            other programs.
+    """
+    import os
+
+    if not flag and not os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        return None  # the common case: not one telemetry module is imported
+    from runtime.errors import UsageError
+    from runtime.telemetry import SpanRecorder, tracer_provider, wanted
+
+    endpoint = wanted(flag)
+    assert endpoint is not None
+    try:
+        traces = tracer_provider(endpoint)
+    except UsageError as error:
+        if flag:
+            raise
+        print(f"perstack: warning: not tracing: {error.message}", file=sys.stderr)
+        return None
+    recorder = SpanRecorder(traces.get_tracer("perstack"), provider=model_provider)
+    return Tracing(recorder=recorder, provider=traces)
+
+
+def _both(first: Callable[[Any], None], second: Callable[[Any], None]) -> Callable[[Any], None]:
+    def listener(event: Any) -> None:
+        first(event)
+        second(event)
+
+    return listener
+
+
+def _config_provider(loaded: Any) -> str | None:
+    provider = getattr(loaded.config, "provider", None)
+    return getattr(provider, "provider_name", None)
 
 
 def log_warnings_to_stderr() -> None:
