@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Only folders that exist: a fresh checkout may not have every one yet.
 SRC := $(wildcard runtime studio tests snapshots benchmarks)
 
-.PHONY: check setup fmt fmt-check lint typecheck imports test snapshots-update demo bench
+.PHONY: check setup fmt fmt-check lint typecheck imports test snapshots-update demo dev console bench
 
 check: setup fmt-check lint typecheck imports test
 
@@ -43,3 +43,15 @@ snapshots-update: setup
 
 bench: setup
 	@for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script; done
+
+# The README's first command: the same venv `make check` uses, then the demo team (no API key).
+demo: setup
+	$(BIN)/perstack start --demo
+
+# The studio under Textual's devtools: run `make console` in a second terminal first to see
+# print() output, logs and events. ARGS replaces the demo: make dev ARGS="my-expert 'a query'".
+dev: setup
+	$(BIN)/textual run --dev -c $(BIN)/perstack start $(or $(ARGS),--demo)
+
+console: setup
+	$(BIN)/textual console

@@ -79,3 +79,26 @@ def test_docker_image_installs_the_package_without_the_dev_extra() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert "pip wheel --wheel-dir /wheels . " in dockerfile
     assert "[dev]" not in dockerfile
+
+
+def test_the_readme_demo_command_builds_the_venv_make_check_uses() -> None:
+    """`make demo` (README, step 1) goes through `setup`, so `make check` after it reinstalls
+    nothing; `make dev` runs the studio under Textual's devtools (textual-dev)."""
+    root = Path(__file__).parents[1]
+    readme = (root / "README.md").read_text()
+    steps = readme.split("## Set up a fresh machine", 1)[1].split("```sh", 1)[1].split("```", 1)[0]
+    commands = [line for line in steps.splitlines() if line and not line.startswith("#")]
+    assert commands == ["make demo", "make check"]
+    dry = subprocess.run(
+        ["make", "-n", "-o", ".venv/.installed", "demo", "dev"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    assert dry == [
+        ".venv/bin/perstack start --demo",
+        ".venv/bin/textual run --dev -c .venv/bin/perstack start --demo",
+    ]
+    makefile = (root / "Makefile").read_text()
+    assert "\ndemo: setup\n" in makefile and "\ndev: setup\n" in makefile
