@@ -51,6 +51,8 @@ RUN groupadd --gid 1000 perstack \
 
 USER 1000:1000
 WORKDIR /workspace
+# `start --web --host 0.0.0.0`: the studio in a browser (publish with -p 8000:8000).
+EXPOSE 8000
 # dumb-init as PID 1: it forwards SIGTERM (docker stop) to perstack, which as PID 1 itself would
 # ignore it until Docker's SIGKILL, and reaps the skill processes' orphans.
 ENTRYPOINT ["dumb-init", "--", "perstack"]

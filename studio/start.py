@@ -7,6 +7,7 @@ indented by delegation depth) and interactive questions are asked on stdin.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -41,6 +42,19 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run the bundled demo team on a scripted model (no API key needed)",
     )
+    web = parser.add_argument_group("in a browser")
+    web.add_argument(
+        "--web", action="store_true", help="serve the studio to a web browser (textual-serve)"
+    )
+    web.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on with --web (default 127.0.0.1: this machine only; "
+        "0.0.0.0 in a container)",
+    )
+    web.add_argument(
+        "--port", type=int, default=8000, help="port to listen on with --web (default 8000)"
+    )
     add_run_options(parser)
     return parser
 
@@ -48,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``perstack start``."""
     args = build_parser().parse_args(argv)
+    if args.web:
+        return _serve(list(sys.argv[1:] if argv is None else argv), args.host, args.port)
     if _use_tui(args):
         if args.demo or args.expert_key:
             return _run_tui(args)
@@ -93,8 +109,36 @@ def _run_tui(args: argparse.Namespace) -> int:
 
 
 def _use_tui(args: argparse.Namespace) -> bool:
-    # The full-screen studio needs a terminal on both ends; anything else gets plain text.
-    return not args.no_tui and sys.stdout.isatty() and sys.stdin.isatty()
+    # The full-screen studio needs a terminal on both ends (or a browser, through
+    # textual-serve's driver); anything else gets plain text.
+    if args.no_tui:
+        return False
+    served = os.environ.get("TEXTUAL_DRIVER", "").endswith(":WebDriver")
+    return served or (sys.stdout.isatty() and sys.stdin.isatty())
+
+
+def _serve(argv: list[str], host: str, port: int) -> int:
+    """``--web``: serve the same studio over HTTP; each browser tab runs its own session."""
+    import shlex
+
+    from textual_serve.server import Server
+
+    studio_args: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in ("--host", "--port"):
+            skip = True
+        elif arg != "--web" and not arg.startswith(("--host=", "--port=")):
+            studio_args.append(arg)
+    command = shlex.join([sys.executable, "-m", "studio", "start", *studio_args])
+    # The page names its own address in every link: a server listening on all interfaces (in a
+    # container, published with -p) is reached as localhost.
+    shown = "localhost" if host in ("0.0.0.0", "::") else host
+    url = f"http://{shown}:{port}"
+    Server(command, host=host, port=port, title="Perstack Studio", public_url=url).serve()
+    return 0
 
 
 def _start(args: argparse.Namespace) -> int:
