@@ -12,7 +12,9 @@ from collections.abc import Sequence
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``perstack-runtime``."""
-    args = list(sys.argv[1:] if argv is None else argv)
+    from runtime._terminal import take_no_color
+
+    args = take_no_color(list(sys.argv[1:] if argv is None else argv))
     if args[:1] in (["--version"], ["-V"]):
         from runtime.version import __version__
 

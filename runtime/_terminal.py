@@ -20,3 +20,17 @@ def use_color(stream: TextIO) -> bool:
         return False
     isatty = getattr(stream, "isatty", None)
     return bool(isatty and isatty())
+
+
+def take_no_color(args: list[str]) -> list[str]:
+    """``args`` without ``--no-color``; when it was there, ``NO_COLOR`` is set for this process.
+
+    One switch for every output: ``perstack log``, ``--no-tui``, error messages, the studio
+    (Textual honours ``NO_COLOR``) and the skills' processes, which inherit it. Arguments after
+    ``--`` are left alone.
+    """
+    end = args.index("--") if "--" in args else len(args)
+    if "--no-color" not in args[:end]:
+        return args
+    os.environ["NO_COLOR"] = "1"
+    return [arg for arg in args[:end] if arg != "--no-color"] + args[end:]

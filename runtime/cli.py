@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TextIO, TypeVar
 from runtime._argtypes import int_at_least
 
 # Public here for the studio's plain view, which shares perstack log's colour rule.
+from runtime._terminal import take_no_color as take_no_color
 from runtime._terminal import use_color as use_color
 
 if TYPE_CHECKING:
@@ -531,4 +532,4 @@ def serve_base(argv: Sequence[str]) -> int:
     """``perstack base``: serve the base skill over MCP stdio."""
     from runtime.skills.base_server import main as base_main
 
-    return base_main(list(argv))
+    return base_main(list(argv), prog="perstack base")

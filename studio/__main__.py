@@ -28,6 +28,11 @@ def _parser() -> argparse.ArgumentParser:
         description="Author, run and debug Perstack expert teams.",
     )
     parser.add_argument("-V", "--version", action="version", version=f"perstack {__version__}")
+    parser.add_argument(
+        "--no-color",
+        action="store_true",
+        help="no colour in any output, as NO_COLOR=1 does (accepted after the command too)",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, summary in _COMMANDS.items():
         commands.add_parser(name, help=summary, add_help=False)
@@ -36,11 +41,15 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``perstack``."""
-    args = list(sys.argv[1:] if argv is None else argv)
+    from runtime.cli import take_no_color
+
+    args = take_no_color(list(sys.argv[1:] if argv is None else argv))
     parser = _parser()
     if not args:
-        parser.print_help()
-        return 0
+        # A command is required: help on stderr and a usage error, so a script that forgot
+        # its command fails instead of passing.
+        parser.print_help(sys.stderr)
+        return 2
     command, rest = args[0], args[1:]
     if command == "start":
         from studio.start import main as start_main

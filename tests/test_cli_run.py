@@ -308,3 +308,11 @@ def test_runtime_warnings_reach_stderr_in_the_cli(capsys: pytest.CaptureFixture[
         ]
     finally:
         runtime_logger.handlers[:] = before
+
+
+def test_a_bare_perstack_is_a_usage_error_and_base_names_itself(tmp_path: Path) -> None:
+    bare = perstack(cwd=tmp_path)
+    assert bare.returncode == 2 and bare.stdout == ""
+    assert "usage: perstack" in bare.stderr and "start" in bare.stderr
+    base = perstack("base", "--help", cwd=tmp_path)
+    assert base.returncode == 0 and base.stdout.startswith("usage: perstack base")

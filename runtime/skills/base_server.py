@@ -100,17 +100,20 @@ async def serve(workspace: Path, *, storage_dir: Path | None = None) -> None:
         await skill.close()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None, *, prog: str = "python -m runtime.skills.base_server"
+) -> int:
     """Command-line entry point: ``python -m runtime.skills.base_server [--workspace PATH]``.
 
     Args:
         argv: Arguments without the program name; ``sys.argv[1:]`` when None.
+        prog: The command name its help and errors show (``perstack base`` from the CLI).
 
     Returns:
         The process exit code: 0 after a clean disconnect, 2 for a bad workspace.
     """
     parser = argparse.ArgumentParser(
-        prog="python -m runtime.skills.base_server",
+        prog=prog,
         description="Serve the @perstack/base skill over MCP stdio.",
     )
     parser.add_argument(

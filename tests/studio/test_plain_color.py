@@ -54,3 +54,38 @@ async def test_a_terminal_without_no_color_is_coloured(
 
 def test_one_colour_rule_for_log_and_start() -> None:
     assert runtime.cli.use_color is runtime.log.render.use_color
+
+
+@pytest.mark.parametrize(
+    ("argv", "left"),
+    [
+        (["--no-color", "log", "--job", "x"], ["log", "--job", "x"]),
+        (["log", "--no-color"], ["log"]),
+        (["run", "solo", "q", "--", "--no-color"], ["run", "solo", "q", "--", "--no-color"]),
+    ],
+)
+def test_no_color_flag_anywhere_before_double_dash_sets_no_color(
+    argv: list[str], left: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    assert runtime.cli.take_no_color(argv) == left
+    import os
+
+    assert (os.environ.get("NO_COLOR") == "1") is ("--no-color" not in left)
+
+
+def test_perstack_log_no_color_on_a_terminal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`perstack --no-color log` on a terminal: plain text, as under NO_COLOR."""
+    import asyncio
+
+    from studio.__main__ import main
+
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    asyncio.run(view_of_a_run(tmp_path))
+    out = Terminal()
+    monkeypatch.setattr("sys.stdout", out)
+    assert main(["log", "--no-color"]) == 0
+    assert "Job:" in out.getvalue() and "\x1b" not in out.getvalue()
