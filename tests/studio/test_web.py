@@ -109,7 +109,9 @@ class Browser:
         import aiohttp
 
         active = self.profile / "DevToolsActivePort"
-        while not await asyncio.to_thread(active.exists):
+        while True:  # Chromium writes its DevTools port here once it listens
+            if await asyncio.to_thread(active.exists):
+                break
             await asyncio.sleep(0.05)
         port = active.read_text().split()[0]
         async with aiohttp.ClientSession() as http:
