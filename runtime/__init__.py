@@ -16,14 +16,9 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from runtime.config.loader import (
-        ConfigWarning,
-        ExpertDefinition,
-        LoadedConfig,
-        load_config,
-        parse_config,
-        resolve_expert,
-    )
+    from runtime.config.loader import LoadedConfig, load_config, parse_config
+    from runtime.config.problems import ConfigWarning
+    from runtime.config.resolve import ExpertDefinition, resolve_expert
     from runtime.config.schema import PerstackConfig
     from runtime.engine.runner import load_config_for, prewarm_model, run, run_sync
     from runtime.errors import (
@@ -78,10 +73,10 @@ _EXPORTS: dict[str, str] = {
     "CheckpointError": "runtime.errors",
     "CheckpointStatus": "runtime.schema.checkpoint",
     "ConfigError": "runtime.errors",
-    "ConfigWarning": "runtime.config.loader",
+    "ConfigWarning": "runtime.config.problems",
     "EVENT_ADAPTER": "runtime.schema.events",
     "EventListener": "runtime.schema.events",
-    "ExpertDefinition": "runtime.config.loader",
+    "ExpertDefinition": "runtime.config.resolve",
     "INTERRUPTED_ERROR": "runtime.jobs.lock",
     "JOB_INTERRUPTED": "runtime.jobs.lock",
     "Job": "runtime.schema.checkpoint",
@@ -117,7 +112,7 @@ _EXPORTS: dict[str, str] = {
     "load_config": "runtime.config.loader",
     "parse_config": "runtime.config.loader",
     "read_job_events": "runtime.jobs.events",
-    "resolve_expert": "runtime.config.loader",
+    "resolve_expert": "runtime.config.resolve",
     "load_config_for": "runtime.engine.runner",
     "prewarm_model": "runtime.engine.runner",
     "provider_key_names": "runtime.llm.providers",

@@ -19,13 +19,8 @@ from pathlib import Path
 from typing import TextIO
 
 from runtime.config.env import load_env
-from runtime.config.loader import (
-    ExpertDefinition,
-    LoadedConfig,
-    all_expert_keys,
-    load_config,
-    resolve_expert,
-)
+from runtime.config.loader import LoadedConfig, load_config
+from runtime.config.resolve import ExpertDefinition, all_expert_keys, resolve_expert
 from runtime.config.schema import InteractiveSkill
 from runtime.engine.skillset import close_all, interactive_definitions, start_all
 from runtime.errors import ConfigError, PerstackError, SkillError, UsageError

@@ -3,7 +3,8 @@
 * where the file is (:func:`locate_config`) and how to read it (:func:`read_config`);
 * the team's shape for the tree (:func:`outline_of`), from ``tomllib`` because it is fast and
   forgiving of schema errors;
-* where keys are in the text (:class:`KeyLines`), so the tree can move the editor to a table;
+* where keys are in the text (:class:`~runtime.config.TomlLocator`), so the tree can move the
+  editor to a table;
 * the analysis the studio runs after each edit (:func:`analyse`): the runtime's diagnostics plus
   the outline.
 
@@ -12,12 +13,12 @@ Everything here is pure and unit-testable; screens call it from workers and hand
 
 from __future__ import annotations
 
-import re
 import tomllib
-from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from runtime.config import TomlLocator, read_key
 
 if TYPE_CHECKING:
     from runtime.config.diagnostics import Diagnostic
@@ -97,182 +98,14 @@ def display_path(path: Path, cwd: Path) -> str:
 
 # Where keys are --------------------------------------------------------------------------------
 
-_BARE = re.compile(r"[A-Za-z0-9_-]+")
-_BASIC_ESCAPES = {"b": "\b", "t": "\t", "n": "\n", "f": "\f", "r": "\r", '"': '"', "\\": "\\"}
 
-KeyPath = tuple[str, ...]
-
-
-def _read_basic(text: str, start: int) -> tuple[str, int] | None:
-    """A ``"..."`` key starting at ``start`` (on the opening quote); (value, index after)."""
-    out: list[str] = []
-    index = start + 1
-    while index < len(text):
-        char = text[index]
-        if char == '"':
-            return "".join(out), index + 1
-        if char == "\\" and index + 1 < len(text):
-            escape = text[index + 1]
-            if escape in ("u", "U"):
-                width = 4 if escape == "u" else 8
-                try:
-                    out.append(chr(int(text[index + 2 : index + 2 + width], 16)))
-                except ValueError:
-                    return None
-                index += 2 + width
-                continue
-            out.append(_BASIC_ESCAPES.get(escape, escape))
-            index += 2
-            continue
-        out.append(char)
-        index += 1
-    return None
-
-
-def parse_dotted_key(text: str, start: int = 0) -> tuple[KeyPath, int] | None:
-    """Parse a TOML dotted key (bare, ``"basic"`` or ``'literal'`` parts) at ``start``.
-
-    Returns:
-        The key parts and the index just after the key (spaces after it skipped), or ``None``
-        when there is no key there.
-    """
-    parts: list[str] = []
-    index = start
-    while True:
-        while index < len(text) and text[index] in " \t":
-            index += 1
-        if index >= len(text):
-            return None
-        char = text[index]
-        if char == '"':
-            read = _read_basic(text, index)
-            if read is None:
-                return None
-            part, index = read
-        elif char == "'":
-            end = text.find("'", index + 1)
-            if end < 0:
-                return None
-            part, index = text[index + 1 : end], end + 1
-        else:
-            match = _BARE.match(text, index)
-            if match is None:
-                return None
-            part, index = match.group(), match.end()
-        parts.append(part)
-        while index < len(text) and text[index] in " \t":
-            index += 1
-        if index < len(text) and text[index] == ".":
-            index += 1
-            continue
-        return tuple(parts), index
-
-
-def key_parts(dotted: str) -> KeyPath:
+def key_parts(dotted: str) -> tuple[str, ...]:
     """The parts of a dotted key as diagnostics write it (``experts."writer".instruction``)."""
-    parsed = parse_dotted_key(dotted)
+    parsed = read_key(dotted)
     if parsed is None:
         return (dotted,)
     # Anything after the key (an array index such as ``delegates[0]``) is not a table.
     return parsed[0]
-
-
-def _logical_lines(text: str) -> Iterator[tuple[int, str]]:
-    """(1-based line number, line) for lines that start outside a multi-line string."""
-    inside: str | None = None
-    for number, line in enumerate(text.splitlines(), start=1):
-        starts_outside = inside is None
-        index = 0
-        while index < len(line):
-            if inside is not None:
-                end = _closing(line, index, inside)
-                if end < 0:
-                    break
-                inside, index = None, end
-                continue
-            char = line[index]
-            if char == "#":
-                break
-            if line.startswith('"""', index) or line.startswith("'''", index):
-                inside, index = line[index : index + 3], index + 3
-                continue
-            if char == '"':
-                read = _read_basic(line, index)
-                index = len(line) if read is None else read[1]
-                continue
-            if char == "'":
-                end = line.find("'", index + 1)
-                index = len(line) if end < 0 else end + 1
-                continue
-            index += 1
-        if starts_outside:
-            yield number, line
-
-
-def _closing(line: str, index: int, delimiter: str) -> int:
-    """Index after the closing ``delimiter`` of a multi-line string, or -1 on this line."""
-    while index < len(line):
-        if delimiter == '"""' and line[index] == "\\":
-            index += 2
-            continue
-        if line.startswith(delimiter, index):
-            end = index + 3
-            # Up to two quotes may directly precede the closing delimiter.
-            while end < len(line) and line[end] == delimiter[0] and end - index < 5:
-                end += 1
-            return end
-        index += 1
-    return -1
-
-
-@dataclass(frozen=True)
-class KeyLines:
-    """The first line (1-based) on which each table or key path appears in a TOML text.
-
-    Headers (``[experts."writer".skills."x"]``), dotted keys inside tables
-    (``skills."x".type = ...``) and every prefix of them are recorded, so an expert defined in
-    any TOML style can be found. Best effort: inline tables contribute only their own key.
-    """
-
-    lines: Mapping[KeyPath, int]
-
-    @classmethod
-    def scan(cls, text: str) -> KeyLines:
-        """Scan a TOML text (valid or not)."""
-        found: dict[KeyPath, int] = {}
-        table: KeyPath = ()
-        for number, line in _logical_lines(text):
-            stripped = line.lstrip()
-            indent = len(line) - len(stripped)
-            if stripped.startswith("[["):
-                parsed = parse_dotted_key(line, indent + 2)
-                if parsed is not None:
-                    table = parsed[0]
-                    cls._record(found, table, number)
-                continue
-            if stripped.startswith("["):
-                parsed = parse_dotted_key(line, indent + 1)
-                if parsed is not None and parsed[1] < len(line) and line[parsed[1]] == "]":
-                    table = parsed[0]
-                    cls._record(found, table, number)
-                continue
-            parsed = parse_dotted_key(line, indent)
-            if parsed is not None and parsed[1] < len(line) and line[parsed[1]] == "=":
-                cls._record(found, table + parsed[0], number)
-        return cls(found)
-
-    @staticmethod
-    def _record(found: dict[KeyPath, int], path: KeyPath, number: int) -> None:
-        for size in range(1, len(path) + 1):
-            found.setdefault(path[:size], number)
-
-    def line_of(self, *path: str) -> int | None:
-        """The line of ``path``, or of its closest recorded ancestor; ``None`` if none."""
-        for size in range(len(path), 0, -1):
-            line = self.lines.get(path[:size])
-            if line is not None:
-                return line
-        return None
 
 
 # The team's shape ------------------------------------------------------------------------------
@@ -343,7 +176,7 @@ def outline_of(text: str) -> TeamOutline | None:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError:
         return None
-    lines = KeyLines.scan(text)
+    lines = TomlLocator(text)
     experts: list[ExpertOutline] = []
     tables = data.get("experts")
     for key, table in tables.items() if isinstance(tables, dict) else ():
@@ -361,7 +194,7 @@ def outline_of(text: str) -> TeamOutline | None:
                     pick=_strings(skill.get("pick")),
                     omit=_strings(skill.get("omit")),
                     tools=tuple(tools) if isinstance(tools, dict) else (),
-                    line=lines.line_of("experts", key, "skills", name),
+                    line=lines.line_of(("experts", key, "skills", name)),
                 )
             )
         experts.append(
@@ -372,12 +205,13 @@ def outline_of(text: str) -> TeamOutline | None:
                 delegates=_strings(table.get("delegates")),
                 skills=tuple(skills),
                 has_skills_table=isinstance(skills_table, dict),
-                line=lines.line_of("experts", key),
+                line=lines.line_of(("experts", key)),
             )
         )
+    model_at = lines.find(("model",))
     return TeamOutline(
         model=_text(data.get("model")),
-        model_line=lines.lines.get(("model",)),
+        model_line=model_at.line if model_at is not None else None,
         experts=tuple(experts),
     )
 

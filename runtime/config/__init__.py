@@ -1,4 +1,4 @@
-"""perstack.toml: its schema, loading, diagnostics, tomlkit authoring and env files.
+"""perstack.toml: its schema, loading, diagnostics, key positions, tomlkit authoring and env files.
 
 This package's namespace is the public API the studio and embedders use; its modules are
 internal and may be reorganised. Names load on first use, so importing one part (the run
@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     )
     from runtime.config.diagnostics import Diagnostic, diagnose
     from runtime.config.env import load_env
-    from runtime.config.loader import CONFIG_FILE_NAME
+    from runtime.config.locate import TomlLocator, read_key
+    from runtime.config.problems import CONFIG_FILE_NAME
     from runtime.config.schema import (
         EXPERT_KEY_RE,
         EXPERT_NAME_RE,
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
     )
 
 _EXPORTS: dict[str, str] = {
-    "CONFIG_FILE_NAME": "runtime.config.loader",
+    "CONFIG_FILE_NAME": "runtime.config.problems",
     "ConfigDocument": "runtime.config.authoring",
     "ConfigEditError": "runtime.config.authoring",
     "Diagnostic": "runtime.config.diagnostics",
@@ -39,10 +40,12 @@ _EXPORTS: dict[str, str] = {
     "EXPERT_NAME_RE": "runtime.config.schema",
     "SEMVER_RE": "runtime.config.schema",
     "TAG_RE": "runtime.config.schema",
+    "TomlLocator": "runtime.config.locate",
     "backup_config": "runtime.config.authoring",
     "diagnose": "runtime.config.diagnostics",
     "load_env": "runtime.config.env",
     "minimal_config": "runtime.config.authoring",
+    "read_key": "runtime.config.locate",
     "save_config": "runtime.config.authoring",
     "split_expert_ref": "runtime.config.schema",
     "unified_diff": "runtime.config.authoring",
@@ -67,10 +70,12 @@ __all__ = [
     "EXPERT_NAME_RE",
     "SEMVER_RE",
     "TAG_RE",
+    "TomlLocator",
     "backup_config",
     "diagnose",
     "load_env",
     "minimal_config",
+    "read_key",
     "save_config",
     "split_expert_ref",
     "unified_diff",

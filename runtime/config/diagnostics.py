@@ -15,6 +15,9 @@ experts that only make sense while authoring a team:
 
 These checks run on the raw data when the schema fails too, so fixing one error does not
 reveal a batch of new ones.
+
+Each diagnostic is placed by :mod:`runtime.config.locate` on what it concerns: the key, the
+table header of a missing key, or the delegate's string in its array.
 """
 
 from __future__ import annotations
@@ -26,13 +29,14 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from runtime.config.loader import (
+from runtime.config.loader import parse_config
+from runtime.config.locate import KeyPath, locator_for
+from runtime.config.problems import (
     CONFIG_FILE_NAME,
     ConfigFileError,
     ConfigLimitError,
     ConfigProblem,
     ConfigWarning,
-    parse_config,
 )
 from runtime.config.schema import EXPERT_KEY_RE, split_expert_ref
 
@@ -116,7 +120,7 @@ def _diagnose(text: str, label: str) -> list[Diagnostic]:
             key: {"delegates": list(expert.delegates)}
             for key, expert in loaded.config.experts.items()
         }
-    found.extend(_cross_references(experts, text, lines, label))
+    found.extend(_cross_references(experts, text, label))
     return _sorted(_unique(found))
 
 
@@ -160,19 +164,18 @@ def _key_column(lines: list[str], line: int | None) -> int | None:
 
 
 def _from_problem(problem: ConfigProblem, lines: list[str]) -> Diagnostic:
-    column: int | None
-    if problem.key == "":
+    column = problem.column
+    if column is None and problem.key == "":  # a syntax error or a limit: the message says
         match = _COLUMN_RE.search(problem.message)
-        column = int(match.group(1)) if match else _key_column(lines, problem.line)
-    else:
+        column = int(match.group(1)) if match else None
+    if column is None:
         column = _key_column(lines, problem.line)
     return Diagnostic(problem.line, column, "error", problem.key, problem.message)
 
 
 def _from_warning(warning: ConfigWarning, lines: list[str]) -> Diagnostic:
-    return Diagnostic(
-        warning.line, _key_column(lines, warning.line), "warning", warning.key, warning.message
-    )
+    column = warning.column if warning.column is not None else _key_column(lines, warning.line)
+    return Diagnostic(warning.line, column, "warning", warning.key, warning.message)
 
 
 # Across experts ------------------------------------------------------------------------------
@@ -329,181 +332,18 @@ def _cycle_path(
     return [start, start]  # pragma: no cover - a group always has a cycle through start
 
 
-def _cross_references(
-    experts: Mapping[str, Any], text: str, lines: list[str], label: str
-) -> Iterator[Diagnostic]:
+def _cross_references(experts: Mapping[str, Any], text: str, label: str) -> Iterator[Diagnostic]:
     findings = list(_findings(experts, label))
     if not findings:
         return
-    wanted = {finding.expert for finding in findings}
-    located = _locate_delegates(lines, wanted, experts)
-    key_lines: Any = None
+    locator = locator_for(text)
     for finding in findings:
-        path: tuple[str | int, ...] = ("experts", finding.expert, "delegates")
+        path: KeyPath = ("experts", finding.expert, "delegates")
         key = f"experts.{_quoted(finding.expert)}.delegates"
         if finding.index is not None:
             path = (*path, finding.index)
             key += f"[{finding.index}]"
-        element_lines = located.get(finding.expert)
-        if element_lines is not None and finding.index is not None:
-            line: int | None = element_lines[finding.index]
-        else:
-            if key_lines is None:
-                # An unusual layout (dotted keys, inline tables): the loader's full scanner
-                # knows every construct; it is slower, so it is only the fallback.
-                from runtime.config.loader import _KeyLines
-
-                key_lines = _KeyLines(text)
-            line = key_lines.line_of(path)
-        column = _key_column(lines, line)
-        if line is not None and finding.ref is not None and 0 < line <= len(lines):
-            # Point at the delegate itself when it is on that line.
-            found = lines[line - 1].find(f'"{finding.ref}"')
-            if found < 0:
-                found = lines[line - 1].find(f"'{finding.ref}'")
-            if found >= 0:
-                column = found + 1
+        # The delegate itself when found; else the key or table that holds it.
+        where = locator.locate(path)
+        line, column = (None, None) if where is None else where
         yield Diagnostic(line, column, finding.severity, key, finding.message)
-
-
-# Finding delegate lines fast -----------------------------------------------------------------
-
-_HEADER_KEY_RE = re.compile(
-    r"""\s*(?:"(?P<basic>(?:[^"\\]|\\.)*)"|'(?P<literal>[^']*)'|(?P<bare>[A-Za-z0-9_-]+))\s*"""
-)
-_DELEGATES_RE = re.compile(r"\s*delegates\s*=\s*\[")
-_LINE_TOKEN_RE = re.compile(r'"""|\'\'\'|"(?:[^"\\]|\\.)*"|\'[^\']*\'|#')
-_ARRAY_TOKEN_RE = re.compile(r'"(?:[^"\\]|\\.)*"|\'[^\']*\'|#|\]|[^\s,]')
-_ML_BASIC_END_RE = re.compile(r'\\.|"""', re.DOTALL)
-
-
-def _unquote(token: str) -> str | None:
-    if token.startswith("'"):
-        return token[1:-1]
-    if "\\" not in token:
-        return token[1:-1]
-    try:
-        value = tomllib.loads(f"v = {token}")["v"]
-    except tomllib.TOMLDecodeError:
-        return None
-    return value if isinstance(value, str) else None
-
-
-def _header_path(line: str) -> tuple[str, ...] | None:
-    """The table path of a ``[a."b".c]`` or ``[[a.b]]`` header line; None if not simple."""
-    position = line.index("[") + (2 if line.lstrip().startswith("[[") else 1)
-    parts: list[str] = []
-    while True:
-        match = _HEADER_KEY_RE.match(line, position)
-        if match is None:
-            return None
-        if match.group("bare") is not None:
-            parts.append(match.group("bare"))
-        elif match.group("literal") is not None:
-            parts.append(match.group("literal"))
-        else:
-            value = _unquote(f'"{match.group("basic")}"')
-            if value is None:
-                return None
-            parts.append(value)
-        position = match.end()
-        if line.startswith(".", position):
-            position += 1
-            continue
-        return tuple(parts) if line.startswith("]", position) else None
-
-
-def _ml_close(line: str, delimiter: str, start: int) -> int:
-    """Where a multi-line string that is open at ``start`` ends on this line, or -1."""
-    if delimiter == "'''":
-        end = line.find(delimiter, start)
-        return -1 if end < 0 else end + 3
-    for match in _ML_BASIC_END_RE.finditer(line, start):
-        if match.group() == '"""':
-            return match.end()
-    return -1
-
-
-def _open_ml(line: str, start: int = 0) -> str | None:
-    """The delimiter of a multi-line string that starts on this line and does not end on it."""
-    position = start
-    while True:
-        match = _LINE_TOKEN_RE.search(line, position)
-        if match is None or match.group() == "#":
-            return None
-        token = match.group()
-        if token in ('"""', "'''"):
-            end = _ml_close(line, token, match.end())
-            if end < 0:
-                return token
-            position = end
-        else:
-            position = match.end()
-
-
-def _array_lines(lines: list[str], row: int, column: int) -> tuple[list[str], list[int]] | None:
-    """The strings of the one-level array starting at ``lines[row][column]``, with their lines."""
-    values: list[str] = []
-    where: list[int] = []
-    while row < len(lines):
-        line = lines[row]
-        position = column
-        while True:
-            match = _ARRAY_TOKEN_RE.search(line, position)
-            if match is None or match.group() == "#":
-                break
-            token = match.group()
-            if token == "]":
-                return values, where
-            if token[0] not in "\"'":
-                return None  # not an array of plain strings
-            value = _unquote(token)
-            if value is None:
-                return None
-            values.append(value)
-            where.append(row + 1)
-            position = match.end()
-        row += 1
-        column = 0
-    return None
-
-
-def _locate_delegates(
-    lines: list[str], wanted: set[str], experts: Mapping[str, Any]
-) -> dict[str, list[int]]:
-    """The line of each delegate of the ``wanted`` experts, found with a line scan.
-
-    Handles the usual layout (``delegates = [...]`` under an ``[experts."<key>"]`` header, on
-    one line or several). A result is only kept when the strings it read are exactly the
-    expert's delegates; anything unusual is left to the loader's full scanner.
-    """
-    found: dict[str, list[int]] = {}
-    table: tuple[str, ...] = ()
-    open_string: str | None = None
-    row = 0
-    while row < len(lines):
-        line = lines[row]
-        if open_string is not None:
-            end = _ml_close(line, open_string, 0)
-            if end >= 0:
-                open_string = _open_ml(line, end)
-            row += 1
-            continue
-        stripped = line.lstrip()
-        if stripped.startswith("["):
-            table = _header_path(line) or ("?",)
-            row += 1
-            continue
-        match = _DELEGATES_RE.match(line)
-        if match and len(table) == 2 and table[0] == "experts" and table[1] in wanted:
-            array = _array_lines(lines, row, match.end())
-            if array is not None:
-                values, where = array
-                if values == experts[table[1]].get("delegates"):
-                    found[table[1]] = where
-                row = max(where[-1] if where else row, row) + 1
-                continue
-        if '"""' in line or "'''" in line:
-            open_string = _open_ml(line)
-        row += 1
-    return found

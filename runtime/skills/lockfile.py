@@ -27,7 +27,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 from pydantic.alias_generators import to_camel
 
-from runtime.config.loader import ExpertDefinition, LoadedConfig
+from runtime.config.loader import LoadedConfig
+from runtime.config.resolve import ExpertDefinition
 from runtime.config.schema import McpStdioSkill, SkillConfig
 from runtime.errors import SkillError
 from runtime.files import atomic_write

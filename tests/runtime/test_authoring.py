@@ -21,7 +21,8 @@ from runtime.config.authoring import (
     unified_diff,
 )
 from runtime.config.diagnostics import diagnose
-from runtime.config.loader import ConfigFileError, parse_config
+from runtime.config.loader import parse_config
+from runtime.config.problems import ConfigFileError
 from runtime.config.schema import EXPERT_NAME_RE
 from runtime.errors import ConfigError
 

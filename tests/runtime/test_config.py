@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import tomllib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,25 +11,25 @@ import httpx
 import pytest
 
 from runtime.config import loader as config_loader
-from runtime.config.loader import (
+from runtime.config.limits import (
     MAX_CONFIG_BYTES,
     MAX_ENTRIES,
     MAX_KEY_PARTS,
-    MAX_LISTED_PROBLEMS,
     MAX_NESTING,
+    check_limits,
+)
+from runtime.config.loader import LoadedConfig, find_config, load_config, parse_config
+from runtime.config.problems import (
+    MAX_LISTED_PROBLEMS,
     ConfigFileError,
     ConfigLimitError,
     ConfigProblem,
     ConfigWarning,
+)
+from runtime.config.resolve import (
     EffectiveSettings,
-    LoadedConfig,
-    _KeyLines,
     all_expert_keys,
-    check_limits,
     effective_settings,
-    find_config,
-    load_config,
-    parse_config,
     parse_reasoning_budget,
     resolve_expert,
 )
@@ -86,61 +85,6 @@ def test_clean_files_load_without_warnings(name: str) -> None:
     assert loaded.label == "perstack.toml"
     assert loaded.path == CONFIGS / name
     assert loaded.base_dir == CONFIGS
-
-
-def _paths(value: Any, path: tuple[str | int, ...] = ()) -> Iterator[tuple[str | int, ...]]:
-    if path:
-        yield path
-    if isinstance(value, dict):
-        for key, child in value.items():
-            yield from _paths(child, (*path, key))
-    elif isinstance(value, list):
-        for index, child in enumerate(value):
-            yield from _paths(child, (*path, index))
-
-
-@pytest.mark.parametrize("path", VALID, ids=lambda p: p.name)
-def test_every_key_of_the_corpus_is_found_on_its_own_line(path: Path) -> None:
-    """Each key (and array element) maps to a line that mentions it: the scanner is exact."""
-    text = path.read_text(encoding="utf-8")
-    lines = _KeyLines(text)
-    source = text.splitlines()
-    for key_path in _paths(tomllib.loads(text)):
-        line = lines.lines.get(key_path)
-        assert line is not None, key_path
-        last = key_path[-1]
-        if isinstance(last, str):
-            assert last in source[line - 1], (key_path, line)
-
-
-def test_the_scanner_survives_windows_line_endings() -> None:
-    text = (CONFIGS / "odd_formatting.toml").read_text(encoding="utf-8")
-    lf = _KeyLines(text).lines
-    crlf = _KeyLines(text.replace("\n", "\r\n")).lines
-    assert crlf == lf
-    assert parse_config(text.replace("\n", "\r\n")).config == parse_config(text).config
-
-
-def test_the_scanner_handles_the_rarer_toml_constructs() -> None:
-    text = (
-        "when = 1979-05-27 07:32:00Z\n"
-        '"a \\"quoted\\" key" = 1\n'
-        "raw = '''x'''''\n"
-        'esc = """a\\"""b"""\n'
-        "[[arr]]\n"
-        "x = 1\n"
-        "[[arr]]\n"
-        "[arr.sub]\n"
-        "y = [[1, 2], [3]]\n"
-    )
-    lines = _KeyLines(text).lines
-    assert lines[("when",)] == 1
-    assert lines[('a "quoted" key',)] == 2
-    assert lines[("esc",)] == 4
-    assert lines[("arr", 0, "x")] == 6
-    assert lines[("arr", 1)] == 7
-    assert lines[("arr", 1, "sub")] == 8
-    assert lines[("arr", 1, "sub", "y", 1, 0)] == 9
 
 
 def test_team_file() -> None:

@@ -18,14 +18,7 @@ from studio.edits import (
     split_args,
     split_list,
 )
-from studio.session import (
-    KeyLines,
-    changed_lines,
-    key_parts,
-    locate_config,
-    outline_of,
-    parse_dotted_key,
-)
+from studio.session import changed_lines, key_parts, locate_config, outline_of
 from tests.studio.helpers import CONFIGS
 
 CORPUS = sorted(CONFIGS.glob("*.toml"))
@@ -57,21 +50,26 @@ def test_dotted_keys(text: str, parts: tuple[str, ...]) -> None:
     assert key_parts(text) == parts
 
 
-def test_parse_dotted_key_rejects_garbage() -> None:
-    assert parse_dotted_key("= 1") is None
-    assert parse_dotted_key('"open') is None
+def test_key_parts_of_garbage_is_the_text() -> None:
+    assert key_parts("= 1") == ("= 1",)
+    assert key_parts('"open') == ('"open',)
 
 
-def test_key_lines_on_odd_formatting() -> None:
-    lines = KeyLines.scan((CONFIGS / "odd_formatting.toml").read_text())
-    assert lines.line_of("model") == 3
-    assert lines.line_of("experts", "planner") == 10
-    assert lines.line_of("experts", "planner", "instruction") == 14
+def test_outline_lines_on_odd_formatting() -> None:
+    outline = outline_of((CONFIGS / "odd_formatting.toml").read_text())
+    assert outline is not None
+    assert outline.model_line == 3
     # The fake header inside the multi-line string is not a table.
-    assert ("not", "a", "header") not in lines.lines
-    assert lines.line_of("experts", "planner", "skills", "shell") == 29
-    assert lines.line_of("experts", "coder") == 33
-    assert lines.line_of("experts", "reviewer", "skills", "@perstack/base") == 41
+    assert outline.expert_keys == ("planner", "coder", "reviewer")
+    planner, coder, reviewer = outline.experts
+    assert planner.line == 10
+    assert [(skill.name, skill.line) for skill in planner.skills] == [
+        ("@perstack/base", 28),
+        ("shell", 29),
+    ]
+    assert coder.line == 33
+    assert reviewer.line == 39
+    assert [(skill.name, skill.line) for skill in reviewer.skills] == [("@perstack/base", 41)]
 
 
 def test_outline_of_the_team() -> None:

@@ -22,13 +22,9 @@ from tomlkit.toml_document import TOMLDocument
 from runtime.config.authoring.checks import ConfigEditError
 from runtime.config.authoring.fields import write_field
 from runtime.config.authoring.layout import KeyPath
-from runtime.config.loader import (
-    CONFIG_FILE_NAME,
-    ConfigFileError,
-    ConfigProblem,
-    check_limits,
-    parse_config,
-)
+from runtime.config.limits import check_limits
+from runtime.config.loader import parse_config
+from runtime.config.problems import CONFIG_FILE_NAME, ConfigFileError, ConfigProblem
 from runtime.errors import ConfigError
 
 _LONE_LF_RE = re.compile(r"(?<!\r)\n")

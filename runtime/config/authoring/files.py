@@ -9,7 +9,7 @@ from typing import Final
 
 from runtime.config.authoring.checks import check_expert_key
 from runtime.config.authoring.values import render_key
-from runtime.config.loader import CONFIG_FILE_NAME
+from runtime.config.problems import CONFIG_FILE_NAME
 from runtime.errors import ConfigError
 from runtime.files import atomic_write
 
