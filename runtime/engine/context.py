@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runtime.config.loader import ToolCallMode
+from runtime.config.resolve import ToolCallMode
 from runtime.engine.secrets import Redactor
 from runtime.jobs.store import EventCompactor, Storage
 from runtime.llm import LanguageModel, ToolSpec

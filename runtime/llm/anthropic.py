@@ -30,8 +30,8 @@ from runtime.llm.base import NativeModel
 from runtime.llm.convert import to_anthropic_request
 from runtime.llm.failures import ANTHROPIC_ERROR_STATUS, status_error
 from runtime.llm.http import EventStream, json_data
-from runtime.llm.prices import ModelInfo
-from runtime.llm.providers import ANTHROPIC_MIN_THINKING_TOKENS
+from runtime.llm.model_facts import ModelInfo
+from runtime.llm.reasoning import ANTHROPIC_MIN_THINKING_TOKENS
 from runtime.schema.checkpoint import Usage
 
 __all__ = ["AnthropicModel"]

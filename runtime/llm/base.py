@@ -13,8 +13,10 @@ import httpx
 
 from runtime.errors import ModelError, PerstackError
 from runtime.llm.http import Endpoint, new_client
-from runtime.llm.prices import ModelInfo, model_info
-from runtime.llm.providers import ProviderResolution, budget_tokens
+from runtime.llm.model_facts import ModelInfo
+from runtime.llm.prices import model_info
+from runtime.llm.providers import ProviderResolution
+from runtime.llm.reasoning import budget_tokens
 
 __all__ = ["NativeModel", "ResolvedModel"]
 

@@ -42,7 +42,7 @@ from runtime.llm.failures import (
     timeout_error,
 )
 from runtime.llm.openai_compat import StreamAccumulator, openai_usage
-from runtime.llm.providers import reasoning_options
+from runtime.llm.reasoning import reasoning_options
 from runtime.schema.checkpoint import Usage
 
 __all__ = ["LiteLLMModel", "prewarm"]

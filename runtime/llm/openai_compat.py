@@ -28,8 +28,8 @@ from runtime.llm import (
 from runtime.llm.base import NativeModel
 from runtime.llm.convert import to_openai_messages, to_openai_tools
 from runtime.llm.http import EventStream, json_data
-from runtime.llm.prices import ModelInfo
-from runtime.llm.providers import reasoning_effort
+from runtime.llm.model_facts import ModelInfo
+from runtime.llm.reasoning import reasoning_effort
 from runtime.schema.checkpoint import Usage
 from runtime.schema.ids import new_id
 

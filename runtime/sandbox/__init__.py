@@ -18,6 +18,7 @@ Where bubblewrap is missing or cannot run, :class:`Sandbox` raises
 
 from __future__ import annotations
 
+from runtime.sandbox.egress import PROXY_PORT, registry_domains
 from runtime.sandbox.engine import (
     INSTALL_HINT,
     SandboxUnavailableError,
@@ -27,7 +28,7 @@ from runtime.sandbox.engine import (
 )
 from runtime.sandbox.policy import AllowList, ProxyDecision
 from runtime.sandbox.proxy import DEFAULT_ALLOWED_PORTS, ProxyServer
-from runtime.sandbox.wrap import PROXY_PORT, Sandbox, SandboxedCommand, registry_domains, wrap
+from runtime.sandbox.wrap import Sandbox, SandboxedCommand, wrap
 
 __all__ = [
     "DEFAULT_ALLOWED_PORTS",

@@ -261,7 +261,7 @@ async def test_resume_errors(tmp_path: Path) -> None:
 
 
 async def test_runaway_recursion_stops_at_the_depth_limit(tmp_path: Path) -> None:
-    from runtime.engine.runner import DELEGATION_DEPTH_LIMIT
+    from runtime.engine.expert_run import DELEGATION_DEPTH_LIMIT
 
     toml = (
         '[experts."echo"]\ndescription = "Echoes"\ninstruction = "Delegate."\n'

@@ -18,9 +18,10 @@ from typing import Any
 
 import pytest
 
+import runtime.engine.expert_run
 import runtime.engine.runner
 from runtime import RunSetting, load_config, run
-from runtime.config.loader import resolve_expert
+from runtime.config.resolve import resolve_expert
 from runtime.config.schema import McpStdioSkill
 from runtime.engine.context import JobContext
 from runtime.install import install, main
@@ -145,7 +146,7 @@ async def run_agent(
         usage=Usage(),
     )
     async with asyncio.timeout(30):
-        final = await runtime.engine.runner._run_expert(
+        final = await runtime.engine.expert_run.run_expert(
             context, loaded, expert, start, "go", run_id=run_id, coordinator=True
         )
     return final, events, model

@@ -17,8 +17,9 @@ from typing import Any
 
 import pytest
 
-from runtime.llm import litellm_data, prices
-from runtime.llm.prices import ModelInfo, model_info
+from runtime.llm import litellm_data, price_table, prices
+from runtime.llm.model_facts import ModelInfo
+from runtime.llm.prices import model_info
 
 # litellm's pydantic models warn about ReadOnly TypedDict items when first used; not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore:.*`ReadOnly` qualifier.*:UserWarning")
@@ -293,14 +294,14 @@ def test_lookup_does_not_import_litellm() -> None:
 def test_every_shipped_entry_is_found_in_place() -> None:
     # The fast search must agree with a full parse for every key of the real file (whose layout
     # is hand-edited: one top-level key sits at column 0, one nested key at the top level).
-    path = prices._table_path()
+    path = price_table.table_path()
     if path is None:
         pytest.skip("litellm is not installed")
     data = path.read_bytes()
     full = json.loads(data)
-    table = prices._open_table(data)
-    assert isinstance(table, prices._IndexedTable)
-    scanned = prices._ScannedTable(data)  # the fallback reads it exactly too
+    table = price_table.open_table(data)
+    assert isinstance(table, price_table.IndexedTable)
+    scanned = price_table.ScannedTable(data)  # the fallback reads it exactly too
     for key, value in full.items():
         assert table.raw(key) == value, key
         assert scanned.raw(key) == value, key
@@ -424,7 +425,7 @@ def test_unpriced_entries_have_no_cost() -> None:
 
 def test_no_litellm_or_no_table_means_none(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     def use(path: Path | None) -> None:
-        monkeypatch.setattr(prices, "_table_path", lambda: path)
+        monkeypatch.setattr(prices, "table_path", lambda: path)
         model_info.cache_clear()
 
     try:
@@ -445,7 +446,7 @@ def test_package_without_litellm(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(litellm_data.importlib.util, "find_spec", lambda name: None)
     litellm_data.package_dir.cache_clear()
     try:
-        assert prices._table_path() is None
+        assert price_table.table_path() is None
         assert litellm_data._read_json("provider_endpoints_support_backup.json") is None
     finally:
         monkeypatch.undo()

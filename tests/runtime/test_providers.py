@@ -10,7 +10,8 @@ import pytest
 
 from runtime.config.schema import ProviderSetting
 from runtime.errors import ConfigError, MissingApiKeyError
-from runtime.llm.providers import budget_tokens, reasoning_options, resolve_provider
+from runtime.llm.providers import resolve_provider
+from runtime.llm.reasoning import budget_tokens, reasoning_options
 
 
 @pytest.mark.parametrize(
