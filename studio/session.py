@@ -18,13 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+# Re-exported (``as``) for the studio's screens: the names are the runtime's.
+from runtime.config import BASE_SKILL_NAME as BASE_SKILL_NAME
+from runtime.config import CONFIG_FILE_NAME as CONFIG_FILE_NAME
 from runtime.config import TomlLocator, read_key
 
 if TYPE_CHECKING:
-    from runtime.config.diagnostics import Diagnostic
+    from runtime.config import Diagnostic
 
-CONFIG_FILE_NAME = "perstack.toml"
-BASE_SKILL_NAME = "@perstack/base"
 
 SKILL_TYPES: dict[str, str] = {
     "mcpStdioSkill": "stdio",
@@ -55,16 +56,18 @@ def locate_config(config: str | None, cwd: Path) -> Path:
         An absolute path. When nothing is found it is ``cwd/perstack.toml``, which the empty
         state offers to create.
     """
+    from runtime import ConfigError
+    from runtime.config import config_path, find_config  # one rule for run and start
+
     cwd = cwd.expanduser().absolute()
     if config:
-        path = Path(config).expanduser()
-        path = path if path.is_absolute() else cwd / path
-        return path / CONFIG_FILE_NAME if path.is_dir() else path
-    for directory in (cwd, *cwd.parents):
-        candidate = directory / CONFIG_FILE_NAME
-        if candidate.is_file():
-            return candidate
-    return cwd / CONFIG_FILE_NAME
+        return config_path(config, cwd)  # the runtime's rule, minus "must exist"
+    try:
+        found = find_config(None, cwd)
+    except ConfigError:  # none in cwd or its parents: the empty state offers to create one
+        return cwd / CONFIG_FILE_NAME
+    assert isinstance(found, Path)
+    return found
 
 
 def decode_config(data: bytes) -> str:

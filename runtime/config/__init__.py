@@ -21,9 +21,11 @@ if TYPE_CHECKING:
     )
     from runtime.config.diagnostics import Diagnostic, diagnose
     from runtime.config.env import load_env
+    from runtime.config.loader import config_path, find_config
     from runtime.config.locate import TomlLocator, read_key
     from runtime.config.problems import CONFIG_FILE_NAME
     from runtime.config.schema import (
+        BASE_SKILL_NAME,
         EXPERT_KEY_RE,
         EXPERT_NAME_RE,
         SEMVER_RE,
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
     )
 
 _EXPORTS: dict[str, str] = {
+    "BASE_SKILL_NAME": "runtime.config.schema",
     "CONFIG_FILE_NAME": "runtime.config.problems",
     "ConfigDocument": "runtime.config.authoring",
     "ConfigEditError": "runtime.config.authoring",
@@ -42,6 +45,8 @@ _EXPORTS: dict[str, str] = {
     "TAG_RE": "runtime.config.schema",
     "TomlLocator": "runtime.config.locate",
     "backup_config": "runtime.config.authoring",
+    "config_path": "runtime.config.loader",
+    "find_config": "runtime.config.loader",
     "diagnose": "runtime.config.diagnostics",
     "load_env": "runtime.config.env",
     "minimal_config": "runtime.config.authoring",
@@ -62,6 +67,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "BASE_SKILL_NAME",
     "CONFIG_FILE_NAME",
     "ConfigDocument",
     "ConfigEditError",
@@ -72,6 +78,8 @@ __all__ = [
     "TAG_RE",
     "TomlLocator",
     "backup_config",
+    "config_path",
+    "find_config",
     "diagnose",
     "load_env",
     "minimal_config",

@@ -116,49 +116,68 @@ def _shown(text: str) -> str:
     return f'"{text}"' if len(text) <= 200 and text.isprintable() else short_repr(text, 200)
 
 
+def config_path(config: str, cwd: Path) -> Path:
+    """The file a ``--config`` path names, which need not exist (the studio creates it).
+
+    Relative paths start at ``cwd``; a directory means the perstack.toml in it. ``perstack
+    run`` and ``perstack start`` both go through here, so they agree on what ``--config`` means.
+
+    Raises:
+        ConfigError: The path has a NUL, starts with ``~`` naming no user, or cannot be used.
+    """
+    if "\x00" in config:
+        raise ConfigError(f"Given config path {_shown(config)} contains a NUL character")
+    try:
+        path = Path(config).expanduser()
+        path = Path(os.path.abspath(path if path.is_absolute() else cwd / path))
+        return path / CONFIG_FILE_NAME if path.is_dir() else path
+    except RuntimeError:  # expanduser: "~someone" who is not a user here
+        raise ConfigError(
+            f"Given config path {_shown(config)} starts with ~ but names no user of this system"
+        ) from None
+    except (OSError, ValueError) as error:  # a name too long, a NUL, a directory not readable
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+        raise ConfigError(f"Given config path {_shown(config)} cannot be used: {reason}") from None
+
+
 def find_config(config: str | None, cwd: Path) -> Path | str:
     """Locate perstack.toml the way Perstack does (§2.6).
 
     Args:
-        config: The ``--config`` value: a path (relative to ``cwd``) or an
-            ``https://raw.githubusercontent.com/...`` URL. ``None`` searches ``cwd`` and each of
-            its parents for ``perstack.toml``.
+        config: The ``--config`` value: a path (relative to ``cwd``; a directory means the
+            perstack.toml in it) or an ``https://raw.githubusercontent.com/...`` URL. ``None``
+            searches ``cwd`` and each of its parents for ``perstack.toml``.
         cwd: The working directory.
 
     Returns:
         The absolute path of the file, or the URL unchanged.
 
     Raises:
-        ConfigError: The given path does not exist or is a directory, the URL is not an https
-            raw.githubusercontent.com URL, or no perstack.toml was found.
+        ConfigError: The given path (or the directory's perstack.toml) does not exist, the URL
+            is not an https raw.githubusercontent.com URL, or no perstack.toml was found.
     """
     cwd = Path(os.path.abspath(cwd))
     if config is not None:
         if _is_url(config):
             _check_remote_url(config)
             return config
-        if "\x00" in config:
-            raise ConfigError(f"Given config path {_shown(config)} contains a NUL character")
+        path = config_path(config, cwd)
         try:
-            path = Path(config).expanduser()
-            path = Path(os.path.abspath(path if path.is_absolute() else cwd / path))
-            is_dir, is_file = path.is_dir(), path.is_file()
-        except RuntimeError:  # expanduser: "~someone" who is not a user here
+            is_file = path.is_file()
+        except OSError as error:
             raise ConfigError(
-                f"Given config path {_shown(config)} starts with ~ but names no user of this system"
+                f"Given config path {_shown(config)} cannot be used: {error.strerror or error}"
             ) from None
-        except (OSError, ValueError) as error:  # a name too long, a NUL, a directory not readable
-            reason = error.strerror if isinstance(error, OSError) and error.strerror else error
-            raise ConfigError(
-                f"Given config path {_shown(config)} cannot be used: {reason}"
-            ) from None
-        if is_dir:
-            example = Path(config) / CONFIG_FILE_NAME
-            raise ConfigError(
-                f"Given config path {_shown(config)} is a directory; pass the path of the toml "
-                f"file, e.g. --config {example if str(example).isprintable() else CONFIG_FILE_NAME}"
-            )
         if not is_file:
+            if (
+                path.name == CONFIG_FILE_NAME
+                and path.parent.is_dir()
+                and not config.endswith(CONFIG_FILE_NAME)
+            ):
+                raise ConfigError(
+                    f"Given config path {_shown(config)} is a directory without a "
+                    f"{CONFIG_FILE_NAME}; create one there or pass the toml file's path"
+                )
             raise ConfigError(f"Given config path {_shown(config)} is not found")
         return path
     for directory in (cwd, *cwd.parents):

@@ -504,13 +504,33 @@ def test_missing_config_option_file(tmp_path: Path) -> None:
 
 
 def test_config_option_pointing_at_a_directory(tmp_path: Path) -> None:
+    """--config DIR means DIR/perstack.toml, for perstack run as for perstack start."""
     (tmp_path / "proj").mkdir()
     with pytest.raises(ConfigError) as info:
         load_config("proj", cwd=tmp_path)
     assert str(info.value) == (
-        'Given config path "proj" is a directory; pass the path of the toml file, '
-        "e.g. --config proj/perstack.toml"
+        'Given config path "proj" is a directory without a perstack.toml; create one there or '
+        "pass the toml file's path"
     )
+    (tmp_path / "proj" / "perstack.toml").write_text('[experts."a"]\ninstruction = "x"\n')
+    assert load_config("proj", cwd=tmp_path).path == tmp_path / "proj" / "perstack.toml"
+
+
+def test_run_and_start_agree_on_config_directories(tmp_path: Path) -> None:
+    from runtime.config import find_config
+    from studio.session import locate_config
+
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "perstack.toml").write_text('[experts."a"]\ninstruction = "x"\n')
+    for given in ("proj", "proj/", "proj/perstack.toml", str(project)):
+        assert find_config(given, tmp_path) == locate_config(given, tmp_path)
+        assert find_config(given, tmp_path) == project / "perstack.toml"
+    # Without a file, start offers to create it where run says it is missing.
+    (project / "perstack.toml").unlink()
+    assert locate_config("proj", tmp_path) == project / "perstack.toml"
+    with pytest.raises(ConfigError, match="directory without a perstack.toml"):
+        find_config("proj", tmp_path)
 
 
 def test_no_config_anywhere(tmp_path: Path) -> None:

@@ -56,6 +56,15 @@ def test_one_colour_rule_for_log_and_start() -> None:
     assert runtime.cli.use_color is runtime.log.render.use_color
 
 
+def no_color_restored_after(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unset NO_COLOR now and whatever --no-color sets is undone after the test.
+
+    (``delenv`` of an unset variable records nothing to restore, so set it first.)
+    """
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.delenv("NO_COLOR")
+
+
 @pytest.mark.parametrize(
     ("argv", "left"),
     [
@@ -67,7 +76,7 @@ def test_one_colour_rule_for_log_and_start() -> None:
 def test_no_color_flag_anywhere_before_double_dash_sets_no_color(
     argv: list[str], left: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv("NO_COLOR", raising=False)
+    no_color_restored_after(monkeypatch)
     assert runtime.cli.take_no_color(argv) == left
     import os
 
@@ -82,7 +91,7 @@ def test_perstack_log_no_color_on_a_terminal(
 
     from studio.__main__ import main
 
-    monkeypatch.delenv("NO_COLOR", raising=False)
+    no_color_restored_after(monkeypatch)
     monkeypatch.chdir(tmp_path)
     asyncio.run(view_of_a_run(tmp_path))
     out = Terminal()
