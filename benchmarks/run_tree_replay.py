@@ -81,7 +81,7 @@ async def replay(workspace: Path, job_id: str) -> tuple[float, int, int]:
         )
         await pilot.pause()  # the paint after the replay
         elapsed = time.perf_counter() - start
-        nodes = len(screen._tree_nodes)
+        nodes = len(screen.step_tree.nodes)
     return elapsed, count, nodes
 
 

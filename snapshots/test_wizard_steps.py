@@ -10,7 +10,8 @@ from textual.widgets import Input, TextArea
 
 from snapshots.conftest import THEME, fixed_now
 from snapshots.helpers import SIZE, wait_until
-from studio.screens.wizard import PROVIDERS, TeamDiffScreen, WizardRunScreen, WizardScreen
+from studio.screens.wizard import PROVIDERS, WizardScreen
+from studio.screens.wizard_run import TeamDiffScreen, WizardRunScreen
 from studio.wizard_app import WizardApp, make_wizard_app
 from tests.studio.test_wizard import EXISTING, team_model
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -13,16 +12,10 @@ from textual.binding import BindingType
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
-from studio.keys import bindings
+from studio.host import Clock, local_now
+from studio.keys import Keymap, bindings
 from studio.messages import ConfigCreated
 from studio.session import display_path, locate_config
-
-Clock = Callable[[], datetime]
-
-
-def local_now() -> datetime:
-    """The wall clock in the local time zone."""
-    return datetime.now(UTC).astimezone()
 
 
 class StudioApp(App[int]):
@@ -45,6 +38,7 @@ class StudioApp(App[int]):
         now: Clock = local_now,
         watch: bool = True,
         cursor_blink: bool = True,
+        keymap: Keymap | None = None,
     ) -> None:
         """Build the app; :func:`make_app` is the way to call this.
 
@@ -55,6 +49,7 @@ class StudioApp(App[int]):
             now: The clock, for the times the status line shows.
             watch: Reload the file when it changes on disk.
             cursor_blink: Let text cursors blink (snapshots turn it off).
+            keymap: Keys moved by binding id (default: the registry's keys).
         """
         super().__init__()
         self.path = path
@@ -65,6 +60,9 @@ class StudioApp(App[int]):
         self.watch_file = watch
         """Reload the file when it changes on disk."""
         self.cursor_blink = cursor_blink
+        self.keymap = keymap or Keymap()
+        """The keys in effect (the help screen shows them)."""
+        self.keymap.apply(self)
 
     def on_mount(self) -> None:
         # Pushed rather than returned by get_default_screen(): Textual loads a screen's
@@ -102,7 +100,7 @@ class StudioApp(App[int]):
         if isinstance(self.screen, HelpScreen):
             self.screen.dismiss(None)
         else:
-            self.push_screen(HelpScreen())
+            self.push_screen(HelpScreen(self.keymap))
 
     async def action_quit(self) -> None:
         """Quit, asking first when the editor has unsaved edits."""
@@ -156,6 +154,7 @@ def make_app(
     theme: str | None = None,
     watch: bool = True,
     cursor_blink: bool = True,
+    keymap: Mapping[str, str] | None = None,
 ) -> StudioApp:
     """Build the studio for a perstack.toml, as ``perstack start`` does.
 
@@ -167,13 +166,17 @@ def make_app(
         theme: A Textual theme name (default: Textual's).
         watch: Reload the file when it changes on disk.
         cursor_blink: Let text cursors blink.
+        keymap: Keys to move, by binding id (``{"save-file": "ctrl+w"}``; ids in
+            :data:`studio.keys.KEYS`).
 
     Raises:
         ConfigError: ``config`` is a URL, or the file exists but cannot be read as UTF-8 text.
+        ValueError: ``keymap`` names an id no binding has.
     """
     from runtime import ConfigError
     from studio.session import decode_config, is_remote
 
+    keys = Keymap(keymap)
     cwd = (cwd or Path.cwd()).absolute()
     if config is not None and is_remote(str(config)):
         raise ConfigError(
@@ -202,6 +205,7 @@ def make_app(
         now=now or local_now,
         watch=watch,
         cursor_blink=cursor_blink,
+        keymap=keys,
     )
     if theme is not None:
         app.theme = theme

@@ -2,25 +2,29 @@
 
 :class:`StudioCommands` offers the main screen's commands that make sense right now, with
 namespaced titles (``file: save``, ``expert: edit writer``, ``skill: add to writer``); structured
-edits are offered only while the file parses. The screen builds the list
-(``MainScreen.palette_commands``); this module only matches and presents it.
+edits are offered only while the file parses. The screen builds the list of
+:class:`PaletteCommand` (``MainScreen.palette_commands``); this module only matches and presents
+it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from dataclasses import dataclass
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 
-class _Command(Protocol):
+@dataclass(frozen=True)
+class PaletteCommand:
+    """One command-palette entry valid on a screen right now."""
+
     title: str
     help: str
     run: Callable[[], object]
 
 
-def _commands_of(screen: object) -> Sequence[_Command]:
+def _commands_of(screen: object) -> Sequence[PaletteCommand]:
     commands = getattr(screen, "palette_commands", None)
     return commands() if callable(commands) else ()
 

@@ -1,15 +1,21 @@
 """Every key binding of the studio, in one registry.
 
-Each binding has a stable kebab-case id (users remap keys by id through Textual's keymap), a
-description for the footer, a tooltip, and a group for the help screen. Widgets and screens build
-their ``BINDINGS`` from here with :func:`bindings`, so the help screen lists exactly what is bound.
+Each binding has a stable kebab-case id (users remap keys by id with a :class:`Keymap`, which the
+app hands to Textual), a description for the footer, a tooltip, and a group for the help screen.
+Widgets and screens build their ``BINDINGS`` from here with :func:`bindings`, so the help screen
+lists exactly what is bound, with the keys in effect.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from textual.binding import Binding, BindingType
+
+if TYPE_CHECKING:
+    from textual.app import App
 
 
 @dataclass(frozen=True)
@@ -36,7 +42,7 @@ class KeySpec:
     """How to show the key, when Textual's default reads poorly."""
 
 
-GROUPS = ("File", "Team", "Tree", "Editor", "Dialogs", "App")
+GROUPS = ("File", "Team", "Tree", "Editor", "Dialogs", "Run", "New team", "App")
 """Help-screen sections, in order."""
 
 KEYS: tuple[KeySpec, ...] = (
@@ -213,6 +219,123 @@ KEYS: tuple[KeySpec, ...] = (
         "Load the version on disk; Ctrl+Z in the editor brings your edits back.",
         "Dialogs",
     ),
+    # Run (the run screen, its history and the interactive tool's dialog) ------------------------
+    KeySpec(
+        "run-cancel",
+        "escape,ctrl+c",
+        "cancel_run",
+        "Cancel run",
+        "Cancel the run in flight; its last checkpoint is saved and can be resumed.",
+        "Run",
+    ),
+    KeySpec(
+        "run-history",
+        "ctrl+h,f5",
+        "history",
+        "History",
+        "Past jobs of this workspace: replay one and resume from any checkpoint.",
+        "Run",
+        key_display="f5",
+    ),
+    KeySpec(
+        "run-history-tree",
+        "h",
+        "history",
+        "History",
+        "Past jobs (when the tree has the focus).",
+        "Run",
+        show=False,
+    ),
+    KeySpec(
+        "run-focus-tree",
+        "ctrl+t",
+        "focus_tree",
+        "Tree",
+        "Move the focus to the step tree.",
+        "Run",
+    ),
+    KeySpec(
+        "run-focus-query",
+        "ctrl+l",
+        "focus_query",
+        "Query",
+        "Move the focus to the query box.",
+        "Run",
+        show=False,
+    ),
+    KeySpec(
+        "history-back",
+        "escape",
+        "back",
+        "Back",
+        "Back to the job list, or close the history.",
+        "Run",
+    ),
+    KeySpec(
+        "interactive-answer",
+        "ctrl+s",
+        "submit",
+        "Answer",
+        "Send the answer; the run resumes with it.",
+        "Run",
+    ),
+    KeySpec(
+        "interactive-later",
+        "escape",
+        "cancel",
+        "Later",
+        "Close without answering; type the answer in the query box later.",
+        "Run",
+    ),
+    # New team (the create-expert wizard) --------------------------------------------------------
+    KeySpec(
+        "wizard-next",
+        "ctrl+s",
+        "next",
+        "Next",
+        "Go to the next step (on the review step: start create-expert).",
+        "New team",
+    ),
+    KeySpec(
+        "wizard-back",
+        "escape",
+        "back",
+        "Back",
+        "Go back one step (on the first step: close the wizard).",
+        "New team",
+    ),
+    KeySpec(
+        "wizard-review-changes",
+        "f6",
+        "review_changes",
+        "Changes",
+        "Show how perstack.toml changed, to accept or roll back.",
+        "New team",
+    ),
+    KeySpec(
+        "wizard-accept",
+        "a",
+        "accept",
+        "Accept",
+        "Keep the new perstack.toml.",
+        "New team",
+    ),
+    KeySpec(
+        "wizard-roll-back",
+        "r",
+        "roll_back",
+        "Roll back",
+        "Restore perstack.toml as it was before create-expert ran.",
+        "New team",
+    ),
+    KeySpec(
+        "wizard-back-to-run",
+        "escape",
+        "back_to_run",
+        "Back to run",
+        "Look at the run's step tree again; F6 there brings this back.",
+        "New team",
+    ),
     # App ----------------------------------------------------------------------------------------
     KeySpec(
         "help",
@@ -261,3 +384,38 @@ def binding(binding_id: str, *, show: bool | None = None) -> Binding:
 def bindings(*binding_ids: str) -> list[BindingType]:
     """The Textual bindings for several registry entries, in the order given."""
     return [binding(binding_id) for binding_id in binding_ids]
+
+
+class Keymap:
+    """The keys in effect: each registry entry's default key, or the user's override by id.
+
+    The app applies it once (:meth:`apply`); Textual then rebinds every binding with an
+    overridden id wherever it is declared. The help screen asks it what each id is bound to.
+    """
+
+    def __init__(self, overrides: Mapping[str, str] | None = None) -> None:
+        """Check and keep ``overrides`` (binding id to keys, comma-separated as in Textual).
+
+        Raises:
+            ValueError: An id is not in :data:`KEYS` (Textual would ignore it without a word).
+        """
+        self.overrides: dict[str, str] = dict(overrides or {})
+        unknown = sorted(set(self.overrides) - BY_ID.keys())
+        if unknown:
+            raise ValueError(f"No key binding has the id {', '.join(map(repr, unknown))}.")
+
+    def key(self, binding_id: str) -> str:
+        """What ``binding_id`` is bound to now: one or more keys, comma-separated."""
+        return self.overrides.get(binding_id, BY_ID[binding_id].key)
+
+    def apply(self, app: App[Any]) -> None:
+        """Make ``app`` bind the overridden keys."""
+        app.set_keymap(self.overrides)
+
+    def display(self, binding_id: str, app: App[Any]) -> str:
+        """The key(s) of ``binding_id`` as ``app`` shows keys in the footer (``^s, f5``)."""
+        bound = binding(binding_id)
+        return ", ".join(
+            app.get_key_display(bound.with_key(key.strip()))
+            for key in self.key(binding_id).split(",")
+        )

@@ -1,7 +1,8 @@
 """App-level messages: what workers report, and what the main screen announces.
 
-Workers never touch widgets: they post one of these and a handler on the screen owns the change.
-Messages that belong to one widget are nested in that widget's class instead (Textual's way).
+Workers never touch widgets: they post one of these and a handler on the screen or pane that
+started them owns the change. Messages that belong to one widget are nested in that widget's class
+instead (Textual's way).
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Hot reload: watch perstack.toml and report every change on disk as a message.
 
 :func:`watch_config` runs in a worker owned by the main screen. It only reads the file and posts
-:class:`~studio.messages.ConfigFileChanged`; the screen decides what to do (reload, or ask when
-there are unsaved edits).
+:class:`~studio.messages.ConfigFileChanged`; the editor pane
+(:class:`~studio.widgets.editor_pane.EditorPane`) decides what to do (reload, or ask when there
+are unsaved edits).
 
 The directory is watched, not the file: an editor's atomic save replaces the file (write a temp
 file, rename it over), which watchfiles reports as ``added``. Every kind of change to the file's

@@ -13,7 +13,7 @@ from studio.keys import bindings
 
 if TYPE_CHECKING:
     from runtime import LanguageModel
-    from studio.screens.wizard import Outcome
+    from studio.screens.wizard_run import Outcome
 
 
 class WizardApp(App[int]):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 from textual import on
 from textual.app import ComposeResult
@@ -14,8 +14,7 @@ from textual.widgets import Button, Static
 
 from studio.keys import bindings
 from studio.screens import settle_cursors
-
-Choice = Literal["mine", "disk"]
+from studio.widgets.editor_pane import Choice
 
 
 def diff_content(diff: str) -> Content:

@@ -10,7 +10,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Markdown, Static
 
-from studio.keys import GROUPS, KEYS, binding, bindings
+from studio.keys import GROUPS, KEYS, Keymap, bindings
 from studio.screens import settle_cursors
 
 ABOUT = """\
@@ -32,7 +32,7 @@ version to keep; neither is lost.
 
 
 def keys_markdown(app_key_display: dict[str, str]) -> str:
-    """The key table, one section per group."""
+    """The key table, one section per group, with the keys shown as ``app_key_display`` says."""
     sections: list[str] = []
     for group in GROUPS:
         specs = [spec for spec in KEYS if spec.group == group]
@@ -56,24 +56,24 @@ class HelpScreen(ModalScreen[None]):
     CSS_PATH = "help.tcss"
     BINDINGS: ClassVar[list[BindingType]] = bindings("form-cancel")
 
+    def __init__(self, keymap: Keymap | None = None) -> None:
+        """Build the help.
+
+        Args:
+            keymap: The keys the app binds (default: the registry's), so that a key the user
+                moved is shown where it is now.
+        """
+        super().__init__()
+        self.keymap = keymap or Keymap()
+
     def compose(self) -> ComposeResult:
-        display = {spec.id: self._key_display(spec.id) for spec in KEYS}
+        display = {spec.id: self.keymap.display(spec.id, self.app) for spec in KEYS}
         with Vertical(id="help-dialog"):
             yield Static("Perstack Studio: help", id="help-title", markup=False)
             with VerticalScroll(id="help-body"):
                 yield Markdown(ABOUT, id="help-about")
                 yield Markdown(keys_markdown(display), id="help-keys")
             yield Static("Esc closes", id="help-footer", markup=False)
-
-    def _key_display(self, binding_id: str) -> str:
-        # A user's keymap may have moved the key; show what is bound now.
-        keymap = getattr(self.app, "_keymap", {}) or {}
-        bound = binding(binding_id)
-        if binding_id in keymap:
-            bound = bound.with_key(keymap[binding_id])
-        return ", ".join(
-            self.app.get_key_display(bound.with_key(key.strip())) for key in bound.key.split(",")
-        )
 
     def on_mount(self) -> None:
         settle_cursors(self)

@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING, ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from runtime.jobs import CheckpointSummary, Jobs, JobSummary
+from studio.keys import bindings
 
 if TYPE_CHECKING:
     from runtime import PerstackEvent
@@ -55,15 +56,7 @@ class HistoryScreen(Screen[ResumePoint | None]):
     """Past jobs, newest first; Enter opens a job's checkpoints, Enter on one resumes from it."""
 
     CSS_PATH = "history.tcss"
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding(
-            "escape",
-            "back",
-            "Back",
-            tooltip="Back to the job list, or close the history.",
-            id="history-back",
-        ),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = bindings("history-back")
 
     def __init__(self, workspace: Path, *, now: Callable[[], datetime]) -> None:
         super().__init__()

@@ -13,11 +13,12 @@ from typing import Any, ClassVar
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static, TextArea
 
+from studio.keys import bindings
 from studio.screens import settle_cursors
 
 
@@ -37,22 +38,7 @@ def answer_fields(schema: dict[str, Any]) -> list[tuple[str, str, str]]:
 class InteractiveToolModal(ModalScreen[str | None]):
     """Asks the user for the answer to a pending interactive tool call."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding(
-            "ctrl+s",
-            "submit",
-            "Answer",
-            tooltip="Send the answer; the run resumes with it.",
-            id="interactive-answer",
-        ),
-        Binding(
-            "escape",
-            "cancel",
-            "Later",
-            tooltip="Close without answering; type the answer in the query box later.",
-            id="interactive-later",
-        ),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = bindings("interactive-answer", "interactive-later")
 
     DEFAULT_CSS = """
     InteractiveToolModal {

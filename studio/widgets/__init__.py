@@ -1,1 +1,5 @@
-"""The studio's widgets: the team tree, the perstack.toml editor and the problems list."""
+"""The studio's widgets, one per module: the panes the screens are composed of.
+
+The author screen's team tree, editor pane (the editor over the problems list) and status line;
+the run screen's step tree, detail and streaming panes, error panel and query box.
+"""

@@ -16,6 +16,7 @@ from textual.worker import Worker, WorkerState
 from runtime import MissingApiKeyError
 from runtime.jobs import Jobs
 from runtime.testing import Reply, ScriptedModel, call, reply, scripted_team
+from studio import run_view
 from studio.run_app import RunApp, make_run_app
 from studio.run_controller import PREWARM_WORKER
 from studio.run_messages import RunCancelled, RunEventReceived, RunFailed, RunFinished
@@ -119,7 +120,7 @@ def plain(renderable: RenderableType) -> str:
 
 
 def tree_parent_kind(screen: RunScreen, node_id: str) -> str:
-    parent = screen._tree_nodes[("run", node_id)].parent
+    parent = screen.step_tree.nodes[("run", node_id)].parent
     assert parent is not None and parent.data is not None
     return parent.data[0]
 
@@ -140,7 +141,7 @@ async def test_delegation_chain_nests_runs_under_their_tool_calls(tmp_path: Path
         for _, node in screen.job.walk()[1:]:
             assert tree_parent_kind(screen, node.node_id) == "call"
         root = screen.job.runs[screen.job.roots[0]]
-        label = str(screen._tree_nodes[("run", root.node_id)].label)
+        label = str(screen.step_tree.nodes[("run", root.node_id)].label)
         assert "lead" in label and "done" in label and "tok" in label
         # Usage rolls up through the whole chain.
         assert screen.job.rollup(root).total_tokens > root.own_usage.total_tokens
@@ -162,7 +163,7 @@ async def test_demo_shows_parallel_delegates_side_by_side(tmp_path: Path) -> Non
         ]
         root = screen.job.runs[screen.job.roots[0]]
         step = root.steps[0]
-        step_node = screen._tree_nodes[("step", root.node_id, str(step.number))]
+        step_node = screen.step_tree.nodes[("step", root.node_id, str(step.number))]
         # Both delegate calls sit under the same step, each holding its delegate's run.
         assert [c.data[1:] for c in step_node.children] == [
             (root.node_id, c.call_id) for c in step.calls
@@ -206,7 +207,7 @@ async def test_cancel_keeps_a_checkpoint_and_says_so(tmp_path: Path) -> None:
         await until(pilot, lambda: not screen.controller.running)
         screen.refresh_tree()
         assert shape(screen) == [(0, "solo", "cancelled")]
-        assert "cancelled" in str(screen._tree_nodes[("run", screen.job.roots[0])].label)
+        assert "cancelled" in str(screen.step_tree.nodes[("run", screen.job.roots[0])].label)
         jobs = Jobs.for_workspace(tmp_path).list_jobs()
         assert len(jobs) == 1
         assert Jobs.for_workspace(tmp_path).checkpoints(jobs[0].id)
@@ -278,8 +279,8 @@ async def test_runs_made_with_an_older_definition_are_marked(tmp_path: Path) -> 
         assert [n.stale for _, n in screen.job.walk()] == [False, True, False]
         screen.refresh_tree()
         mid = screen.job.walk()[1][1]
-        assert "older definition" in str(screen._tree_nodes[("run", mid.node_id)].label)
-        assert "older definition of mid" in plain(screen.detail(("run", mid.node_id)))
+        assert "older definition" in str(screen.step_tree.nodes[("run", mid.node_id)].label)
+        assert "older definition of mid" in plain(screen.view.detail(("run", mid.node_id)))
 
         # A broken file leaves the marks as they are; a follow-up uses the saved definition.
         toml.write_text("[experts.lead\n")
@@ -313,7 +314,7 @@ async def test_replayed_job_marks_runs_older_than_the_file(tmp_path: Path) -> No
         await pick_from_history(pilot, screen)
         await until(pilot, lambda: screen.job.walk()[0][1].stale)
         (root,) = screen.job.roots
-        assert "older definition" in str(screen._tree_nodes[("run", root)].label)
+        assert "older definition" in str(screen.step_tree.nodes[("run", root)].label)
 
 
 async def test_old_steps_leave_memory_and_come_back_from_storage(
@@ -328,14 +329,14 @@ async def test_old_steps_leave_memory_and_come_back_from_storage(
         node = screen.job.runs[root_id]
         # Trimmed as each step ends: the last step (13) came after the last trim.
         assert node.dropped_steps == 8 and [s.number for s in node.steps] == [9, 10, 11, 12, 13]
-        run_node = screen._tree_nodes[("run", root_id)]
+        run_node = screen.step_tree.nodes[("run", root_id)]
         assert "13 steps" in str(run_node.label)
         earlier = run_node.children[0]
         assert str(earlier.label) == "⋯ 8 earlier steps"
         assert [c.data for c in run_node.children[1:]] == [
             ("step", root_id, str(n)) for n in (9, 10, 11, 12, 13)
         ]
-        assert ("step", root_id, "1") not in screen._tree_nodes
+        assert ("step", root_id, "1") not in screen.step_tree.nodes
 
         earlier.expand()
         await until(pilot, lambda: len(earlier.children) == 8)
@@ -345,11 +346,11 @@ async def test_old_steps_leave_memory_and_come_back_from_storage(
         first_call = earlier.children[0].children[0]
         assert "readTextFile" in str(first_call.label)
         assert first_call.data is not None
-        assert "missing-1.txt" in plain(screen.detail(first_call.data))
+        assert "missing-1.txt" in plain(screen.view.detail(first_call.data))
 
         earlier.collapse()
         await until(pilot, lambda: not earlier.children)
-        assert root_id not in screen._earlier
+        assert root_id not in screen.view.earlier
 
 
 async def test_history_reads_jobs_from_perstack_storage_path(
@@ -403,10 +404,10 @@ class GatedModel(ScriptedModel):
 def labels(screen: RunScreen) -> tuple[str, str, str]:
     """The job row, the newest root's run row (or "") and the status bar, as plain text."""
     screen.refresh_tree()
-    job = str(screen._tree_nodes[("job",)].label)
+    job = str(screen.step_tree.nodes[("job",)].label)
     run = ""
     if screen.job.roots:
-        run = str(screen._tree_nodes[("run", screen.job.roots[-1])].label)
+        run = str(screen.step_tree.nodes[("run", screen.job.roots[-1])].label)
     return job, run, str(screen.query_one("#run-status", Static).render())
 
 
@@ -424,7 +425,7 @@ async def test_a_run_says_it_is_connecting_until_the_model_answers(tmp_path: Pat
         assert screen.phase is not None
         job, _, status = labels(screen)
         assert "waiting for a query" not in job
-        assert screen.phase_text() in job and status.endswith(screen.phase_text())
+        assert screen.view.phase_text() in job and status.endswith(screen.view.phase_text())
 
         # The first generation is requested; the provider has not answered yet.
         await until(pilot, lambda: screen.phase == "connecting")
@@ -465,7 +466,7 @@ async def test_a_follow_up_connects_on_its_own_run_row(tmp_path: Path) -> None:
         # No provider named in perstack.toml or the options: the label stays generic.
         assert "connecting to the model…" in job and "connecting to the model…" in run
         assert len(screen.job.roots) == 2
-        previous = str(screen._tree_nodes[("run", screen.job.roots[0])].label)
+        previous = str(screen.step_tree.nodes[("run", screen.job.roots[0])].label)
         assert "done" in previous and "connecting" not in previous
         gate.set()
         screen = await finished(pilot, runs=2)
@@ -530,7 +531,7 @@ async def test_cached_input_tokens_show_in_the_roll_ups(tmp_path: Path) -> None:
     async with app.run_test(size=SIZE) as pilot:
         screen = await finished(pilot)
         root = screen.job.roots[0]
-        assert run_module.usage_text(screen.job.rollup(screen.job.runs[root])) == (
+        assert run_view.usage_text(screen.job.rollup(screen.job.runs[root])) == (
             "1,230 tok (1,000 cached)"
         )
         assert "1,230 tok (1,000 cached)" in str(screen.query_one("#run-status", Static).render())

@@ -14,15 +14,8 @@ from textual.widgets import Input, OptionList, Static, TextArea
 from runtime import GenerationRequest
 from runtime.testing import Reply, ScriptedModel, call, reply
 from studio.run_messages import RunEventReceived, RunFinished
-from studio.screens.wizard import (
-    PROVIDERS,
-    FoundKey,
-    TeamDiffScreen,
-    WizardRunScreen,
-    WizardScreen,
-    detect_keys,
-    team_query,
-)
+from studio.screens.wizard import PROVIDERS, FoundKey, WizardScreen, detect_keys, team_query
+from studio.screens.wizard_run import TeamDiffScreen, WizardRunScreen
 from studio.wizard_app import WizardApp, make_wizard_app
 
 SIZE = (120, 40)
