@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
-    from runtime.config.authoring import ConfigDocument
+    from runtime.config import ConfigDocument
 
 T = TypeVar("T")
 
@@ -60,7 +60,7 @@ def edit_text(
         ConfigError: ``text`` is not valid TOML.
         KeyError: An expert or skill the change names is not in the text.
     """
-    from runtime.config.authoring import ConfigDocument
+    from runtime.config import ConfigDocument
 
     document = ConfigDocument.parse(text, label=label)
     result = change(document)

@@ -248,7 +248,7 @@ def analyse(text: str, *, label: str = CONFIG_FILE_NAME) -> Analysis:
     """Diagnose ``text`` and outline the team (runs in a worker thread)."""
     # Imported here: the runtime's validation pulls in pydantic, which first paint must not wait
     # for.
-    from runtime.config.diagnostics import diagnose
+    from runtime.config import diagnose
 
     diagnostics = tuple(diagnose(text, label=label))
     problem_experts = set()

@@ -85,7 +85,7 @@ class ReloadConflictScreen(ModalScreen[Choice]):
         self.query_one("#keep-mine", Button).focus()
 
     def _diff(self) -> Content:
-        from runtime.config.authoring import unified_diff
+        from runtime.config import unified_diff
 
         return diff_content(unified_diff(self._disk, self._mine, label=self._label))
 

@@ -66,8 +66,7 @@ class CreateConfigScreen(Screen[None]):
     @on(Button.Pressed, "#empty-create")
     def create(self) -> None:
         """Write a minimal perstack.toml with the expert key given."""
-        from runtime.config.authoring import minimal_config, save_config
-        from runtime.config.schema import EXPERT_NAME_RE
+        from runtime.config import EXPERT_NAME_RE, minimal_config, save_config
 
         key = self.query_one("#empty-key", Input).value.strip() or DEFAULT_EXPERT
         if not EXPERT_NAME_RE.match(key):

@@ -25,7 +25,7 @@ def check_expert(
         taken: Keys of the experts already in the file.
         original_key: The key being edited (``None`` when adding).
     """
-    from runtime.config.schema import EXPERT_KEY_RE, EXPERT_NAME_RE, SEMVER_RE, TAG_RE
+    from runtime.config import EXPERT_KEY_RE, EXPERT_NAME_RE, SEMVER_RE, TAG_RE
 
     if not fields.key:
         return "Give the expert a key, e.g. my-expert."

@@ -17,7 +17,7 @@ from studio.edits import ExpertFields, SkillFields, apply_expert, apply_skill
 from studio.session import BASE_SKILL_NAME
 
 if TYPE_CHECKING:
-    from runtime.config.authoring import ConfigDocument
+    from runtime.config import ConfigDocument
     from studio.session import TeamOutline
     from studio.widgets.editor_pane import EditorPane
     from studio.widgets.expert_tree import TreeAction, TreeItem
@@ -150,7 +150,7 @@ class TeamForms:
         pane = self.pane
         if not pane.parses():
             return
-        from runtime.config.schema import EXPERT_NAME_RE
+        from runtime.config import EXPERT_NAME_RE
         from studio.screens.prompt import PromptModal
 
         taken = set(pane.expert_keys())

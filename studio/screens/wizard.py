@@ -92,7 +92,7 @@ def detect_keys(workspace: Path, environ: Mapping[str, str] | None = None) -> di
     Returns:
         Provider name to the key found, for present keys only.
     """
-    from runtime.config.env import load_env
+    from runtime.config import load_env
 
     source = os.environ if environ is None else environ
     found: dict[str, FoundKey] = {}
@@ -270,7 +270,7 @@ class WizardScreen(Screen[Outcome | None]):
 
     def _valid(self) -> str:
         """What keeps the current step from moving on (empty when nothing)."""
-        from runtime.config.schema import EXPERT_NAME_RE
+        from runtime.config import EXPERT_NAME_RE
 
         if self.step == 0:
             if not self.description:

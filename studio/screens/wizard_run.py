@@ -152,7 +152,7 @@ class WizardRunScreen(RunScreen):
 
     def roll_back(self) -> None:
         """Write back perstack.toml as it was before the run (remove it if there was none)."""
-        from runtime.config.authoring import save_config
+        from runtime.config import save_config
 
         if self.before is None:
             self.config_path.unlink(missing_ok=True)
@@ -181,7 +181,7 @@ class TeamDiffScreen(Screen[Outcome | None]):
             before: Its text before the run (``None``: it did not exist).
             after: Its text now (``None``: it does not exist).
         """
-        from runtime.config.authoring import unified_diff
+        from runtime.config import unified_diff
 
         super().__init__()
         self.config_path = config_path

@@ -14,7 +14,7 @@ from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
 if TYPE_CHECKING:
-    from runtime.config.diagnostics import Diagnostic
+    from runtime.config import Diagnostic
 
 
 class DiagnosticsPanel(OptionList):

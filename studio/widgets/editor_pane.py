@@ -37,7 +37,7 @@ from studio.widgets.editor import ConfigEditor
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from runtime.config.authoring import ConfigDocument
+    from runtime.config import ConfigDocument
 
 ANALYSIS_DELAY = 0.2
 """Seconds of quiet typing before the text is checked again."""
@@ -240,7 +240,7 @@ class EditorPane(Vertical):
     def _try_edit(self, change: Callable[[ConfigDocument], object]) -> tuple[str | None, str]:
         """The editor's text with ``change`` applied, or ``None`` and why it cannot be."""
         from runtime import ConfigError
-        from runtime.config.authoring import ConfigEditError
+        from runtime.config import ConfigEditError
 
         try:
             new_text, _ = edit_text(self.editor.text, change, label=self.label)
@@ -277,7 +277,7 @@ class EditorPane(Vertical):
     def parses(self) -> bool:
         """Whether the editor's text is valid TOML (if not, a notification says why)."""
         from runtime import ConfigError
-        from runtime.config.authoring import ConfigDocument
+        from runtime.config import ConfigDocument
 
         try:
             ConfigDocument.parse(self.editor.text, label=self.label)
@@ -296,7 +296,7 @@ class EditorPane(Vertical):
     def table(self, expert: str) -> dict[str, Any] | None:
         """The table of ``expert`` in the editor's text (``None``, with a notification, if none)."""
         from runtime import ConfigError
-        from runtime.config.authoring import ConfigDocument
+        from runtime.config import ConfigDocument
 
         try:
             return ConfigDocument.parse(self.editor.text, label=self.label).expert(expert)
@@ -308,7 +308,7 @@ class EditorPane(Vertical):
 
     def expert_keys(self) -> list[str]:
         """The experts of the editor's text (which must parse)."""
-        from runtime.config.authoring import ConfigDocument
+        from runtime.config import ConfigDocument
 
         return ConfigDocument.parse(self.editor.text, label=self.label).expert_keys()
 
@@ -326,7 +326,7 @@ class EditorPane(Vertical):
     @work(thread=True, exclusive=True, group="save", exit_on_error=False)
     def _save(self, text: str) -> None:
         from runtime import ConfigError
-        from runtime.config.authoring import save_config
+        from runtime.config import save_config
 
         try:
             save_config(self.path, text)
