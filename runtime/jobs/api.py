@@ -33,7 +33,6 @@ from runtime.jobs.lock import job_is_live
 from runtime.jobs.records import JSON, EventSource, Warn, load_events
 from runtime.jobs.runs import (
     JOB_STATUS_BY_RUN_STATUS,
-    TERMINAL_EVENT_TYPES,
     RunInfo,
     TreeNode,
     add_usage,
@@ -50,6 +49,7 @@ from runtime.jobs.store import (
     is_plain_id,
     read_json_file,
 )
+from runtime.schema.kinds import TERMINAL_EVENT_TYPES
 
 if TYPE_CHECKING:
     from runtime.schema.checkpoint import Checkpoint

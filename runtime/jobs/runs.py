@@ -13,19 +13,7 @@ from dataclasses import dataclass, field
 from runtime.jobs.lock import INTERRUPTED_ERROR, JOB_INTERRUPTED
 from runtime.jobs.records import JSON, EventRecord, EventSource
 from runtime.jobs.store import MESSAGES_REF, Storage, is_inside, read_json_file
-
-TERMINAL_EVENT_TYPES = frozenset(
-    {
-        "completeRun",
-        "stopRunByInteractiveTool",
-        "stopRunByDelegate",
-        "stopRunByExceededMaxSteps",
-        "stopRunByError",
-    }
-)
-"""Types that end a run segment. The same set as ``runtime.schema.events.TERMINAL_EVENT_TYPES`` (a
-test keeps them equal); copied because importing the event models costs ~30 ms of start-up."""
-
+from runtime.schema.kinds import TERMINAL_EVENT_TYPES
 
 _STATUS_BY_TERMINAL = {
     "completeRun": "completed",

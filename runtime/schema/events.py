@@ -18,6 +18,7 @@ from pydantic import ConfigDict, Field, TypeAdapter
 from runtime.schema.base import WireModel
 from runtime.schema.checkpoint import Checkpoint, RunErrorInfo, Step, ToolCall, ToolResult, Usage
 from runtime.schema.ids import new_id
+from runtime.schema.kinds import TERMINAL_EVENT_TYPES as TERMINAL_EVENT_TYPES
 from runtime.schema.messages import ExpertMessage, Message, ToolMessage
 
 
@@ -411,17 +412,6 @@ EventListener = Callable[[Any], None]
 
 Typed loosely so that ``list.append`` and lambdas fit; the argument is always a PerstackEvent.
 """
-
-TERMINAL_EVENT_TYPES = frozenset(
-    {
-        "completeRun",
-        "stopRunByInteractiveTool",
-        "stopRunByDelegate",
-        "stopRunByExceededMaxSteps",
-        "stopRunByError",
-    }
-)
-"""Event types that end a run segment and carry its final checkpoint."""
 
 
 def event_to_json(event: PerstackEvent) -> str:

@@ -213,11 +213,13 @@ def test_colour_marks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert "Job:\x1b[0m job1 (\x1b[32mcompleted\x1b[0m)" in text
 
 
-def test_terminal_event_types_match_the_runtime() -> None:
-    from runtime.jobs.runs import TERMINAL_EVENT_TYPES as COPY
+def test_terminal_event_types_are_every_stop_and_the_completion() -> None:
+    from runtime.log.query import known_event_types
     from runtime.schema.events import TERMINAL_EVENT_TYPES
 
-    assert COPY == TERMINAL_EVENT_TYPES
+    stops = {name for name in known_event_types() if name.startswith("stopRunBy")}
+    assert len(stops) == 4
+    assert TERMINAL_EVENT_TYPES == stops | {"completeRun"}
 
 
 def test_log_imports_stay_light() -> None:
