@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.parser
+import os
 import subprocess
 import sys
 import zipfile
@@ -89,9 +90,12 @@ def test_the_readme_demo_command_builds_the_venv_make_check_uses() -> None:
     steps = readme.split("## Set up a fresh machine", 1)[1].split("```sh", 1)[1].split("```", 1)[0]
     commands = [line for line in steps.splitlines() if line and not line.startswith("#")]
     assert commands == ["make demo", "make check"]
+    # Run inside `make check` too: not as a sub-make of it.
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
     dry = subprocess.run(
-        ["make", "-n", "-o", ".venv/.installed", "demo", "dev"],
+        ["make", "--no-print-directory", "-n", "-o", ".venv/.installed", "demo", "dev"],
         cwd=root,
+        env=env,
         capture_output=True,
         text=True,
         check=True,
