@@ -1,0 +1,1 @@
+"""Helpers of ``benchmarks/crash_resume.py``."""
