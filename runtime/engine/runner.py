@@ -32,6 +32,7 @@ from runtime.engine.expert_run import check_delegates, run_expert, start_checkpo
 from runtime.engine.nested import nested_run
 from runtime.engine.secrets import Redactor
 from runtime.errors import ConfigError, PerstackError, StorageError, UsageError
+from runtime.jobs.api import Jobs
 from runtime.jobs.lock import JOB_INTERRUPTED
 from runtime.jobs.store import Storage, default_storage_root
 from runtime.llm import LanguageModel
@@ -193,8 +194,13 @@ async def _run_locked_job(
     if continued:
         assert storage is not None
         previous = continuation_checkpoint(setting, storage, context.job.id, expert)
-        context.job = storage.load_job(context.job.id).model_copy(
-            update={"status": "running", "finished_at": None, "max_steps": settings.max_steps}
+        # job.json, or for a job Perstack wrote (it has none) what its events say.
+        context.job = (
+            Jobs(storage.root)
+            .record(context.job.id)
+            .model_copy(
+                update={"status": "running", "finished_at": None, "max_steps": settings.max_steps}
+            )
         )
         if previous is None:
             query = first_query(storage, context.job.id, setting.query)

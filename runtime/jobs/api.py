@@ -52,13 +52,18 @@ from runtime.jobs.store import (
 from runtime.schema.kinds import TERMINAL_EVENT_TYPES
 
 if TYPE_CHECKING:
-    from runtime.schema.checkpoint import Checkpoint
+    from runtime.schema.checkpoint import Checkpoint, Job
     from runtime.schema.events import PerstackEvent
 
 FOLLOW_INTERVAL = 0.1
 """Seconds between two looks at a live job's event files."""
 
 _CHECKPOINT_EVENTS = TERMINAL_EVENT_TYPES | {"continueToNextStep"}
+
+_JOB_STATUSES = frozenset(
+    {"running", "completed", "stoppedByMaxSteps", "stoppedByInteractiveTool", "stoppedByError"}
+)
+"""Statuses a stored job may have (``interrupted`` is derived when read, never stored)."""
 """Events whose ``checkpoint`` is the one just stored: they date the checkpoint files."""
 
 
@@ -205,6 +210,36 @@ class Jobs:
         never = 2**62
         return sorted(
             found, key=lambda c: (c.stored_at if c.stored_at is not None else never, c.step_number)
+        )
+
+    def record(self, job_id: str) -> Job:
+        """The job as the runtime keeps it, so it can be continued.
+
+        That is job.json, or for a job without one (written by Perstack, or whose file is
+        damaged) what its events say.
+
+        Raises:
+            StorageError: No such job in this storage.
+        """
+        from runtime.schema.checkpoint import Job, Usage
+
+        self._check(job_id)
+        if (self.job_dir(job_id) / "job.json").is_file():
+            try:
+                return self.storage.load_job(job_id)
+            except CheckpointError:
+                pass  # damaged: described from its events below
+        summary = self.get(job_id)
+        usage = Usage.model_validate(summary.usage)
+        status = summary.status if summary.status in _JOB_STATUSES else "running"
+        return Job(
+            id=job_id,
+            status=status,
+            coordinator_expert_key=summary.expert_key,
+            total_steps=summary.total_steps,
+            usage=usage,
+            started_at=summary.started_at,
+            finished_at=summary.finished_at,
         )
 
     def checkpoint(self, job_id: str, checkpoint_id: str) -> Checkpoint:

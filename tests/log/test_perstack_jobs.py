@@ -17,6 +17,7 @@ import pytest
 from runtime.jobs import Jobs
 from runtime.log import main as log_main
 from studio.view_model import JobTree
+from tests.fakellm import FakeLLM, reply_text
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "perstack-jobs"
 
@@ -83,3 +84,57 @@ def test_the_jobs_api_reads_a_perstack_team_job(workspace: Path) -> None:
     assert sorted(key for depth, key in walked if depth == 1) == sorted(
         f"helper{n}" for n in range(10)
     )
+
+
+@pytest.mark.parametrize("workspace", ["interactive"], indirect=True)
+def test_a_perstack_job_continues_here_with_an_answer(workspace: Path, fake_llm: FakeLLM) -> None:
+    """Resume Perstack's interactive stop with an answer: the job completes, in our layout
+    beside Perstack's files, which stay as they were."""
+    import hashlib
+    import subprocess
+    import sys
+
+    jobs = Jobs.for_workspace(workspace)
+    (job,) = jobs.list_jobs()
+    waiting = next(c for c in jobs.checkpoints(job.id) if c.status == "stoppedByInteractiveTool")
+    before = {
+        path: hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in jobs.job_dir(job.id).rglob("*")
+        if path.is_file()
+    }
+    fake_llm.script(reply_text("Blue it is."))
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "studio",
+            "run",
+            "asker",
+            "blue",
+            "--continue-job",
+            job.id,
+            "--resume-from",
+            waiting.id,
+            "-i",
+            "--provider",
+            "openai",
+            "--model",
+            "gpt-4.1",
+        ],
+        cwd=workspace,
+        env=fake_llm.process_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in before} == before
+    after = jobs.get(job.id)
+    assert (after.status, after.expert_key) == ("completed", "asker")
+    runs = jobs.runs(job.id)
+    assert len(runs) == 3 and runs[-1].status == "completed"
+    assert (jobs.job_dir(job.id) / "runs" / runs[-1].run_id / "events.jsonl").is_file()
+    # The answer went to the pending askUser call.
+    sent = json.dumps(fake_llm.requests[-1])
+    assert "blue" in sent and "askUser" in sent
