@@ -14,7 +14,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from runtime.config.checks import suggest
 from runtime.config.loader import LoadedConfig
@@ -85,6 +85,29 @@ class ExpertDefinition:
         }
         text = json.dumps(document, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def perstack_expert(expert: ExpertDefinition) -> dict[str, Any]:
+    """The expert as Perstack's expert schema has it (lockfile entries, run-setting.json).
+
+    Each skill carries its ``name``, which that schema requires (Perstack ignores a lockfile
+    without them); no secret is in it, only names and templates as written in perstack.toml.
+    """
+    document: dict[str, Any] = {
+        "key": expert.key,
+        "name": expert.name,
+        "version": expert.version,
+        "instruction": expert.instruction,
+        "skills": {
+            name: {"name": name, **skill.model_dump(mode="json", by_alias=True, exclude_none=True)}
+            for name, skill in expert.skills.items()
+        },
+        "delegates": list(expert.delegates),
+        "tags": list(expert.tags),
+    }
+    if expert.description is not None:
+        document["description"] = expert.description
+    return document
 
 
 @dataclass(frozen=True)

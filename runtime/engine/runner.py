@@ -18,6 +18,7 @@ from runtime.config.resolve import (
     EffectiveSettings,
     ExpertDefinition,
     effective_settings,
+    perstack_expert,
     resolve_expert,
     resolve_tool_call_mode,
 )
@@ -385,11 +386,21 @@ def _run_setting_document(
     loaded: LoadedConfig,
 ) -> dict[str, Any]:
     # Deliberately built field by field: run-setting.json must never hold a key or env value.
+    # Perstack's fields are all here (its readers validate them): providerConfig with an empty
+    # apiKey, and env as an empty map, since both hold secrets in Perstack's own files.
     now = now_ms()
+    provider: dict[str, Any] = {"providerName": settings.provider, "apiKey": ""}
+    table = loaded.config.provider
+    if table is not None and table.setting.base_url:
+        provider["baseUrl"] = table.setting.base_url
     return {
         "schemaVersion": "1",
         "model": settings.model,
         "providerName": settings.provider,
+        "providerConfig": provider,
+        "experts": _team_documents(loaded, expert),
+        "perstackApiBaseUrl": loaded.config.perstack_api_base_url or PERSTACK_API_BASE_URL,
+        "env": {},
         "jobId": job_id,
         "runId": run_id,
         "expertKey": expert.key,
@@ -402,3 +413,24 @@ def _run_setting_document(
         "startedAt": now,
         "updatedAt": now,
     }
+
+
+PERSTACK_API_BASE_URL = "https://api.perstack.ai"
+"""Perstack's default for ``perstackApiBaseUrl`` (its registry; not used by this runtime)."""
+
+
+def _team_documents(loaded: LoadedConfig, expert: ExpertDefinition) -> dict[str, Any]:
+    """The running expert and every local expert it can delegate to, in Perstack's shape."""
+    team: dict[str, Any] = {}
+    waiting = [expert]
+    while waiting:
+        member = waiting.pop()
+        if member.key in team:
+            continue
+        team[member.key] = perstack_expert(member)
+        for key in member.delegates:
+            try:
+                waiting.append(resolve_expert(loaded, key))
+            except PerstackError:  # not local (a registry expert) or broken: the run says so
+                continue
+    return team

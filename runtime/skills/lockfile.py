@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 from pydantic.alias_generators import to_camel
 
 from runtime.config.loader import LoadedConfig
-from runtime.config.resolve import ExpertDefinition
+from runtime.config.resolve import ExpertDefinition, perstack_expert
 from runtime.config.schema import McpStdioSkill, SkillConfig
 from runtime.errors import SkillError
 from runtime.files import atomic_write
@@ -208,14 +208,7 @@ def expert_entry(
         The entry, with a definition hash per skill.
     """
     return LockedExpert(
-        key=expert.key,
-        name=expert.name,
-        version=expert.version,
-        description=expert.description,
-        instruction=expert.instruction,
-        skills={name: _locked_skill(name, config) for name, config in expert.skills.items()},
-        delegates=list(expert.delegates),
-        tags=list(expert.tags),
+        **perstack_expert(expert),
         tool_definitions=[
             LockedTool(
                 skill_name=tool.skill_name,
@@ -230,11 +223,6 @@ def expert_entry(
             for name, config in expert.skills.items()
         },
     )
-
-
-def _locked_skill(name: str, config: SkillConfig) -> dict[str, Any]:
-    """A skill as Perstack's lockfile schema has it: its ``name`` inside (required there)."""
-    return {"name": name, **config.model_dump(mode="json", by_alias=True, exclude_none=True)}
 
 
 def lockfile_path(loaded: LoadedConfig) -> Path | None:

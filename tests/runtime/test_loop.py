@@ -368,6 +368,31 @@ async def test_storage_layout_and_no_secrets(
     run_dir = job_dir / "runs" / checkpoint.run_id
     setting = (run_dir / "run-setting.json").read_text()
     assert "sk-very-secret" not in setting
+    # Every field Perstack's runSettingSchema requires (packages/core/src/schemas/runtime.ts),
+    # with the two that hold secrets in Perstack's own files left empty.
+    document = json.loads(setting)
+    required = {
+        "model": str,
+        "providerConfig": dict,
+        "jobId": str,
+        "runId": str,
+        "expertKey": str,
+        "input": dict,
+        "experts": dict,
+        "maxRetries": int,
+        "timeout": int,
+        "startedAt": int,
+        "updatedAt": int,
+        "perstackApiBaseUrl": str,
+        "env": dict,
+    }
+    assert {key: type(document.get(key)) for key in required} == required
+    assert document["providerConfig"] == {"providerName": "anthropic", "apiKey": ""}
+    assert document["env"] == {}
+    assert document["perstackApiBaseUrl"].startswith("https://")
+    writer = document["experts"]["writer"]
+    assert (writer["key"], writer["name"], writer["version"]) == ("writer", "writer", "1.0.0")
+    assert all(skill["name"] == name for name, skill in writer["skills"].items())
     lines = (run_dir / "events.jsonl").read_text().splitlines()
     stored = [json.loads(line)["type"] for line in lines]
     assert stored == [
