@@ -454,6 +454,13 @@ def semantic_warnings(
                         else "(it will be looked up in the registry)"
                     ),
                 )
+        if expert.skills is not None and BASE_SKILL_NAME not in expert.skills:
+            yield warn(
+                ("experts", key, "skills"),
+                f'has no "{BASE_SKILL_NAME}", so this expert cannot run ("Base skill is not '
+                f'defined"); the other experts can. Add skills."{BASE_SKILL_NAME}" with type = '
+                f'"mcpStdioSkill", command = "npx", packageName = "{BASE_SKILL_NAME}"',
+            )
         for skill_name, skill in (expert.skills or {}).items():
             if not isinstance(skill, McpStdioSkill):
                 continue

@@ -63,6 +63,29 @@ class ExpertDefinition:
     """Free-form tags from the table."""
     base_skill_injected: bool = False
     """True when the expert had no ``skills`` table and got the default base skill."""
+    label: str = "perstack.toml"
+    """The file that defines it, for messages."""
+
+    @property
+    def lacks_base_skill(self) -> bool:
+        """A ``skills`` table without ``@perstack/base``: the expert cannot run (Perstack)."""
+        return BASE_SKILL_NAME not in self.skills
+
+    def require_base_skill(self) -> None:
+        """Refuse to run an expert without the base skill, with Perstack's message.
+
+        Perstack accepts such a file and fails only when that expert runs; so do we, with the
+        fix. Other experts of the file run.
+
+        Raises:
+            ConfigError: The expert's skills table has no ``@perstack/base``.
+        """
+        if self.lacks_base_skill:
+            raise ConfigError(
+                f'Base skill is not defined: expert "{self.key}" in {self.label} has a skills '
+                f'table without "{BASE_SKILL_NAME}". Add a skills."{BASE_SKILL_NAME}" table '
+                f'with type = "mcpStdioSkill", command = "npx", packageName = "{BASE_SKILL_NAME}"'
+            )
 
     @property
     def sha256(self) -> str:
@@ -208,6 +231,7 @@ def resolve_expert(source: LoadedConfig | PerstackConfig, key: str) -> ExpertDef
         delegates=tuple(expert.delegates),
         tags=tuple(expert.tags),
         base_skill_injected=injected,
+        label=label,
     )
 
 

@@ -348,19 +348,6 @@ class ExpertConfig(TomlModel):
                 )
         return value
 
-    @field_validator("skills")
-    @classmethod
-    def _base_skill(cls, value: dict[str, SkillConfig] | None) -> dict[str, SkillConfig] | None:
-        # A field validator (not a model validator) so the error points at the skills table and
-        # is reported even when other fields of the expert are invalid too.
-        if value is not None and BASE_SKILL_NAME not in value:
-            raise ValueError(
-                f'must include "{BASE_SKILL_NAME}" when a skills table is given: add a '
-                f'skills."{BASE_SKILL_NAME}" table with type = "mcpStdioSkill", command = "npx", '
-                f'packageName = "{BASE_SKILL_NAME}"'
-            )
-        return value
-
 
 # Provider ------------------------------------------------------------------------------------
 

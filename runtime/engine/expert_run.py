@@ -77,6 +77,7 @@ async def run_expert(
     that the job continues from it again.
     """
     config = loaded.config
+    expert.require_base_skill()  # a delegate without it fails when it is called, as in Perstack
     async with AsyncExitStack() as stack:
         _publish_initialize(job, expert, run_id, query, coordinator, interactive_info)
         not_started: Checkpoint | None = resume_point or checkpoint

@@ -86,6 +86,7 @@ async def run(
     )
     env = load_env(*_env_source(loaded, setting.env_path, workspace))
     expert = resolve_expert(loaded, setting.expert_key)
+    expert.require_base_skill()  # before a job exists: nothing is stored for a refused run
     check_delegates(loaded, expert)
     if setting.resume_from and not setting.continue_job:
         raise UsageError("--resume-from requires --continue-job <jobId>")

@@ -45,7 +45,7 @@ def summary(text: str) -> list[tuple[int | None, str, str]]:
             ],
         ),
         ("invalid/missing_instruction.toml", [(6, "error", 'experts."writer".instruction')]),
-        ("invalid/skills_without_base.toml", [(4, "error", 'experts."writer".skills')]),
+        ("skills_without_base.toml", [(4, "warning", 'experts."writer".skills')]),
         ("invalid/syntax_error.toml", [(5, "error", "")]),
         (
             "invalid/unknown_skill_type.toml",
