@@ -10,7 +10,7 @@ import json
 import sys
 from typing import Any, TextIO
 
-from runtime import INTERRUPTED_ERROR, PerstackEvent
+from runtime import INTERRUPTED_ERROR, PerstackEvent, tool_result_failed
 from runtime.cli import use_color
 
 
@@ -42,6 +42,10 @@ class PlainView:
         self.out = out or sys.stdout
         self.color = use_color(self.out) if color is None else color
         self._depth: dict[str, int] = {}
+        self._fanned_out: set[str] = set()
+        """Runs that called several delegates at once."""
+        self._side_by_side: dict[str, str] = {}
+        """Delegate runs started together with others (their lines interleave), with experts."""
         self.final_text: str | None = None
 
     def _paint(self, text: str, code: str) -> str:
@@ -50,6 +54,12 @@ class PlainView:
     def _line(self, run_id: str, text: str) -> None:
         self.out.write("  " * self._depth.get(run_id, 0) + text + "\n")
         self.out.flush()
+
+    def _step_line(self, run_id: str, text: str) -> None:
+        # Delegates running side by side interleave their lines: each names its expert.
+        if run_id in self._side_by_side:
+            text = f"  [{self._side_by_side[run_id]}]{text[1:]}"
+        self._line(run_id, text)
 
     def __call__(self, event: PerstackEvent) -> None:
         handler = getattr(self, f"_on_{event.type}", None)
@@ -60,6 +70,8 @@ class PlainView:
         parent = event.initial_checkpoint.delegated_by
         if parent is not None:
             self._depth[event.run_id] = self._depth.get(parent.run_id, 0) + 1
+            if parent.run_id in self._fanned_out:
+                self._side_by_side[event.run_id] = event.expert_key
         query = next(
             (
                 p.text
@@ -80,11 +92,13 @@ class PlainView:
 
     def _on_callTools(self, event: Any) -> None:
         for call in event.tool_calls:
-            self._line(event.run_id, f"  → {call.tool_name}({_args_preview(call.args)})")
+            self._step_line(event.run_id, f"  → {call.tool_name}({_args_preview(call.args)})")
 
     def _on_callDelegate(self, event: Any) -> None:
+        if len(event.tool_calls) > 1:
+            self._fanned_out.add(event.run_id)
         for call in event.tool_calls:
-            self._line(
+            self._step_line(
                 event.run_id,
                 f"  ⇢ delegate to {call.skill_name}: {_short(str(call.args.get('query', '')), 60)}",
             )
@@ -92,15 +106,16 @@ class PlainView:
     def _on_resolveToolResults(self, event: Any) -> None:
         for result in event.tool_results:
             text = next((p.text for p in result.result if p.type == "textPart"), "")
-            mark = self._paint("✗", "31") if result.is_error else self._paint("✓", "32")
-            self._line(event.run_id, f"  {mark} {result.tool_name}: {_short(text, 60)}")
+            failed = tool_result_failed(text, is_error=result.is_error)  # as perstack log marks it
+            mark = self._paint("✗", "31") if failed else self._paint("✓", "32")
+            self._step_line(event.run_id, f"  {mark} {result.tool_name}: {_short(text, 60)}")
 
     def _on_retry(self, event: Any) -> None:
         self._line(event.run_id, self._paint(f"  ↻ retry: {_short(event.reason, 70)}", "33"))
 
     def _on_callInteractiveTool(self, event: Any) -> None:
         call = event.tool_call
-        self._line(event.run_id, f"  ? {call.tool_name}({_args_preview(call.args)})")
+        self._step_line(event.run_id, f"  ? {call.tool_name}({_args_preview(call.args)})")
 
     def _on_stopRunByInteractiveTool(self, event: Any) -> None:
         self._line(event.run_id, self._paint("⏸ waiting for your answer", "33"))

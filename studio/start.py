@@ -84,6 +84,8 @@ def _quiet_runtime_warnings() -> None:
 def _run_tui(args: argparse.Namespace) -> int:
     from studio.run_app import make_run_app
 
+    if not args.demo and (refused := _refuse_early(args)) is not None:
+        return refused
     _quiet_runtime_warnings()
 
     options = {
@@ -106,6 +108,23 @@ def _run_tui(args: argparse.Namespace) -> int:
         | {"sandbox": args.sandbox, "verbose": args.verbose},
     )
     return app.run() or 0
+
+
+def _refuse_early(args: argparse.Namespace) -> int | None:
+    """Report a mistyped expert or a broken file before the full-screen view opens.
+
+    The run view would open a job view first and show the error seconds later; on the
+    terminal, with its exit code, it is where a typo is expected to be answered.
+    """
+    from runtime import PerstackError, load_config_for, resolve_expert
+
+    try:
+        loaded = load_config_for(args.expert_key, args.config, Path.cwd())
+        resolve_expert(loaded, args.expert_key)
+    except PerstackError as error:
+        print_error(error)
+        return exit_code_for_error(error)
+    return None
 
 
 def _use_tui(args: argparse.Namespace) -> bool:

@@ -39,6 +39,13 @@ def test_demo_shows_the_delegation_indented(tmp_path: Path) -> None:
     assert any(line.startswith("✔ game-studio done [step 5, ") for line in lines)
     assert "Run it with: python src/maze.py" in lines
     assert "\x1b[" not in result.stdout  # no colour codes when not on a terminal
+    # The two delegates run side by side: each of their tool lines names its expert.
+    tool_lines = [line for line in lines if line.startswith("    [") or line.startswith("    →")]
+    assert tool_lines and all(line.startswith("    [@demo/") for line in tool_lines)
+    assert any(line.startswith("    [@demo/programmer] → writeTextFile(") for line in lines)
+    assert any(line.startswith("    [@demo/level-designer] ✓ writeTextFile: ") for line in lines)
+    # The coordinator alone: no label.
+    assert "  → level-designer(query=\"Design the first maze level.\")" in lines
 
 
 TOML = """
