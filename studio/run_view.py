@@ -25,6 +25,7 @@ from studio.view_model import JobTree, RunNode, StepNode, ToolNode
 
 if TYPE_CHECKING:
     from runtime import PerstackEvent, Usage
+    from studio.run_controller import RunOptions
 
 MODEL_OUTPUT = frozenset(
     {
@@ -440,3 +441,19 @@ class RunView:
             parts.append(Text("\nResult" + (" (error)" if call.is_error else ""), style="bold"))
             parts.append(result_view(call.result, error=call.is_error))
         return Group(*parts)
+
+
+def planned_model(options: RunOptions) -> str:
+    """The model a run of ``options`` will use, as the status bar shows it before the run does.
+
+    ``--model``, else perstack.toml's ``model``, else the runtime's default: the same rule the
+    run applies (it used to say "default model" although the file set one).
+    """
+    from runtime import PerstackError, load_config_for
+    from runtime.config import effective_settings
+
+    try:
+        loaded = load_config_for(options.expert_key, options.config_path, options.workspace)
+        return effective_settings(loaded, provider=options.provider, model=options.model).model
+    except PerstackError:  # the run reports the problem; until then, what was asked for
+        return options.model or "default model"

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from runtime.config.loader import config_path, find_config
     from runtime.config.locate import TomlLocator, read_key
     from runtime.config.problems import CONFIG_FILE_NAME
+    from runtime.config.resolve import effective_settings
     from runtime.config.schema import (
         BASE_SKILL_NAME,
         EXPERT_KEY_RE,
@@ -49,6 +50,7 @@ _EXPORTS: dict[str, str] = {
     "config_path": "runtime.config.loader",
     "find_config": "runtime.config.loader",
     "diagnose": "runtime.config.diagnostics",
+    "effective_settings": "runtime.config.resolve",
     "load_env": "runtime.config.env",
     "minimal_config": "runtime.config.authoring",
     "read_key": "runtime.config.locate",
@@ -76,6 +78,7 @@ __all__ = [
     "config_path",
     "find_config",
     "diagnose",
+    "effective_settings",
     "load_env",
     "minimal_config",
     "read_key",

@@ -36,7 +36,7 @@ from studio.definitions import SavedDefinitions
 from studio.keys import bindings
 from studio.run_controller import PREWARM_WORKER, RunController, RunOptions
 from studio.run_messages import RunCancelled, RunEventReceived, RunFailed, RunFinished, RunStarted
-from studio.run_view import MODEL_OUTPUT, NodeKey, Phase, RunView
+from studio.run_view import MODEL_OUTPUT, NodeKey, Phase, RunView, planned_model
 from studio.screens import settle_cursors
 from studio.widgets.error_panel import ErrorPanel
 from studio.widgets.query_input import QueryInput
@@ -93,7 +93,7 @@ class RunScreen(Screen[None]):
         self.now = now or (lambda: datetime.now().astimezone())
         self.view = RunView(
             options.expert_key,
-            model_label=model_label or options.model or "default model",
+            model_label=model_label or planned_model(options),
             demo=demo,
             keep_steps=KEEP_STEPS,
         )

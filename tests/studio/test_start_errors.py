@@ -26,3 +26,19 @@ def test_a_mistyped_expert_is_refused_before_the_tui(
     assert start.main(["cordinator", "x"]) == 2
     err = capsys.readouterr().err
     assert 'Expert "cordinator" not found' in err and 'Did you mean "coordinator"?' in err
+
+
+async def test_the_status_bar_names_the_file_s_model_before_the_run(tmp_path: Path) -> None:
+    """It said "default model" until the first run reported one, although the file set it."""
+    from runtime.testing import ScriptedModel
+    from studio.run_controller import RunOptions
+    from studio.run_view import planned_model
+
+    (tmp_path / "perstack.toml").write_text(
+        'model = "gpt-4.1-mini"\n[experts."solo"]\ninstruction = "x"\n'
+    )
+    options = RunOptions(workspace=tmp_path, expert_key="solo", language_model=ScriptedModel([]))
+    assert planned_model(options) == "gpt-4.1-mini"
+    assert planned_model(RunOptions(workspace=tmp_path, expert_key="solo", model="o3")) == "o3"
+    (tmp_path / "perstack.toml").write_text('[experts."solo"]\ninstruction = "x"\n')
+    assert planned_model(options) == "claude-sonnet-4-5"  # the runtime's default, by name
