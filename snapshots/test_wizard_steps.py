@@ -80,8 +80,8 @@ class TestWizard:
     def test_describe(self, snap_compare, wizard_app: WizardApp) -> None:
         """You should see step 1 of 5 highlighted in the step bar ("1 Describe").
 
-        Below, "New team" with a one-paragraph explanation, the team name "ai-gaming" and the
-        description "Build a Bun-based CLI indie game playable on Bash for AI." in a large text
+        Below, "New team" with a one-paragraph explanation, the team name "ai-gaming" (the
+        focused field, the first of the step) and the description "Build a Bun-based CLI indie game playable on Bash for AI." in a large text
         area; Cancel and Next buttons bottom right (no Back on the first step); the footer shows
         ^s Next and esc Back.
         """

@@ -60,7 +60,11 @@ class CreateConfigScreen(Screen[None]):
     def on_mount(self) -> None:
         self.sub_title = self._label
         settle_cursors(self)
-        self.query_one("#empty-create", Button).focus()
+        # The key field first, its text selected: typing replaces the suggestion and Enter
+        # creates the file (it used to take a Tab before typing did anything).
+        key = self.query_one("#empty-key", Input)
+        key.focus()
+        key.select_all()
 
     @on(Input.Submitted, "#empty-key")
     @on(Button.Pressed, "#empty-create")

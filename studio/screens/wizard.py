@@ -236,7 +236,7 @@ class WizardScreen(Screen[Outcome | None]):
         next_button = self.query_one("#wizard-next-button", Button)
         next_button.label = "Start create-expert" if step == 2 else "Next"
         if step == 0:
-            self.query_one("#wizard-description").focus()
+            self.query_one("#wizard-name").focus()  # the first field, as Tab order has it
         elif step == 1:
             self.query_one("#wizard-providers").focus()
         else:

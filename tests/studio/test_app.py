@@ -37,6 +37,17 @@ async def test_empty_state_creates_a_minimal_config(tmp_path: Path) -> None:
         assert not screen.dirty
 
 
+async def test_empty_state_takes_the_key_as_typed_without_a_tab(tmp_path: Path) -> None:
+    """The key field has the focus with its text selected: type, Enter, done."""
+    app = studio(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        assert isinstance(app.screen, CreateConfigScreen)
+        await pilot.press(*"writer", "enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, MainScreen))
+        experts = tomllib.loads((tmp_path / "perstack.toml").read_text())["experts"]
+        assert list(experts) == ["writer"]
+
+
 async def test_empty_state_refuses_a_bad_key(tmp_path: Path) -> None:
     app = studio(tmp_path)
     async with app.run_test(size=SIZE) as pilot:

@@ -152,6 +152,14 @@ async def test_detected_key_from_dotenv_picks_provider_and_model(
         assert screen.model == "gpt-5"
 
 
+async def test_describe_starts_in_the_team_name_field(tmp_path: Path) -> None:
+    """The first field of the step has the focus (it was the description below it)."""
+    async with app_for(tmp_path).run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: isinstance(pilot.app.screen, WizardScreen))
+        await pilot.press(*"ai-gaming")
+        assert wizard(pilot).query_one("#wizard-name", Input).value == "ai-gaming"
+
+
 async def test_steps_validate_before_moving_on(tmp_path: Path) -> None:
     async with app_for(tmp_path).run_test(size=SIZE) as pilot:
         await until(pilot, lambda: isinstance(pilot.app.screen, WizardScreen))
