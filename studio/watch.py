@@ -38,7 +38,8 @@ def _read(path: Path) -> bytes | None:
 async def watch_config(path: Path, target: MessagePump) -> None:
     """Post a message to ``target`` each time ``path`` changes on disk, until cancelled.
 
-    Posts :class:`ConfigWatchStarted` once the watcher is listening, then
+    Once the watcher is listening, posts :class:`ConfigFileChanged` with the file as it is then
+    (a change made before the watch began is not lost) and :class:`ConfigWatchStarted`; then
     :class:`ConfigFileChanged` with the file's new bytes (``None`` when it was deleted) after
     each burst of changes.
     """
@@ -61,6 +62,10 @@ async def watch_config(path: Path, target: MessagePump) -> None:
     ):
         if not started:
             started = True
+            # What changed between the studio reading the file and the watcher listening was
+            # never seen: report the file as it is now (the pane ignores it when unchanged),
+            # before saying the watch has started, so later writes come after this read.
+            target.post_message(ConfigFileChanged(path, await asyncio.to_thread(_read, path)))
             target.post_message(ConfigWatchStarted(path))
         if changes:
             data = await asyncio.to_thread(_read, path)

@@ -41,6 +41,24 @@ async def test_reloads_a_change_on_disk(config_dir: Callable[[str], Path]) -> No
         await wait_until(pilot, lambda: "critic" in screen.team_tree.outline.expert_keys)
 
 
+async def test_an_edit_before_the_watcher_listens_is_reloaded(
+    config_dir: Callable[[str], Path],
+) -> None:
+    """The file changes after the studio read it and before its watcher started: it used to be
+    missed for good; the watcher's first look catches it."""
+    path = config_dir("team.toml")
+    messages = Messages()
+    app = studio(path.parent, watch=True)  # reads the file now
+    new_text = path.read_text() + EXTRA
+    path.write_text(new_text)  # ... and it changes before the app (and its watcher) runs
+    async with app.run_test(size=SIZE, message_hook=messages) as pilot:
+        screen = app.screen
+        assert isinstance(screen, MainScreen)
+        await messages.wait_for(ConfigReloaded)
+        await pilot.pause()
+        assert screen.editor.text == new_text and not screen.dirty
+
+
 async def test_reloads_an_atomic_save(config_dir: Callable[[str], Path]) -> None:
     path = config_dir("team.toml")
     messages = Messages()
