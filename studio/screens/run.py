@@ -344,6 +344,9 @@ class RunScreen(Screen[None]):
         self.view.reset(job_id)
         self.query_one(StreamPane).follow(None)
         self.step_tree.clear_job()
+        # A new tree counts its versions from 0 again: the same job replayed twice reaches the
+        # version last drawn, which must not pass for "already drawn" (it drew an empty tree).
+        self._rendered_version = -1
         return self.replay(events)
 
     # definitions -----------------------------------------------------------------------------
