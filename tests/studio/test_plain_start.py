@@ -45,7 +45,7 @@ def test_demo_shows_the_delegation_indented(tmp_path: Path) -> None:
     assert any(line.startswith("    [@demo/programmer] → writeTextFile(") for line in lines)
     assert any(line.startswith("    [@demo/level-designer] ✓ writeTextFile: ") for line in lines)
     # The coordinator alone: no label.
-    assert "  → level-designer(query=\"Design the first maze level.\")" in lines
+    assert '  → level-designer(query="Design the first maze level.")' in lines
 
 
 TOML = """
