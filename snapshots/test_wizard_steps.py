@@ -81,9 +81,9 @@ class TestWizard:
         """You should see step 1 of 5 highlighted in the step bar ("1 Describe").
 
         Below, "New team" with a one-paragraph explanation, the team name "ai-gaming" (the
-        focused field, the first of the step) and the description "Build a Bun-based CLI indie game playable on Bash for AI." in a large text
-        area; Cancel and Next buttons bottom right (no Back on the first step); the footer shows
-        ^s Next and esc Back.
+        focused field, the first of the step) and the description "Build a Bun-based CLI indie
+        game playable on Bash for AI." in a large text area; Cancel and Next buttons bottom right
+        (no Back on the first step); the footer shows ^s Next and esc Back.
         """
         assert snap_compare(wizard_app, terminal_size=SIZE, run_before=described)
 
