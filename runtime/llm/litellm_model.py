@@ -19,6 +19,7 @@ import os
 import re
 import socket
 import sys
+import warnings
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -48,6 +49,8 @@ from runtime.schema.checkpoint import Usage
 __all__ = ["LiteLLMModel", "prewarm"]
 
 _LITELLM_LOGGERS = ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy")
+READ_ONLY_WARNING = r".*`ReadOnly` qualifier.*"
+"""The message of the UserWarning litellm's models raise (pyproject ignores it in tests too)."""
 
 
 @functools.cache
@@ -63,6 +66,9 @@ def _litellm() -> Any:
 
     # No "Give Feedback / Get Help" banners on stdout (``perstack run`` prints JSON there).
     litellm.suppress_debug_info = True
+    # Its pydantic models warn about ReadOnly TypedDict items on first use: litellm's to fix,
+    # and a warning line on stderr would draw over the studio's screen.
+    warnings.filterwarnings("ignore", message=READ_ONLY_WARNING, category=UserWarning)
     # A parameter the provider does not take (e.g. reasoning options) is dropped, not a 400.
     litellm.drop_params = True
     if not os.environ.get("LITELLM_LOG"):

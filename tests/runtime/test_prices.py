@@ -21,9 +21,6 @@ from runtime.llm import litellm_data, price_table, prices
 from runtime.llm.model_facts import ModelInfo
 from runtime.llm.prices import model_info
 
-# litellm's pydantic models warn about ReadOnly TypedDict items when first used; not ours to fix.
-pytestmark = pytest.mark.filterwarnings("ignore:.*`ReadOnly` qualifier.*:UserWarning")
-
 MONDAY_PEAK = datetime(2026, 1, 5, 3, 0, tzinfo=UTC)  # outside every DeepSeek off-peak window
 MONDAY_OFF_PEAK = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 SATURDAY = datetime(2026, 1, 10, 3, 0, tzinfo=UTC)
