@@ -82,6 +82,9 @@ class JobContext:
     :mod:`runtime.engine.text_calls`)."""
     env_files: tuple[Path, ...] = ()
     """The run's env files (``envPath``): the base skill refuses them like ``.env``."""
+    resume_delegations: dict[str, tuple[Checkpoint, str | None]] = field(default_factory=dict)
+    """Tool call id → a delegate checkpoint to go on from instead of its latest, and the
+    follow-up query for it (``--resume-from`` a delegate's checkpoint); each is used once."""
     redactor: Redactor = field(default_factory=Redactor)
     """Takes the run's secret values out of tool results and skill stderr
     (:mod:`runtime.engine.secrets`)."""

@@ -56,14 +56,26 @@ def continuation_job_id(setting: RunSetting, storage: Storage | None) -> str | N
 
 
 def continuation_checkpoint(
-    setting: RunSetting, storage: Storage, job_id: str, expert: ExpertDefinition
+    setting: RunSetting,
+    storage: Storage,
+    job_id: str,
+    expert: ExpertDefinition,
+    delegations: dict[str, Checkpoint] | None = None,
 ) -> Checkpoint | None:
     """The checkpoint a continuation of ``job_id`` starts from (read under the job's lock).
 
     None when the job stored none (its process died during its first step): it starts again.
+    A ``--resume-from`` checkpoint of a delegate resumes that delegate, then its parent: the
+    job goes on from the coordinator's checkpoint that waits for it, and ``delegations`` gets,
+    by tool call, the checkpoint each waiting delegate on the way down goes on from.
     """
     if setting.resume_from:
         checkpoint = storage.load_checkpoint(job_id, setting.resume_from)
+        while checkpoint.delegated_by is not None:
+            parent = _waiting_parent(storage, checkpoint)
+            if delegations is not None:
+                delegations[checkpoint.delegated_by.tool_call_id] = checkpoint
+            checkpoint = parent
     else:
         coordinator = [c for c in storage.checkpoints(job_id) if c.delegated_by is None]
         if not coordinator:
@@ -75,6 +87,25 @@ def continuation_checkpoint(
             f"input expert key {expert.key!r}"
         )
     return checkpoint
+
+
+def _waiting_parent(storage: Storage, delegate: Checkpoint) -> Checkpoint:
+    """The checkpoint of the run that called ``delegate`` and stopped to wait for it."""
+    by = delegate.delegated_by
+    assert by is not None
+    waiting = [
+        stored
+        for stored in storage.checkpoints(delegate.job_id)
+        if stored.run_id == by.run_id
+        and stored.status == "stoppedByDelegate"
+        and any(target.tool_call_id == by.tool_call_id for target in stored.delegate_to or [])
+    ]
+    if not waiting:
+        raise CheckpointError(
+            f"Checkpoint {delegate.id!r} of delegate {delegate.expert.key!r} cannot be resumed: "
+            f"the checkpoint of {by.expert.key!r} that waits for it is not stored"
+        )
+    return waiting[-1]
 
 
 def first_query(storage: Storage, job_id: str, query: str) -> str:

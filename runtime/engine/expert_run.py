@@ -220,9 +220,15 @@ async def _run_delegates(
             return error(f"delegation depth limit ({DELEGATION_DEPTH_LIMIT}) reached")
         child_expert = resolve_expert(loaded, target.expert.key)
         child_run = new_id()
-        prior = stored.get(call.id)
-        final: Checkpoint | None = None
-        if prior is not None and prior.status not in RESUMABLE and not was_interrupted(prior):
+        chosen, follow_up = job.resume_delegations.pop(call.id, (None, None))
+        prior = chosen or stored.get(call.id)
+        final: Checkpoint
+        if (
+            chosen is None
+            and prior is not None
+            and prior.status not in RESUMABLE
+            and not was_interrupted(prior)
+        ):
             final = prior  # it had finished (or failed) before: its outcome stands
         else:
             if prior is not None:
@@ -247,8 +253,9 @@ async def _run_delegates(
                     loaded,
                     child_expert,
                     start,
-                    # Resumed mid-run: nothing new is asked, its conversation goes on.
-                    query if prior is None or prior.status == "init" else None,
+                    # Resumed mid-run: nothing new is asked, its conversation goes on; resumed
+                    # from a checkpoint the user chose, it gets their query.
+                    query if prior is None or prior.status == "init" else follow_up,
                     run_id=child_run,
                     coordinator=False,
                     depth=depth + 1,

@@ -195,7 +195,13 @@ async def _run_locked_job(
     query = setting.query
     if continued:
         assert storage is not None
-        previous = continuation_checkpoint(setting, storage, context.job.id, expert)
+        delegations: dict[str, Checkpoint] = {}
+        previous = continuation_checkpoint(setting, storage, context.job.id, expert, delegations)
+        # The query goes to the delegate resumed from (the first found); its parents go on.
+        context.resume_delegations = {
+            call_id: (stored, setting.query if index == 0 else None)
+            for index, (call_id, stored) in enumerate(delegations.items())
+        }
         # job.json, or for a job Perstack wrote (it has none) what its events say.
         context.job = (
             Jobs(storage.root)
