@@ -38,8 +38,9 @@ class ConfigReloaded(Message):
     """A change on disk was taken into the studio (or, on a conflict, the user decided)."""
 
     path: Path
-    kept: Literal["disk", "mine"]
-    """``disk``: the editor shows the file on disk; ``mine``: the unsaved edits were kept."""
+    kept: Literal["disk", "mine", "merged"]
+    """``disk``: the editor shows the file on disk; ``mine``: the unsaved edits were kept;
+    ``merged``: both (the change on disk and the edits touched different keys)."""
 
 
 @dataclass

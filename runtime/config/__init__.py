@@ -18,6 +18,7 @@ if TYPE_CHECKING:
         backup_config,
         minimal_config,
         save_config,
+        three_way_merge,
         unified_diff,
     )
     from runtime.config.diagnostics import Diagnostic, diagnose
@@ -55,6 +56,7 @@ _EXPORTS: dict[str, str] = {
     "minimal_config": "runtime.config.authoring",
     "read_key": "runtime.config.locate",
     "save_config": "runtime.config.authoring",
+    "three_way_merge": "runtime.config.authoring",
     "split_expert_ref": "runtime.config.schema",
     "unified_diff": "runtime.config.authoring",
 }
@@ -84,5 +86,6 @@ __all__ = [
     "read_key",
     "save_config",
     "split_expert_ref",
+    "three_way_merge",
     "unified_diff",
 ]

@@ -414,8 +414,37 @@ class EditorPane(Vertical):
             self.notify(f"Reloaded {self.label}: it changed on disk.", title="Reloaded")
             self.post_message(ConfigReloaded(self.path, "disk"))
             return
+        if not forced and self._merge(data, text):
+            return
         self._conflict_data = (data, text)
         self.post_message(self.ConflictFound(self, self.editor.text, text))
+
+    def _merge(self, data: bytes, text: str) -> bool:
+        """Merge the outside change with the unsaved edits when no key changed on both sides.
+
+        Returns:
+            True when merged (the edits stay unsaved, now over the new file); False when the
+            user must choose (the same key changed on both sides, or a side does not parse).
+        """
+        from runtime.config import three_way_merge
+
+        outcome = three_way_merge(self._baseline, self.editor.text, text)
+        if outcome.text is None:
+            return False
+        self._disk_data, self._disk_text = data, text
+        self._replace_text(outcome.text)
+        self._baseline = text
+        self.dirty = self.editor.text != self._baseline
+        self._stamp("merged with a change on disk")
+        what = ", ".join(outcome.theirs) or "formatting"
+        self.notify(
+            f"{self.label} changed on disk ({what}); merged with your unsaved edits, which touch "
+            "other keys. Ctrl+S saves both.",
+            title="Merged",
+        )
+        self.post_message(ConfigReloaded(self.path, "merged"))
+        self.request_analysis(immediate=True, inline=True)
+        return True
 
     def _take_disk(self, data: bytes, text: str) -> None:
         self._disk_data, self._disk_text = data, text

@@ -91,6 +91,36 @@ async def test_own_save_is_not_a_reload(config_dir: Callable[[str], Path]) -> No
         assert len(messages.of(ConfigReloaded)) == 1
 
 
+async def test_an_outside_edit_of_another_expert_is_merged_with_unsaved_edits(
+    config_dir: Callable[[str], Path],
+) -> None:
+    """Issue 16, bug 6: keeping one's edits then saving overwrote an outside edit of another
+    expert. Edits of different keys now merge without a question, and Ctrl+S saves both."""
+    path = config_dir("team.toml")
+    messages = Messages()
+    app = studio(path.parent, watch=True)
+    async with app.run_test(size=SIZE, message_hook=messages) as pilot:
+        screen = app.screen
+        assert isinstance(screen, MainScreen)
+        await messages.wait_for(ConfigWatchStarted)
+        text = screen.editor.text
+        screen.editor.text = text.replace("Plans a game and", "Plans a game, then")  # mine
+        disk = path.read_text() + EXTRA  # theirs: a new expert
+        write_atomically(path, disk)
+        reloaded = await messages.wait_for(ConfigReloaded)
+        assert reloaded.kept == "merged"
+        await pilot.pause()
+        assert not isinstance(app.screen, ReloadConflictScreen)
+        assert (
+            "Plans a game, then" in screen.editor.text and 'experts."critic"' in screen.editor.text
+        )
+        assert screen.dirty and path.read_text() == disk  # nothing written yet
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: not screen.dirty)
+        saved = path.read_text()
+        assert "Plans a game, then" in saved and 'experts."critic"' in saved
+
+
 async def test_conflict_keep_mine(config_dir: Callable[[str], Path]) -> None:
     path = config_dir("team.toml")
     messages = Messages()

@@ -37,14 +37,17 @@ from runtime.config.authoring.files import (
     save_config,
     unified_diff,
 )
+from runtime.config.authoring.merge import MergeOutcome, three_way_merge
 
 __all__ = [
     "EXPERT_FIELDS",
     "MINIMAL_CONFIG",
     "ConfigDocument",
     "ConfigEditError",
+    "MergeOutcome",
     "backup_config",
     "minimal_config",
     "save_config",
+    "three_way_merge",
     "unified_diff",
 ]
