@@ -111,6 +111,8 @@ class JobTree:
         """Bumped on every change, so a view can tell whether to redraw."""
         self._by_run_id: dict[str, RunNode] = {}
         self._open_segments: dict[tuple[str, str | None], RunNode] = {}
+        self._by_call: dict[tuple[str, str | None], RunNode] = {}
+        """The latest node of each (expert, calling tool call), stopped or not."""
 
     # queries ---------------------------------------------------------------------------------
 
@@ -160,6 +162,10 @@ class JobTree:
         key = (event.expert_key, parent.tool_call_id if parent else None)
         resumed = checkpoint.status in ("stoppedByDelegate", "stoppedByInteractiveTool")
         node = self._open_segments.get(key) if resumed else None
+        if node is None and parent is not None and checkpoint.status != "init":
+            # A delegate that starts from anything but a fresh checkpoint goes on with the same
+            # call (resumed after an interrupt or a crash): one node, as perstack log shows it.
+            node = self._by_call.get(key)
         if node is None:
             node = RunNode(
                 node_id=event.run_id,
@@ -189,6 +195,7 @@ class JobTree:
         node.finished_at = None
         self._by_run_id[event.run_id] = node
         self._open_segments[key] = node
+        self._by_call[key] = node
         for message in event.input_messages:
             if message.type == "userMessage":
                 node.query = node.query or " ".join(
