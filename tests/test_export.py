@@ -68,9 +68,12 @@ async def test_an_exported_job_is_perstack_s_layout_and_reads_the_same(tmp_path:
 async def test_events_that_would_share_a_file_name_are_named(tmp_path: Path) -> None:
     job_id = await demo_job(tmp_path)
     jobs = Jobs.for_workspace(tmp_path)
-    events_file = next(jobs.job_dir(job_id).glob("runs/*/events.jsonl"))
+    # A run with a continueToNextStep (not every run has one; glob order is arbitrary).
+    marker = '"type":"continueToNextStep"'
+    runs = sorted(jobs.job_dir(job_id).glob("runs/*/events.jsonl"))
+    events_file = next(path for path in runs if marker in path.read_text())
     lines = events_file.read_text().splitlines()
-    twin = json.loads(next(line for line in lines if '"type":"continueToNextStep"' in line))
+    twin = json.loads(next(line for line in lines if marker in line))
     twin["id"] = "the-twin"
     events_file.write_text("\n".join([*lines, json.dumps(twin)]) + "\n")
     code, out, err = export(tmp_path, job_id, str(tmp_path / "exported"))
