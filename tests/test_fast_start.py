@@ -28,7 +28,8 @@ import gc, json, sys
 from runtime.cli import lean_start, main
 lean_start()  # as the perstack entry point does in a process of its own
 code = main(sys.argv[1:])
-heavy = ["litellm", "openai", "aiohttp", "textual", "rich", "tomlkit", "mcp", "watchfiles", "h2"]
+heavy = ["litellm", "openai", "aiohttp", "textual", "rich", "tomlkit", "mcp", "watchfiles", "h2",
+         "tree_sitter", "opentelemetry", "runtime.jobs.api", "runtime.telemetry"]
 report = {
     "code": code,
     "loaded": [m for m in heavy if sys.modules.get(m) is not None],

@@ -33,7 +33,6 @@ from runtime.engine.expert_run import check_delegates, run_expert, start_checkpo
 from runtime.engine.nested import nested_run
 from runtime.engine.secrets import Redactor
 from runtime.errors import ConfigError, PerstackError, StorageError, UsageError
-from runtime.jobs.api import Jobs
 from runtime.jobs.lock import JOB_INTERRUPTED
 from runtime.jobs.store import Storage, default_storage_root
 from runtime.llm import LanguageModel
@@ -202,6 +201,8 @@ async def _run_locked_job(
             call_id: (stored, setting.query if index == 0 else None)
             for index, (call_id, stored) in enumerate(delegations.items())
         }
+        from runtime.jobs.api import Jobs  # only continuations read a job back: not at start-up
+
         # job.json, or for a job Perstack wrote (it has none) what its events say.
         context.job = (
             Jobs(storage.root)
