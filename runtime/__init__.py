@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from runtime._lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from runtime._terminal import take_no_color
     from runtime.config.loader import LoadedConfig, load_config, parse_config
     from runtime.config.problems import ConfigWarning
     from runtime.config.resolve import ExpertDefinition, resolve_expert
@@ -120,6 +121,7 @@ _EXPORTS: dict[str, str] = {
     "provider_key_status": "runtime.llm.providers",
     "run": "runtime.engine.runner",
     "run_sync": "runtime.engine.runner",
+    "take_no_color": "runtime._terminal",
     "tool_result_failed": "runtime.schema.results",
 }
 
@@ -178,5 +180,6 @@ __all__ = [
     "resolve_expert",
     "run",
     "run_sync",
+    "take_no_color",
     "tool_result_failed",
 ]

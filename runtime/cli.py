@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any, NoReturn, TextIO, TypeVar
 from runtime._argtypes import int_at_least
 
 # Public here for the studio's plain view, which shares perstack log's colour rule.
-from runtime._terminal import take_no_color as take_no_color
 from runtime._terminal import use_color as use_color
 
 if TYPE_CHECKING:

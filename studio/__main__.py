@@ -41,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``perstack``."""
-    from runtime.cli import take_no_color
+    from runtime import take_no_color  # not runtime.cli: --version must not load asyncio
 
     args = take_no_color(list(sys.argv[1:] if argv is None else argv))
     parser = _parser()

@@ -77,7 +77,7 @@ def test_no_color_flag_anywhere_before_double_dash_sets_no_color(
     argv: list[str], left: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     no_color_restored_after(monkeypatch)
-    assert runtime.cli.take_no_color(argv) == left
+    assert runtime.take_no_color(argv) == left
     import os
 
     assert (os.environ.get("NO_COLOR") == "1") is ("--no-color" not in left)
