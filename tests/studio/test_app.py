@@ -178,3 +178,19 @@ async def test_f5_runs_the_selected_expert_in_the_run_view(
         await pilot.press("f5")
         await wait_until(pilot, lambda: isinstance(app.screen, RunScreen))
         assert app.screen.options.expert_key == key
+
+
+async def test_notifications_leave_the_problems_panel_visible(tmp_path: Path) -> None:
+    """Issue 16, item 8: toasts covered the Problems panel for about five seconds."""
+    (tmp_path / "perstack.toml").write_text('[experts."a"]\ninstruction = "x"\n')
+    app = studio(tmp_path)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, MainScreen))
+        screen = app.screen
+        assert isinstance(screen, MainScreen)
+        app.notify("Saved perstack.toml", title="Saved")
+        await wait_until(pilot, lambda: bool(app.screen.query("Toast")))
+        await pilot.pause()
+        toast = app.screen.query_one("Toast").region
+        assert toast.height > 0
+        assert not toast.overlaps(screen.problems.region)
