@@ -16,6 +16,7 @@ from studio.host import Clock, local_now
 from studio.keys import Keymap, bindings
 from studio.messages import ConfigCreated
 from studio.session import display_path, locate_config
+from studio.settings import Settings, confirms
 
 
 class StudioApp(App[int]):
@@ -58,6 +59,8 @@ class StudioApp(App[int]):
         self._data = data
         self.now = now
         self.watch_file = watch
+        self.settings = Settings()
+        """The user's settings (``perstack start`` sets those it read; confirmations use them)."""
         """Reload the file when it changes on disk."""
         self.cursor_blink = cursor_blink
         self.keymap = keymap or Keymap()
@@ -109,7 +112,7 @@ class StudioApp(App[int]):
         main = next(
             (screen for screen in self.screen_stack if isinstance(screen, MainScreen)), None
         )
-        if main is None or not main.dirty:
+        if main is None or not main.dirty or not confirms(self, "quit_with_unsaved_edits"):
             self.exit(0)
             return
         from studio.screens.confirm import ConfirmModal

@@ -13,6 +13,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from runtime.cli import (
     EXIT_USAGE,
@@ -25,7 +26,11 @@ from runtime.cli import (
     setting_from_args,
     sigterm_interrupts,
 )
+from studio.keys import Keymap
 from studio.plain import PlainView
+
+if TYPE_CHECKING:
+    from studio.settings import Settings
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,14 +69,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.web:
         return _serve(list(sys.argv[1:] if argv is None else argv), args.host, args.port)
+    from studio.settings import SettingsError, load_settings
+
+    try:
+        settings = load_settings()
+    except SettingsError as error:
+        print(f"perstack: Settings error: {error.message}", file=sys.stderr)
+        return EXIT_USAGE
+    _run_defaults(args, settings)
     if _use_tui(args):
         if args.demo or args.expert_key:
-            return _run_tui(args)
+            return _run_tui(args, settings)
         from studio.tui import run_tui
 
         _quiet_runtime_warnings()
-        return run_tui(config=args.config, cwd=Path.cwd())
+        return run_tui(config=args.config, cwd=Path.cwd(), settings=settings)
     return _start(args)
+
+
+def _run_defaults(args: argparse.Namespace, settings: Settings) -> None:
+    """The settings' provider and model, where neither the options nor perstack.toml name one."""
+    if args.demo or (settings.provider is None and settings.model is None):
+        return
+    from runtime import PerstackError, load_config
+
+    try:
+        config = load_config(args.config, Path.cwd()).config
+    except PerstackError:  # no file (the studio may create one) or a broken one (reported later)
+        config = None
+    if args.provider is None and (config is None or config.provider is None):
+        args.provider = settings.provider
+    if args.model is None and (config is None or config.model is None):
+        args.model = settings.model
 
 
 def _quiet_runtime_warnings() -> None:
@@ -81,7 +110,7 @@ def _quiet_runtime_warnings() -> None:
     logging.getLogger("runtime").addHandler(logging.NullHandler())
 
 
-def _run_tui(args: argparse.Namespace) -> int:
+def _run_tui(args: argparse.Namespace, settings: Settings) -> int:
     from studio.run_app import make_run_app
 
     if not args.demo and (refused := _refuse_early(args)) is not None:
@@ -106,7 +135,9 @@ def _run_tui(args: argparse.Namespace) -> int:
         job_id=args.job_id,
         extra={k: v for k, v in options.items() if v is not None}
         | {"sandbox": args.sandbox, "verbose": args.verbose},
+        theme=settings.theme,
     )
+    Keymap(settings.keymap).apply(app)
     return app.run() or 0
 
 

@@ -5,13 +5,18 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from studio.settings import Settings
 
-def run_tui(*, config: str | None = None, cwd: Path | None = None) -> int:
+
+def run_tui(
+    *, config: str | None = None, cwd: Path | None = None, settings: Settings | None = None
+) -> int:
     """Run the studio until the user quits.
 
     Args:
         config: The ``--config`` value (a local path); ``None`` searches upward from ``cwd``.
         cwd: The working directory (default: the process's).
+        settings: The user's settings (theme, keys, confirmations); the defaults when None.
 
     Returns:
         The exit code: 0 after a normal quit, 2 when the file cannot be opened.
@@ -19,8 +24,10 @@ def run_tui(*, config: str | None = None, cwd: Path | None = None) -> int:
     from runtime import PerstackError
     from studio.app import make_app
 
+    settings = settings or Settings()
     try:
-        app = make_app(config, cwd=cwd)
+        app = make_app(config, cwd=cwd, theme=settings.theme, keymap=settings.keymap)
+        app.settings = settings
     except PerstackError as error:
         print(f"perstack: {error.title}: {error.message}", file=sys.stderr)
         return 2

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from studio.commands import PaletteCommand
 from studio.edits import ExpertFields, SkillFields, apply_expert, apply_skill
 from studio.session import BASE_SKILL_NAME
+from studio.settings import ask_first
 
 if TYPE_CHECKING:
     from runtime.config import ConfigDocument
@@ -206,7 +207,9 @@ class TeamForms:
                     title="Delegates updated",
                 )
 
-        pane.app.push_screen(
+        ask_first(
+            pane.app,
+            "delete_expert",
             ConfirmModal(
                 f"Delete expert {key}?",
                 f"Its table and skills are removed from {pane.label} (undo with Ctrl+Z in the "
@@ -353,7 +356,9 @@ class TeamForms:
             if name == BASE_SKILL_NAME
             else ""
         )
-        pane.app.push_screen(
+        ask_first(
+            pane.app,
+            "remove_skill",
             ConfirmModal(
                 f"Remove skill {name}?",
                 f"The skill's table is removed from {expert}.{warning}",
