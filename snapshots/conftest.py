@@ -7,6 +7,7 @@ the SVGs are compared byte for byte.
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from collections.abc import Callable
@@ -16,6 +17,9 @@ from pathlib import Path
 import pytest
 
 from studio.app import StudioApp, make_app
+
+# The demo's pauses (for people watching) would only slow the pictures down.
+os.environ["PERSTACK_DEMO_PACE"] = "0"
 
 CONFIGS = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "configs"
 THEME = "textual-dark"

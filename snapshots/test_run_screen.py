@@ -96,7 +96,8 @@ class TestRunScreen:
         holding ✓ @demo/programmer, each with a writeTextFile call; then steps 4 and 5 with
         attemptCompletion. Right, the job detail (the query and the team's result) and the
         streamed result of game-studio. The status bar reads "game-studio · demo-scripted (no
-        API key) · demo model · step 5 · 105 tok · done".
+        API key) · demo model · step 5 · 105 tok · done"; the query box suggests what to do next
+        ("Demo done: ↑/↓ and Enter open a step · F5 history · type a follow-up · Ctrl+Q quits").
         """
         app = make_run_app(
             workspace=tmp_path,

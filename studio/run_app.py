@@ -94,7 +94,7 @@ def make_run_app(
     """
     model_label = None
     if demo:
-        from studio.demo import DEMO_CONFIG, DEMO_EXPERT, DEMO_QUERY, demo_model
+        from studio.demo import DEMO_CONFIG, DEMO_EXPERT, DEMO_QUERY, demo_model, demo_pace
 
         if workspace is None:
             workspace = Path(tempfile.mkdtemp(prefix="perstack-demo-"))
@@ -102,7 +102,7 @@ def make_run_app(
             shutil.copy(DEMO_CONFIG, workspace / "perstack.toml")
         expert_key = expert_key or DEMO_EXPERT
         query = query or DEMO_QUERY
-        language_model = language_model or demo_model()
+        language_model = language_model or demo_model(pace=demo_pace())
         config_path = None
         model_label = language_model.model_name
     if not expert_key:

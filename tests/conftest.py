@@ -25,6 +25,8 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 # The runtime caches model facts under $XDG_CACHE_HOME: the suite, and every process it starts,
 # writes there instead of the user's home.
 os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="perstack-test-cache-")
+# The studio's demo pauses before each answer so a person can watch it; tests need not wait.
+os.environ["PERSTACK_DEMO_PACE"] = "0"
 
 
 @pytest.fixture(autouse=True)

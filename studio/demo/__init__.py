@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from pathlib import Path
 
 from runtime.testing import Reply, ScriptedModel, call, calls, reply, scripted_team
@@ -42,10 +44,37 @@ def _script() -> dict[str, list[Reply]]:
     }
 
 
-def demo_model() -> ScriptedModel:
-    """A model that plays the demo team's script, whoever asks."""
+DEMO_PACE_ENV = "PERSTACK_DEMO_PACE"
+"""Seconds each scripted answer of the studio's demo takes (default 0.8; 0 for no pause)."""
+
+
+def demo_pace() -> float:
+    """How long each answer of the demo takes in the studio, so a newcomer can watch it.
+
+    Unpaced, the whole job was over 0.7 s after the first screen: nothing to see.
+    """
+    try:
+        return max(0.0, float(os.environ.get(DEMO_PACE_ENV, "0.8")))
+    except ValueError:
+        return 0.8
+
+
+def demo_script(pace: float = 0.0) -> dict[str, list[Reply]]:
+    """The demo team's answers by expert marker, each starting after ``pace`` seconds."""
+    return {
+        marker: [dataclasses.replace(answer, delay=pace) for answer in answers]
+        for marker, answers in _script().items()
+    }
+
+
+def demo_model(pace: float = 0.0) -> ScriptedModel:
+    """A model that plays the demo team's script, whoever asks.
+
+    Args:
+        pace: Seconds before each answer starts (the studio's demo: :func:`demo_pace`).
+    """
     return scripted_team(
-        _script(),
+        demo_script(pace),
         fallback=reply("The demo script has nothing more to say."),
         model_name="demo-scripted (no API key)",
     )

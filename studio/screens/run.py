@@ -253,6 +253,12 @@ class RunScreen(Screen[None]):
         checkpoint = message.checkpoint
         if checkpoint.status == "stoppedByInteractiveTool":
             self.ask_interactive()
+        elif self.view.demo and self.finished_runs == 1:
+            # What a newcomer can do next, where they look when the demo ends.
+            self.query_input.prompt(
+                "Demo done: ↑/↓ and Enter open a step · F5 history · type a follow-up · "
+                "Ctrl+Q quits"
+            )
         else:
             self.query_input.prompt("Follow up… (Enter continues the job)")
         self._render_status()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from studio.definitions import SavedDefinitions, file_stamp
 from studio.run_view import RunView, args_preview, duration_text, short
 from studio.view_model import JobTree, RunNode
@@ -54,3 +56,20 @@ def test_file_stamps(tmp_path: Path) -> None:
     path.write_text("x")
     stamp = file_stamp(path)
     assert stamp is not None and stamp[0] == path and stamp[2] == 1
+
+
+def test_the_demo_is_paced_for_watching_unless_told_not_to(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every scripted answer of the studio's demo waits (0.8 s by default) so a newcomer sees
+    the tree grow; PERSTACK_DEMO_PACE changes it (the tests set 0)."""
+    from studio.demo import demo_pace, demo_script
+
+    monkeypatch.delenv("PERSTACK_DEMO_PACE")
+    assert demo_pace() == 0.8
+    monkeypatch.setenv("PERSTACK_DEMO_PACE", "0.25")
+    assert demo_pace() == 0.25
+    monkeypatch.setenv("PERSTACK_DEMO_PACE", "fast")
+    assert demo_pace() == 0.8
+    delays = {answer.delay for answers in demo_script(0.25).values() for answer in answers}
+    assert delays == {0.25}
