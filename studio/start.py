@@ -26,7 +26,6 @@ from runtime.cli import (
     setting_from_args,
     sigterm_interrupts,
 )
-from studio.keys import Keymap
 from studio.plain import PlainView
 
 if TYPE_CHECKING:
@@ -137,6 +136,8 @@ def _run_tui(args: argparse.Namespace, settings: Settings) -> int:
         | {"sandbox": args.sandbox, "verbose": args.verbose},
         theme=settings.theme,
     )
+    from studio.keys import Keymap  # textual: only for the full-screen view
+
     Keymap(settings.keymap).apply(app)
     return app.run() or 0
 

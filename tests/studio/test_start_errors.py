@@ -42,3 +42,15 @@ async def test_the_status_bar_names_the_file_s_model_before_the_run(tmp_path: Pa
     assert planned_model(RunOptions(workspace=tmp_path, expert_key="solo", model="o3")) == "o3"
     (tmp_path / "perstack.toml").write_text('[experts."solo"]\ninstruction = "x"\n')
     assert planned_model(options) == "claude-sonnet-4-5"  # the runtime's default, by name
+
+
+def test_the_plain_start_does_not_load_the_ui_toolkit() -> None:
+    """`perstack start --no-tui` (and the settings it reads) must not pay for textual."""
+    import subprocess
+    import sys
+
+    probe = "import sys, studio.start, studio.settings; print('textual' in sys.modules)"
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "False"
