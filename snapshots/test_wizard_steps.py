@@ -123,8 +123,9 @@ class TestWizard:
         """You should see step 5 ("5 Changes"): how perstack.toml changed.
 
         "create-expert changed perstack.toml." and "New experts: ai-gaming,
-        @ai-gaming/level-designer" (green), then the unified diff: the old writer expert as
-        context, the two new [experts."…"] tables as green + lines and the @@ hunk header in
-        cyan. Buttons Back to run, Roll back (red) and Accept (green, focused).
+        @ai-gaming/level-designer" (green), then "create-expert's report" in a box ("Built
+        ai-gaming with a level designer; tested with one query."), then the unified diff: the
+        old writer expert as context, the two new [experts."…"] tables as green + lines and the
+        @@ hunk header in cyan. Buttons Back to run, Roll back (red) and Accept (green, focused).
         """
         assert snap_compare(wizard_app, terminal_size=SIZE, run_before=on_diff)

@@ -133,7 +133,11 @@ class WizardRunScreen(RunScreen):
             self.notify("create-expert is still working; Esc cancels it.", severity="warning")
             return
         after = read_text(self.config_path)
-        self.app.push_screen(TeamDiffScreen(self.config_path, self.before, after), self._decided)
+        roots = [self.job.runs[root] for root in self.job.roots]
+        report = roots[-1].result if roots else ""
+        self.app.push_screen(
+            TeamDiffScreen(self.config_path, self.before, after, report=report), self._decided
+        )
 
     def action_cancel_run(self) -> None:
         """Cancel create-expert; once it has ended, review the changes instead of leaving."""
@@ -173,13 +177,17 @@ class TeamDiffScreen(Screen[Outcome | None]):
         "wizard-accept", "wizard-roll-back", "wizard-back-to-run"
     )
 
-    def __init__(self, config_path: Path, before: str | None, after: str | None) -> None:
+    def __init__(
+        self, config_path: Path, before: str | None, after: str | None, *, report: str = ""
+    ) -> None:
         """Build the screen.
 
         Args:
             config_path: The perstack.toml.
             before: Its text before the run (``None``: it did not exist).
             after: Its text now (``None``: it does not exist).
+            report: create-expert's final answer (what it built and how it tested it), shown
+                here so the decision does not wait for a trip back to the run.
         """
         from runtime.config import unified_diff
 
@@ -187,12 +195,16 @@ class TeamDiffScreen(Screen[Outcome | None]):
         self.config_path = config_path
         self.before = before
         self.after = after
+        self.report = report.strip()
         self.diff = unified_diff(before or "", after or "", label=config_path.name)
 
     def compose(self) -> ComposeResult:
         yield Static(step_bar(4), id="wizard-steps")
         with Vertical(id="diff-body"):
             yield Static(self._summary(), id="diff-summary", markup=False)
+            if self.report:
+                with VerticalScroll(id="diff-report"):
+                    yield Static(self.report, id="diff-report-text", markup=False)
             with VerticalScroll(id="diff-scroll"):
                 yield Static(
                     coloured_diff(self.diff) if self.diff else "No changes.",
@@ -207,6 +219,8 @@ class TeamDiffScreen(Screen[Outcome | None]):
 
     def on_mount(self) -> None:
         self.query_one("#diff-scroll").border_title = f"{self.config_path.name} · diff"
+        if self.report:
+            self.query_one("#diff-report").border_title = "create-expert's report"
 
     def _summary(self) -> Text:
         if not self.diff:

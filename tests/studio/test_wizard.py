@@ -210,6 +210,10 @@ async def test_accept_keeps_the_new_team(tmp_path: Path) -> None:
         assert "New experts: ai-gaming, @ai-gaming/level-designer" in summary
         assert '+[experts."ai-gaming"]' in diff.diff
         assert '+[experts."@ai-gaming/level-designer"]' in diff.diff
+        # create-expert's report is on the same screen as the decision (issue 16, item 7: it
+        # showed only after "Back to run").
+        report = str(diff.query_one("#diff-report-text", Static).render())
+        assert report == diff.report and "tested" in report
         assert (tmp_path / "perstack.toml.bak").read_bytes() == EXISTING.encode()
         after = config.read_bytes()
         await pilot.click("#diff-accept")
