@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from runtime.errors import UsageError
+from runtime.schema.kinds import TERMINAL_EVENT_TYPES
 from runtime.schema.results import tool_result_failed
 
 if TYPE_CHECKING:
@@ -33,13 +34,6 @@ ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_ENDPOINT"
 
 INSTALL_HINT = "pip install 'perstack-studio[otel]'"
 
-_TERMINAL = {
-    "completeRun": "stop",
-    "stopRunByDelegate": "tool_calls",
-    "stopRunByInteractiveTool": "tool_calls",
-    "stopRunByExceededMaxSteps": "length",
-    "stopRunByError": "error",
-}
 _GENERATION_ENDS = {
     "callTools": "tool_calls",
     "callDelegate": "tool_calls",
@@ -128,7 +122,7 @@ class SpanRecorder:
             handler(event)
         if event.type in _GENERATION_ENDS:
             self._end_generation(event)
-        if event.type in _TERMINAL:
+        if event.type in TERMINAL_EVENT_TYPES:
             self._end_run(event)
 
     def close(self) -> None:

@@ -19,8 +19,8 @@ from runtime.jobs.store import (
     CHECKPOINT_FIELDS,
     MAX_STORED_BYTES,
     MESSAGES_REF,
-    Storage,
     decode_json,
+    event_files,
     is_inside,
     is_plain_id,
     read_json_file,
@@ -172,8 +172,7 @@ def _read_event_files(
     job_dir: Path, run_dir: Path, loader: CheckpointMessages, messages: bool
 ) -> Iterator[tuple[int, int, PerstackEvent]]:
     """A run's events stored Perstack's way (one file each), in time order."""
-    storage = Storage(job_dir.parent.parent)
-    for index, path in enumerate(storage.event_files(job_dir.name, run_dir.name)):
+    for index, path in enumerate(event_files(job_dir, run_dir)):
         try:
             if path.stat().st_size > MAX_STORED_BYTES:
                 continue

@@ -332,17 +332,7 @@ class Storage:
 
         Files that are links to outside the job folder are left out.
         """
-        job_dir = self.job_dir(job_id)
-        folder = self.run_dir(job_id, run_id)
-        try:
-            found = [
-                path
-                for path in folder.iterdir()
-                if PERSTACK_EVENT_FILE.fullmatch(path.name) and is_inside(job_dir, path)
-            ]
-        except OSError:
-            return []
-        return sorted(found, key=lambda path: (event_file_time(path), path.name))
+        return event_files(self.job_dir(job_id), self.run_dir(job_id, run_id))
 
     def load_job(self, job_id: str) -> Job:
         """Read job.json.
@@ -408,6 +398,19 @@ class Storage:
                 for number, text in enumerate(handle, start=1):
                     if text.strip():
                         yield EventLine(path, number, text.rstrip("\n"))
+
+
+def event_files(job_dir: Path, run_dir: Path) -> list[Path]:
+    """The Perstack-style event files of one run folder, in time order (links out left out)."""
+    try:
+        found = [
+            path
+            for path in run_dir.iterdir()
+            if PERSTACK_EVENT_FILE.fullmatch(path.name) and is_inside(job_dir, path)
+        ]
+    except OSError:
+        return []
+    return sorted(found, key=lambda path: (event_file_time(path), path.name))
 
 
 def event_file_time(path: Path) -> int:

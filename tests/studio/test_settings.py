@@ -118,32 +118,23 @@ def test_the_settings_provider_and_model_apply_where_nothing_else_names_one(
 ) -> None:
     path = tmp_path / "settings.toml"
     path.write_text('provider = "openai"\nmodel = "gpt-4.1-mini"\n')
-    (tmp_path / "perstack.toml").write_text('[experts."solo"]\ninstruction = "x"\n')
-    fake_llm.script(reply_text("done"))
-    done = subprocess.run(
-        [sys.executable, "-m", "studio", "start", "--no-tui", "solo", "go"],
-        cwd=tmp_path,
-        env={**fake_llm.process_env(), "PERSTACK_SETTINGS": str(path)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    assert fake_llm.requests[-1]["model"] == "gpt-4.1-mini"
+
+    def model_asked_for(toml: str) -> str:
+        (tmp_path / "perstack.toml").write_text(toml)
+        fake_llm.script(reply_text("done"))
+        done = subprocess.run(
+            [sys.executable, "-m", "studio", "start", "--no-tui", "solo", "go"],
+            cwd=tmp_path,
+            env={**fake_llm.process_env(), "PERSTACK_SETTINGS": str(path)},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        return str(fake_llm.requests[-1]["model"])
+
+    assert model_asked_for('[experts."solo"]\ninstruction = "x"\n') == "gpt-4.1-mini"
     # perstack.toml's model wins over the settings' default.
-    (tmp_path / "perstack.toml").write_text(
-        'model = "gpt-4.1"\n[experts."solo"]\ninstruction = "x"\n'
-    )
-    fake_llm.script(reply_text("done"))
-    again = subprocess.run(
-        [sys.executable, "-m", "studio", "start", "--no-tui", "solo", "go"],
-        cwd=tmp_path,
-        env={**fake_llm.process_env(), "PERSTACK_SETTINGS": str(path)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert again.returncode == 0, again.stderr
-    assert fake_llm.requests[-1]["model"] == "gpt-4.1"
+    toml = 'model = "gpt-4.1"\n[experts."solo"]\ninstruction = "x"\n'
+    assert model_asked_for(toml) == "gpt-4.1"
