@@ -34,6 +34,7 @@ from runtime.schema.events import (
 from runtime.skills.types import Skill, ToolDefinition
 
 if TYPE_CHECKING:
+    from runtime.engine.recording import Recorder
     from runtime.skills.lockfile import Lockfile
 
 logger = logging.getLogger("runtime")
@@ -43,6 +44,12 @@ CURRENT_CALL: ContextVar[tuple[ToolCall, Checkpoint] | None] = ContextVar(
 )
 """The tool call being executed (with the checkpoint it was made at), for skills that start
 nested runs and must link them to the call."""
+
+CURRENT_GENERATION: ContextVar[tuple[str, str, int] | None] = ContextVar(
+    "perstack_current_generation", default=None
+)
+"""The expert key, run id and step number of the generation being made, for a model that answers
+from a recording (:mod:`runtime.engine.replay`) and must say whose call did not match."""
 
 # Deltas are many and small; their start/complete events carry the same information.
 _UNSTORED_EVENT_TYPES = (StreamReasoning, StreamRunResult)
@@ -88,6 +95,9 @@ class JobContext:
     redactor: Redactor = field(default_factory=Redactor)
     """Takes the run's secret values out of tool results and skill stderr
     (:mod:`runtime.engine.secrets`)."""
+    recorder: Recorder | None = None
+    """Appends each model call to the job's recording (:mod:`runtime.engine.recording`); None
+    when nothing is stored."""
 
     def store_checkpoint(self, checkpoint: Checkpoint) -> None:
         """Persist a checkpoint (nothing when storage is off)."""

@@ -47,6 +47,13 @@ _ENVIRONMENT = """Environment:
 _SEPARATOR = "\n\n---\n\n"
 
 
+def expert_sections(prompt: str) -> str:
+    """A system prompt without its first section (how every expert works, the same for all):
+    what tells one expert's prompt from another's starts here."""
+    _, found, rest = prompt.partition(_SEPARATOR)
+    return rest if found else prompt
+
+
 def build_system_prompt(
     *,
     instruction: str,

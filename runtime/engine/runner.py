@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -31,13 +32,19 @@ from runtime.engine.continuation import (
 )
 from runtime.engine.expert_run import check_delegates, run_expert, start_checkpoint
 from runtime.engine.nested import nested_run
+from runtime.engine.recording import Fingerprinter, Recorder
 from runtime.engine.secrets import Redactor
-from runtime.errors import ConfigError, PerstackError, StorageError, UsageError
+from runtime.errors import CheckpointError, ConfigError, PerstackError, StorageError, UsageError
 from runtime.jobs.lock import JOB_INTERRUPTED
 from runtime.jobs.store import Storage, default_storage_root
 from runtime.llm import LanguageModel
-from runtime.schema.checkpoint import Checkpoint, Job
-from runtime.schema.events import EventListener, PerstackEvent, now_ms
+from runtime.schema.checkpoint import Checkpoint, Job, JobOrigin
+from runtime.schema.events import (
+    EventListener,
+    InteractiveToolCallInfo,
+    PerstackEvent,
+    now_ms,
+)
 from runtime.schema.ids import new_id
 from runtime.schema.setting import RunSetting
 from runtime.skills.lockfile import load_lockfile
@@ -97,12 +104,24 @@ async def run(
         from runtime.sandbox import require_bwrap
 
         require_bwrap()  # fails before the job starts, saying what to install
-    own_model = model is None
-    if model is None:
+    fingerprints = Fingerprinter(workspace)
+    own_model = model is None or setting.replay_of is not None
+    if setting.replay_of is not None:
+        model = _replay_model(setting, storage, settings, env, fingerprints, model)
+    elif model is None:
         model = _provider_model(settings, env)
     try:
         return await _run_job(
-            setting, event_listener, workspace, loaded, settings, env, expert, storage, model
+            setting,
+            event_listener,
+            workspace,
+            loaded,
+            settings,
+            env,
+            expert,
+            storage,
+            model,
+            fingerprints,
         )
     finally:
         if own_model:
@@ -126,6 +145,7 @@ async def _run_job(
     expert: ExpertDefinition,
     storage: Storage | None,
     model: LanguageModel,
+    fingerprints: Fingerprinter,
 ) -> Checkpoint:
     continued = continuation_job_id(setting, storage)
     if continued is None and setting.interactive_answer:
@@ -143,6 +163,9 @@ async def _run_job(
             max_steps=settings.max_steps,
             started_at=now_ms(),
             config_sha256=loaded.sha256,
+            origin=JobOrigin(kind="replay", job_id=setting.replay_of)
+            if setting.replay_of
+            else None,
         ),
         model=model,
         workspace=workspace,
@@ -163,6 +186,8 @@ async def _run_job(
         redactor=Redactor.for_run(env, loaded.config),
     )
     context.nested_runner = partial(nested_run, context)
+    if storage is not None:
+        context.recorder = Recorder(storage, context.job.id, fingerprints, context.redactor)
     # One writer per job: taken once nothing but the run can fail, and before a continuation
     # reads its checkpoint; given up when the run returns.
     lock = (
@@ -243,7 +268,10 @@ async def _run_locked_job(
         # The run setting first: it holds the job's query, which a continuation of a job killed
         # before its first checkpoint starts again from (first_query).
         storage.store_run_setting(
-            job.id, run_id, _run_setting_document(setting, settings, expert, job.id, run_id, loaded)
+            job.id,
+            run_id,
+            _run_setting_document(setting, settings, expert, job.id, run_id, loaded)
+            | _input_document(setting, interactive_info),
         )
         storage.store_job(job)
     try:
@@ -385,6 +413,54 @@ def _provider_model(settings: EffectiveSettings, env: dict[str, str]) -> Languag
     return create_model(settings.provider, settings.model, settings.provider_setting, env)
 
 
+def _replay_model(
+    setting: RunSetting,
+    storage: Storage | None,
+    settings: EffectiveSettings,
+    env: dict[str, str],
+    fingerprints: Fingerprinter,
+    given: LanguageModel | None,
+) -> LanguageModel:
+    """The model of a replay: ``setting.replay_of``'s recording, then (``replay_live``) ``given``
+    or the provider's model, made only if the replay goes live."""
+    from runtime.engine.replay import ReplayModel
+    from runtime.jobs.recording import read_recording, recording_path
+
+    assert setting.replay_of is not None
+    if storage is None:
+        raise UsageError("A replay reads the recorded job from storage: run it with storing on")
+    job_dir = storage.job_dir(setting.replay_of)
+    if not (job_dir / "job.json").is_file() and not (job_dir / "runs").is_dir():
+        raise CheckpointError(f"Job {setting.replay_of!r} not found in {storage.jobs_dir}")
+    calls, cut = read_recording(job_dir)
+    if not calls and not cut and not setting.replay_live:
+        raise UsageError(
+            f"Job {setting.replay_of!r} has no model-call recording ({recording_path(job_dir)}): "
+            "it was run before recordings existed or by another tool. Replay it with --live to "
+            "run it again with the model."
+        )
+    live: Callable[[], LanguageModel] | None = None
+    if setting.replay_live:
+        live = (lambda: given) if given is not None else partial(_provider_model, settings, env)
+    return ReplayModel(
+        calls,
+        job_id=setting.replay_of,
+        model_name=given.model_name if given is not None else settings.model,
+        fingerprints=fingerprints,
+        live=live,
+        cut=cut,
+    )
+
+
+def _input_document(setting: RunSetting, answer: InteractiveToolCallInfo | None) -> dict[str, Any]:
+    # Perstack's input shape: the answer to an interactive call is kept apart from a query,
+    # which is how a replay knows to give it with -i.
+    if answer is None:
+        return {"input": {"text": setting.query}}
+    result = {"toolCallId": answer.tool_call_id, "toolName": answer.tool_name, "text": answer.text}
+    return {"input": {"interactiveToolCallResult": result}}
+
+
 def _run_setting_document(
     setting: RunSetting,
     settings: Any,
@@ -412,7 +488,6 @@ def _run_setting_document(
         "jobId": job_id,
         "runId": run_id,
         "expertKey": expert.key,
-        "input": {"text": setting.query},
         "reasoningBudget": settings.reasoning_budget,
         "maxSteps": settings.max_steps,
         "maxRetries": settings.max_retries,

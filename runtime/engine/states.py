@@ -17,9 +17,10 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel
 
 from runtime.config.schema import BASE_SKILL_NAME
-from runtime.engine.context import CURRENT_CALL, Segment
+from runtime.engine.context import CURRENT_CALL, CURRENT_GENERATION, Segment
+from runtime.engine.recording import recorded_answer
 from runtime.engine.text_calls import parse_text_tool_calls
-from runtime.errors import ModelError
+from runtime.errors import ModelError, PerstackError
 from runtime.llm import (
     Finish,
     GenerationRequest,
@@ -249,6 +250,7 @@ async def _generate(seg: Segment, checkpoint: Checkpoint, *, with_tools: bool) -
         # Loading a client library (litellm: seconds) is not generating: outside the deadline,
         # or a short timeout would expire before the request is even sent.
         await prepare()
+    CURRENT_GENERATION.set((seg.expert.key, seg.run_id, checkpoint.step_number))
     try:
         # Enforced here as well as by the model, so every LanguageModel gets the same limit.
         async with asyncio.timeout(job.timeout_ms / 1000):
@@ -296,7 +298,36 @@ async def _generate(seg: Segment, checkpoint: Checkpoint, *, with_tools: bool) -
         raise ModelError(
             "The model stream ended without a finish", name="IncompleteStream", retryable=True
         )
+    if job.recorder is not None:
+        _record(seg, checkpoint, request, out, out.finish)
     return out
+
+
+def _record(
+    seg: Segment, checkpoint: Checkpoint, request: GenerationRequest, out: _Generated, end: Finish
+) -> None:
+    recorder = seg.job.recorder
+    assert recorder is not None
+    try:
+        recorder.record(
+            expert_key=seg.expert.key,
+            run_id=seg.run_id,
+            step_number=checkpoint.step_number,
+            model=seg.job.model.model_name,
+            context_window=seg.job.model.context_window(),
+            request=request,
+            answer=recorded_answer(
+                text=out.text,
+                reasoning=out.reasoning,
+                signature=out.signature,
+                tool_calls=out.tool_calls,
+                usage=end.usage,
+                finish_reason=end.finish_reason,
+            ),
+        )
+    except PerstackError as error:
+        # The recording serves replays; losing it must not lose the run.
+        seg.job.warn(f"model call not recorded: {error}")
 
 
 def _expert_parts(generated: _Generated) -> list[ExpertPart]:

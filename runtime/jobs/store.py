@@ -7,6 +7,7 @@ Layout under the storage root (``$PERSTACK_STORAGE_PATH`` or ``<workspace>/perst
     jobs/{jobId}/checkpoints/{checkpointId}.json
     jobs/{jobId}/runs/{runId}/run-setting.json
     jobs/{jobId}/runs/{runId}/events.jsonl
+    jobs/{jobId}/recording.jsonl     (every model call: runtime.jobs.recording)
 
 Documents are written atomically (temp file + rename), so a killed process never leaves half a
 checkpoint. ``events.jsonl`` is append-only; a torn last line from a crash is skipped by readers.
@@ -34,6 +35,7 @@ from pydantic import ValidationError
 from runtime.errors import CheckpointError, StorageError
 from runtime.files import atomic_write
 from runtime.jobs.lock import JobLock, acquire_job_lock, job_status
+from runtime.jobs.recording import recording_path
 from runtime.schema.checkpoint import Checkpoint, Job, check_schema_version
 from runtime.schema.messages import Message
 
@@ -253,7 +255,20 @@ class Storage:
 
     def append_event(self, job_id: str, run_id: str, line: str) -> None:
         """Append one JSON event line to the run's events.jsonl."""
-        path = self.run_dir(job_id, run_id) / "events.jsonl"
+        self._append(self.run_dir(job_id, run_id) / "events.jsonl", line)
+
+    def append_recording(self, job_id: str, line: str) -> None:
+        """Append one line to the job's model-call recording."""
+        self._append(recording_path(self.job_dir(job_id)), line)
+
+    def recording_size(self, job_id: str) -> int:
+        """The size of the job's recording so far (0 when it has none)."""
+        try:
+            return recording_path(self.job_dir(job_id)).stat().st_size
+        except OSError:
+            return 0
+
+    def _append(self, path: Path, line: str) -> None:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             # One write call per line with O_APPEND keeps concurrent runs' lines whole.

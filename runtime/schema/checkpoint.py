@@ -182,6 +182,18 @@ process stopped on Ctrl+C, SIGTERM or a cancel before the job ended. Its runs en
 ``stopRunByError`` named ``Interrupted``; the job continues with ``--continue``."""
 
 
+class JobOrigin(WireModel):
+    """The job a job was made from: replayed from its recording, or forked from a checkpoint.
+
+    Not in Perstack's job.json (its readers ignore the key): Perstack has no replays or forks.
+    """
+
+    kind: Literal["replay", "fork"]
+    job_id: str
+    checkpoint_id: str | None = None
+    """The checkpoint a fork started from."""
+
+
 class Job(WireModel):
     """One `perstack run` invocation and every continuation of it."""
 
@@ -196,6 +208,8 @@ class Job(WireModel):
     finished_at: int | None = None
     config_sha256: str | None = None
     """sha256 of the perstack.toml the job started with (None for configs built in code)."""
+    origin: JobOrigin | None = None
+    """Where the job came from, when it is a replay or a fork of another job."""
 
 
 JOB_STATUS_BY_CHECKPOINT: dict[CheckpointStatus, JobStatus] = {

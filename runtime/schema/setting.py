@@ -53,6 +53,11 @@ class RunSetting(BaseModel):
     """Checkpoint id to resume from; requires ``continue_job``."""
     interactive_answer: bool = False
     """Treat ``query`` as the answer to the pending interactive tool call."""
+    replay_of: str | None = None
+    """Answer model calls from this job's recording (``perstack replay``): a call that matches
+    it costs no request; the first that does not stops the run, or goes on live."""
+    replay_live: bool = False
+    """With ``replay_of``: from the first call the recording does not answer, call the model."""
     sandbox: bool = False
     """Run exec and stdio skills in an OS sandbox (also ``sandbox = true`` in perstack.toml)."""
     verbose: bool = False
