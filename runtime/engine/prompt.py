@@ -48,8 +48,10 @@ _SEPARATOR = "\n\n---\n\n"
 
 
 def expert_sections(prompt: str) -> str:
-    """A system prompt without its first section (how every expert works, the same for all):
-    what tells one expert's prompt from another's starts here."""
+    """A system prompt without its first section, which is the same for every expert.
+
+    What tells one expert's prompt from another's starts there.
+    """
     _, found, rest = prompt.partition(_SEPARATOR)
     return rest if found else prompt
 

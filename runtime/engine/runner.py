@@ -421,8 +421,11 @@ def _replay_model(
     fingerprints: Fingerprinter,
     given: LanguageModel | None,
 ) -> LanguageModel:
-    """The model of a replay: ``setting.replay_of``'s recording, then (``replay_live``) ``given``
-    or the provider's model, made only if the replay goes live."""
+    """The model of a replay: ``setting.replay_of``'s recording.
+
+    Then, with ``replay_live``, ``given`` or the provider's model, made only if the replay
+    goes live.
+    """
     from runtime.engine.replay import ReplayModel
     from runtime.jobs.recording import read_recording, recording_path
 
