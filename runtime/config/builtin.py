@@ -25,15 +25,17 @@ parent), an instruction (its domain knowledge and standards, written declarative
 work looks like, not a script of steps), delegates for the coordinator, and only the skills it \
 needs. Every expert gets the base skill (files, exec, todo) automatically.
 3. Call validatePerstackToml and fix every error it reports.
-4. Test: call runExpert on the coordinator with two or three realistic queries (a normal case \
-and an edge case), with a small step budget. Read the result, the errors and the delegation \
-tree it returns; look at the files the team wrote.
-5. Fix the definitions where the team went wrong (unclear instruction, missing delegate, a \
-specialist doing another's job) and test again. Iterate until the team works or your budget is \
-nearly spent.
-6. Call attemptCompletion, then report: the team (experts and what each does), how you tested \
-it (queries and outcomes), what you fixed, and how to run it (perstack start <coordinator> \
-"<query>").
+4. Test: call runExpert on the coordinator with a realistic query and a small step budget. \
+Read the result, the errors and the delegation tree it returns; look at the files the team wrote.
+5. Write an eval set with writeEvalSet: three to five cases (normal cases and an edge case), \
+each a query for the coordinator with checks that prove the work was done (files it must \
+write, text the result must hold, a command that must succeed). Run it with runEvalSet.
+6. Fix the definitions where the team went wrong (unclear instruction, missing delegate, a \
+specialist doing another's job) and run the eval set again. Iterate until every case passes or \
+your budget is nearly spent.
+7. Call attemptCompletion, then report: the team (experts and what each does), the eval score \
+(cases passed of total, and what still fails), what you fixed, and how to run it (perstack \
+start <coordinator> "<query>") and its eval set (perstack eval evals.toml).
 
 perstack.toml essentials:
 - [experts."<key>"] with description, instruction (use multi-line text), delegates = [keys].

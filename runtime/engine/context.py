@@ -80,6 +80,9 @@ class JobContext:
     nested_runner: Callable[..., Awaitable[dict[str, Any]]] | None = None
     """Runs an expert of the workspace's perstack.toml inside this job (create-expert's
     runExpert); set by the runner."""
+    run_job: Callable[..., Awaitable[Checkpoint]] | None = None
+    """Runs a job of its own with this job's model (:func:`runtime.run` with the model bound):
+    create-expert's ``runEvalSet`` runs the cases of an eval set with it; set by the runner."""
     compactor: EventCompactor = field(default_factory=EventCompactor)
     """Keeps stored events from repeating the conversation that checkpoint files hold."""
     lockfile: Lockfile | None = None

@@ -186,6 +186,7 @@ async def _run_job(
         redactor=Redactor.for_run(env, loaded.config),
     )
     context.nested_runner = partial(nested_run, context)
+    context.run_job = partial(run, model=model)
     if storage is not None:
         context.recorder = Recorder(storage, context.job.id, fingerprints, context.redactor)
     # One writer per job: taken once nothing but the run can fail, and before a continuation

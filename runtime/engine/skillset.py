@@ -118,7 +118,13 @@ async def open_skills(
             continue
         if name == TOOLS_SKILL_NAME and job.nested_runner is not None:
             # create-expert's own tools: in process, like the bundled base skill.
-            opened.append((config, CreateExpertSkill(job.workspace, job.nested_runner)))
+            tools = CreateExpertSkill(
+                job.workspace,
+                job.nested_runner,
+                run_job=job.run_job,
+                storage_root=job.storage.root if job.storage is not None else None,
+            )
+            opened.append((config, tools))
             job.publish(
                 SkillConnected(
                     job_id=job.job.id, run_id=run_id, skill_name=name, spawn_duration_ms=0

@@ -275,6 +275,46 @@ _CHECK_TYPES = frozenset(
 )
 
 
+def eval_set_toml(data: dict[str, Any], label: str = "evals.toml") -> str:
+    """An eval-set file for ``data`` (the file's shape as a dict, camelCase keys).
+
+    Raises:
+        UsageError: ``data`` does not follow the format (the message names each key).
+    """
+    import tomlkit
+
+    try:
+        document = EvalSetDocument.model_validate(data)
+    except ValidationError as error:
+        raise UsageError(_explain(Path(label), "", error)) from None
+    plain = document.model_dump(
+        mode="json", by_alias=True, exclude_none=True, exclude_defaults=True
+    )
+    out = tomlkit.document()
+    out.add(tomlkit.comment("Eval set: run it with `perstack eval <this file>` (docs/evals.md)."))
+    if plain.get("eval"):
+        out["eval"] = plain["eval"]
+    cases = tomlkit.aot()
+    for case in document.cases:
+        entry = case.model_dump(
+            mode="json", by_alias=True, exclude_none=True, exclude_defaults=True
+        )
+        checks = entry.pop("checks", [])
+        files = entry.pop("files", None)
+        table = tomlkit.table()
+        table.update(entry)
+        if files:
+            table["files"] = files
+        if checks:
+            rows = tomlkit.aot()
+            for check in checks:
+                rows.append(tomlkit.item(check))
+            table["checks"] = rows
+        cases.append(table)
+    out["cases"] = cases
+    return tomlkit.dumps(out)
+
+
 def eval_set_schema() -> dict[str, Any]:
     """The JSON schema of an eval-set file (as ``docs/eval-set.schema.json`` holds it)."""
     schema = EvalSetDocument.model_json_schema(by_alias=True)

@@ -6,7 +6,7 @@ import asyncio
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,12 +15,17 @@ from runtime.errors import PerstackError, UsageError
 from runtime.evals.checks import parse_verdict, run_check
 from runtime.evals.format import Case, EvalSet, Judge
 from runtime.evals.results import CaseResult, CheckResult, EvalRun
-from runtime.llm import LanguageModel
 from runtime.schema.checkpoint import Checkpoint
 from runtime.schema.events import now_ms
 from runtime.schema.ids import new_id
 from runtime.schema.messages import ExpertMessage, first_text
 from runtime.schema.setting import RunSetting
+
+RunJob = Callable[..., Awaitable[Checkpoint]]
+"""Runs one job: :func:`runtime.run` (``setting, listener, config=...``), with any model bound.
+
+Passed in rather than imported: the engine runs evals too (create-expert's ``runEvalSet``), so
+this package sits below it."""
 
 Progress = Callable[[CaseResult, int, int], None]
 """Told of each finished case: its result, how many are done, how many there are."""
@@ -49,14 +54,12 @@ class EvalOptions:
         storage_root: Where the cases' jobs are stored (their trees open in the studio).
         replay: An earlier run whose jobs' recordings answer the model calls that still match
             (a case goes on with the model from its first difference).
-        model: A model to use instead of the config's (tests, the demo, benchmarks).
         keep_workspaces: Leave each case's scratch folder behind (their paths are reported).
     """
 
     concurrency: int = 4
     storage_root: Path | None = None
     replay: EvalRun | None = None
-    model: LanguageModel | None = None
     keep_workspaces: bool = False
 
 
@@ -64,9 +67,10 @@ async def run_eval_set(
     eval_set: EvalSet,
     config: LoadedConfig,
     options: EvalOptions,
+    run: RunJob,
     progress: Progress | None = None,
 ) -> EvalRun:
-    """Run every case of ``eval_set`` and return the results (in file order).
+    """Run every case of ``eval_set`` with ``run`` and return the results (in file order).
 
     Raises:
         UsageError: a case or judge names an expert the config does not have.
@@ -80,7 +84,7 @@ async def run_eval_set(
     async def one(case: Case) -> CaseResult:
         nonlocal done
         async with limit:
-            result = await _run_case(eval_set, case, config, options)
+            result = await _run_case(eval_set, case, config, options, run)
         done += 1
         if progress is not None:
             progress(result, done, total)
@@ -116,7 +120,7 @@ def _check_experts(eval_set: EvalSet, config: LoadedConfig) -> None:
 
 
 async def _run_case(
-    eval_set: EvalSet, case: Case, config: LoadedConfig, options: EvalOptions
+    eval_set: EvalSet, case: Case, config: LoadedConfig, options: EvalOptions, run: RunJob
 ) -> CaseResult:
     expert = eval_set.expert_of(case)
     clock = time.monotonic()
@@ -137,7 +141,7 @@ async def _run_case(
             replay_live=True,
         )
         try:
-            checkpoint = await _run(setting, config, options.model)
+            checkpoint = await run(setting, None, config=config)
         except PerstackError as error:
             return CaseResult(
                 name=case.name,
@@ -151,7 +155,7 @@ async def _run_case(
 
         async def judge(check: Judge) -> tuple[bool, str, str | None]:
             earlier = _judge_job(previous, check)
-            return await _judge(check, case, result_text, workspace, config, options, earlier)
+            return await _judge(check, case, result_text, workspace, config, options, run, earlier)
 
         checks = [await run_check(check, workspace, result_text, judge) for check in case.checks]
         completed = checkpoint.status == "completed"
@@ -174,14 +178,6 @@ async def _run_case(
     finally:
         if not options.keep_workspaces:
             shutil.rmtree(workspace, ignore_errors=True)
-
-
-async def _run(
-    setting: RunSetting, config: LoadedConfig, model: LanguageModel | None
-) -> Checkpoint:
-    from runtime.engine.runner import run
-
-    return await run(setting, None, model=model, config=config)
 
 
 def _stored(storage_root: Path | None, job_id: str) -> bool:
@@ -227,6 +223,7 @@ async def _judge(
     workspace: Path,
     config: LoadedConfig,
     options: EvalOptions,
+    run: RunJob,
     replay_of: str | None,
 ) -> tuple[bool, str, str | None]:
     setting = RunSetting(
@@ -238,7 +235,7 @@ async def _judge(
         replay_live=True,
     )
     try:
-        checkpoint = await _run(setting, config, options.model)
+        checkpoint = await run(setting, None, config=config)
     except PerstackError as error:
         return False, f"the judge could not run: {error.message}", None
     if checkpoint.status != "completed":
@@ -249,4 +246,4 @@ async def _judge(
     return verdict, "" if verdict else why, checkpoint.job_id
 
 
-__all__ = ["CheckResult", "EvalOptions", "final_text", "run_eval_set"]
+__all__ = ["CheckResult", "EvalOptions", "RunJob", "final_text", "run_eval_set"]

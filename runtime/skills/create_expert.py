@@ -21,6 +21,8 @@ from runtime.skills.types import SkillKind, ToolDefinition, ToolOutcome
 
 NestedRunner = Callable[[str, str, int], Awaitable[dict[str, Any]]]
 """``(expert_key, query, max_steps) -> summary``: runs an expert of the workspace's file."""
+RunJob = Callable[..., Awaitable[Any]]
+"""Runs a job of its own (:func:`runtime.run` with the job's model bound): an eval case."""
 
 
 def _schema(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
@@ -78,6 +80,54 @@ _TOOLS = [
             ["expertKey", "query"],
         ),
     ),
+    ToolDefinition(
+        skill_name=TOOLS_SKILL_NAME,
+        name="writeEvalSet",
+        description="Write an eval set (evals.toml by default): cases to test the team on, each "
+        "a query run in a scratch workspace, with checks that must hold afterwards. Check types: "
+        "fileExists {path}, fileContains {path, text}, fileMatches {path, pattern}, exec "
+        "{command} (a shell command that must exit 0), resultContains {text}, resultMatches "
+        "{pattern}, judge {expert, rubric}. Replaces the file; returns the diff.",
+        input_schema=_schema(
+            {
+                "path": {"type": "string", "description": "Defaults to evals.toml."},
+                "expert": {"type": "string", "description": "The cases' default expert."},
+                "cases": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "name": {"type": "string"},
+                            "query": {"type": "string"},
+                            "expert": {"type": "string"},
+                            "files": {
+                                "type": "object",
+                                "description": "Files to seed the workspace with (path: text).",
+                            },
+                            "maxSteps": {"type": "integer", "minimum": 1},
+                            "checks": {"type": "array", "items": {"type": "object"}},
+                        },
+                        "required": ["name", "query", "checks"],
+                    },
+                },
+            },
+            ["expert", "cases"],
+        ),
+    ),
+    ToolDefinition(
+        skill_name=TOOLS_SKILL_NAME,
+        name="runEvalSet",
+        description="Run an eval set (perstack eval) on the team in perstack.toml and return the "
+        "score: passed and failed cases, and for each failure which check failed and why. The "
+        "results are stored, so the user sees them in the studio and in perstack eval --compare.",
+        input_schema=_schema(
+            {
+                "path": {"type": "string", "description": "Defaults to evals.toml."},
+                "concurrency": {"type": "integer", "minimum": 1, "maximum": 10, "default": 4},
+            },
+            [],
+        ),
+    ),
 ]
 
 
@@ -91,9 +141,18 @@ class CreateExpertSkill:
     name = TOOLS_SKILL_NAME
     kind: SkillKind = "mcp"
 
-    def __init__(self, workspace: Path, run_nested: NestedRunner) -> None:
+    def __init__(
+        self,
+        workspace: Path,
+        run_nested: NestedRunner,
+        *,
+        run_job: RunJob | None = None,
+        storage_root: Path | None = None,
+    ) -> None:
         self._workspace = workspace
         self._run_nested = run_nested
+        self._run_job = run_job
+        self._storage_root = storage_root
         self._backup: Path | None = None
 
     @property
@@ -101,7 +160,7 @@ class CreateExpertSkill:
         return self._workspace / "perstack.toml"
 
     def tools(self) -> list[ToolDefinition]:
-        """The four authoring tools."""
+        """The authoring and testing tools."""
         return list(_TOOLS)
 
     async def close(self) -> None:
@@ -120,6 +179,10 @@ class CreateExpertSkill:
                 return self._remove(args)
             if tool_name == "runExpert":
                 return await self._run(args)
+            if tool_name == "writeEvalSet":
+                return self._write_evals(args)
+            if tool_name == "runEvalSet":
+                return await self._run_evals(args)
         except PerstackError as error:
             return ToolOutcome.error(str(error))
         return ToolOutcome.error(f"Unknown tool {tool_name!r}")
@@ -203,3 +266,68 @@ class CreateExpertSkill:
         if not isinstance(budget, int) or not 1 <= budget <= 100:
             return ToolOutcome.error("maxSteps must be a whole number from 1 to 100")
         return _ok(await self._run_nested(key, query, budget))
+
+    def _inside(self, given: object, default: str) -> Path:
+        from runtime.errors import UsageError
+
+        path = (self._workspace / str(given or default)).resolve()
+        if not path.is_relative_to(self._workspace.resolve()):
+            raise UsageError("path must be inside the workspace")
+        return path
+
+    def _write_evals(self, args: dict[str, Any]) -> ToolOutcome:
+        from runtime.config.authoring import unified_diff
+        from runtime.evals.format import eval_set_toml
+        from runtime.files import atomic_write
+
+        path = self._inside(args.get("path"), "evals.toml")
+        data = {"eval": {"expert": args.get("expert")}, "cases": args.get("cases") or []}
+        text = eval_set_toml(data, label=path.name)
+        before = path.read_text(encoding="utf-8") if path.is_file() else ""
+        atomic_write(path, text)
+        return _ok(
+            {"path": str(path), "cases": len(data["cases"]), "diff": unified_diff(before, text)}
+        )
+
+    async def _run_evals(self, args: dict[str, Any]) -> ToolOutcome:
+        from runtime.config.loader import load_config
+        from runtime.evals.format import load_eval_set
+        from runtime.evals.results import store_eval_run
+        from runtime.evals.runner import EvalOptions, run_eval_set
+
+        if self._run_job is None:
+            return ToolOutcome.error("runEvalSet is not available in a nested run")
+        path = self._inside(args.get("path"), "evals.toml")
+        concurrency = args.get("concurrency", 4)
+        if not isinstance(concurrency, int) or not 1 <= concurrency <= 10:
+            return ToolOutcome.error("concurrency must be a whole number from 1 to 10")
+        eval_set = load_eval_set(path)
+        loaded = load_config(str(self._config_path), self._workspace)
+        options = EvalOptions(concurrency=concurrency, storage_root=self._storage_root)
+        result = await run_eval_set(eval_set, loaded, options, self._run_job)
+        if self._storage_root is not None:
+            store_eval_run(self._storage_root, result)
+        return _ok(
+            {
+                "evalRunId": result.id,
+                "passed": result.passed,
+                "failed": result.failed,
+                "cases": [
+                    {
+                        "name": case.name,
+                        "passed": case.passed,
+                        "status": case.status,
+                        "steps": case.steps,
+                        "tokens": case.usage.total_tokens,
+                        "jobId": case.job_id,
+                        "failures": [
+                            f"{check.label}: {check.detail}"
+                            for check in case.checks
+                            if not check.passed
+                        ]
+                        + ([case.error] if case.error else []),
+                    }
+                    for case in result.cases
+                ],
+            }
+        )

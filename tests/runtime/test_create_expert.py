@@ -189,3 +189,68 @@ async def test_improving_an_existing_expert_edits_only_that_expert(tmp_path: Pat
     text = path.read_text()
     assert text.startswith("# Our team file: keep this comment.\n")
     assert "# The writer stays as it is.\n" in text
+
+
+async def test_create_expert_writes_an_eval_set_and_scores_the_team(tmp_path: Path) -> None:
+    """Issue 17 item 5: the team it builds is tested against an eval set, and the score kept."""
+    cases = [
+        {
+            "name": "one level",
+            "query": "Design one level",
+            "checks": [{"type": "fileExists", "path": "levels/1.txt"}],
+        },
+        {
+            "name": "two levels",
+            "query": "Design two levels",
+            "checks": [
+                {"type": "fileExists", "path": "levels/2.txt"},
+                {"type": "resultContains", "text": "ready"},
+            ],
+        },
+    ]
+    model = scripted_team(
+        {
+            "You build teams of micro-agents": [
+                write("ai-gaming", COORDINATOR, delegates=["@ai-gaming/level-designer"]),
+                write("@ai-gaming/level-designer", DESIGNER),
+                call("writeEvalSet", expert="ai-gaming", cases=cases),
+                call("runEvalSet", concurrency=1),
+                call("attemptCompletion"),
+                reply("1 of 2 cases pass."),
+            ],
+            COORDINATOR: [
+                call("level-designer", query="one level"),
+                reply("Level 1 is ready."),
+                call("level-designer", query="two levels"),
+                reply("Levels are ready."),
+            ],
+            DESIGNER: [
+                call("writeTextFile", path="levels/1.txt", text="#S.E#"),
+                reply("saved"),
+                call("writeTextFile", path="levels/1.txt", text="#S..E#"),  # not levels/2
+                reply("saved"),
+            ],
+        }
+    )
+    events: list[PerstackEvent] = []
+    checkpoint = await run(
+        RunSetting(expert_key="create-expert", query="Form ai-gaming", workspace=tmp_path),
+        events.append,
+        model=model,
+        config=load_config_for("create-expert", None, tmp_path),
+    )
+    assert checkpoint.status == "completed", checkpoint.error
+    written = results(events, "writeEvalSet")[0]
+    assert written["cases"] == 2 and "+[[cases]]" in written["diff"]
+    assert (tmp_path / "evals.toml").read_text().startswith("# Eval set: run it with")
+
+    score = results(events, "runEvalSet")[0]
+    assert (score["passed"], score["failed"]) == (1, 1)
+    failing = next(case for case in score["cases"] if case["name"] == "two levels")
+    assert failing["failures"] == ["levels/2.txt exists: levels/2.txt is missing"]
+    # Each case ran in a scratch workspace of its own, as a job of its own, and the score is
+    # stored where perstack eval --compare and the studio find it.
+    assert not (tmp_path / "levels").exists()
+    assert all((tmp_path / "perstack" / "jobs" / case["jobId"]).is_dir() for case in score["cases"])
+    stored = list((tmp_path / "perstack" / "evals" / "evals").glob("*.json"))
+    assert [json.loads(path.read_text())["id"] for path in stored] == [score["evalRunId"]]

@@ -74,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from runtime.engine.runner import load_config_for
+    from runtime.engine.runner import load_config_for, run
     from runtime.evals.format import load_eval_set
     from runtime.evals.results import compare, find_eval_run, store_eval_run
     from runtime.evals.runner import EvalOptions, run_eval_set
@@ -101,7 +101,7 @@ def _eval(args: argparse.Namespace) -> int:
         replay=replay,
         keep_workspaces=args.keep_workspaces,
     )
-    result = run_interruptibly(run_eval_set(eval_set, loaded, options, progress.update))
+    result = run_interruptibly(run_eval_set(eval_set, loaded, options, run, progress.update))
     progress.finish()
     stored = store_eval_run(storage_root, result)
     comparison = compare(previous, result) if previous is not None else None
