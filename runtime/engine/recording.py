@@ -74,6 +74,11 @@ class Fingerprinter:
     workspace: Path
     _messages: dict[str, str] = field(default_factory=dict)
     _tools: dict[tuple[str, ...], str] = field(default_factory=dict)
+    _prefixes: dict[str, Any] = field(default_factory=dict)
+    """Message id → the request hash's state after the conversation up to that message: a
+    conversation only grows, so each call hashes only what is new since the last."""
+    _last: tuple[GenerationRequest, str, Fingerprint] | None = None
+    """The latest request fingerprinted: a replay's model and the recorder ask about the same."""
 
     def _canonical(self, data: Any) -> str:
         text = json.dumps(_without_ids(data), sort_keys=True, ensure_ascii=False)
@@ -105,15 +110,27 @@ class Fingerprinter:
 
     def fingerprint(self, request: GenerationRequest, model: str) -> Fingerprint:
         """The fingerprint of ``request`` to ``model``."""
-        hashes = [self.message_hash(message) for message in request.messages]
+        if self._last is not None and self._last[0] is request and self._last[1] == model:
+            return self._last[2]
+        messages = request.messages
+        hashes = [self.message_hash(message) for message in messages]
         tools = self.tools_hash(request.tools)
-        whole = _digest("\n".join([model, tools, *hashes]))
-        return Fingerprint(
-            request_hash=whole,
+        start = len(messages)
+        while start > 0 and messages[start - 1].id not in self._prefixes:
+            start -= 1
+        state = self._prefixes[messages[start - 1].id].copy() if start else hashlib.sha256()
+        for message, digest in zip(messages[start:], hashes[start:], strict=True):
+            state.update(f"{digest}\n".encode())
+            self._prefixes[message.id] = state.copy()
+        state.update(f"{model}\n{tools}".encode())
+        fingerprint = Fingerprint(
+            request_hash=state.hexdigest()[:24],
             message_hashes=hashes,
             tools_hash=tools,
             tool_names=[tool.name for tool in request.tools],
         )
+        self._last = (request, model, fingerprint)
+        return fingerprint
 
     def preview(self, message: Message, index: int) -> MessagePreview:
         """The start of ``message`` as a divergence report shows it."""
@@ -166,6 +183,8 @@ class Recorder:
     _size: int = -1
     _seq: int = -1
     _cut: bool = False
+    _last_of_run: dict[str, tuple[int, list[str]]] = field(default_factory=dict)
+    """Run id → the seq and message hashes of its latest recorded call."""
 
     def record(
         self,
@@ -190,6 +209,11 @@ class Recorder:
             self._seq = _lines_in(self.storage, self.job_id)
         print_ = self.fingerprints.fingerprint(request, model)
         redacted = self._redact(answer)
+        hashes, prefix = print_.message_hashes, None
+        last = self._last_of_run.get(run_id)
+        if last is not None and hashes[: len(last[1])] == last[1]:
+            prefix = last[0]
+            hashes = hashes[len(last[1]) :]
         call = ModelCall(
             seq=self._seq,
             expert_key=expert_key,
@@ -197,7 +221,9 @@ class Recorder:
             step_number=step_number,
             model=model,
             request_hash=print_.request_hash,
-            message_hashes=print_.message_hashes,
+            message_count=len(print_.message_hashes),
+            message_hashes=hashes,
+            prefix_seq=prefix,
             tools_hash=print_.tools_hash,
             tool_names=print_.tool_names,
             with_tools=bool(request.tools),
@@ -215,6 +241,8 @@ class Recorder:
             self._cut = True
             line = RecordingCut(after_seq=self._seq - 1).to_json()
         self.storage.append_recording(self.job_id, line)
+        if not self._cut:
+            self._last_of_run[run_id] = (self._seq, print_.message_hashes)
         self._size += len(line.encode("utf-8")) + 1
         self._seq += 1
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from runtime.engine.context import CURRENT_GENERATION
 from runtime.engine.recording import Fingerprint, Fingerprinter, preview_text
 from runtime.errors import ModelError
-from runtime.jobs.recording import ModelCall
+from runtime.jobs.recording import ModelCall, all_message_hashes
 from runtime.llm import (
     Finish,
     GenerationRequest,
@@ -179,10 +179,12 @@ class ReplayModel:
                 f"the recorded job has {ever} model call(s) of {expert_key}, all answered "
                 "already: this run asks for more"
             )
-        call = max(candidates, key=lambda c: _common_prefix(c.message_hashes, fingerprint))
+        by_seq = {c.seq: c for c in self.calls}
+        histories = {c.seq: all_message_hashes(c, by_seq) for c in candidates}
+        call = max(candidates, key=lambda c: _common_prefix(histories[c.seq], fingerprint))
         if call.model != self.model_name:
             return divergence(f"the model changed: recorded {call.model}, now {self.model_name}")
-        now, then = fingerprint.message_hashes, call.message_hashes
+        now, then = fingerprint.message_hashes, histories[call.seq]
         index = _common_prefix(then, fingerprint)
         if index < min(len(now), len(then)):
             message = request.messages[index]

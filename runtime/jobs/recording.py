@@ -6,9 +6,10 @@ do). ``perstack replay`` answers a new run's model calls from it (:mod:`runtime.
 
 What a line keeps is bounded and secret-free:
 
-- the request as hashes only (the whole request, each message, the tools), plus a short preview
-  of the few messages a replay most often diverges on (the first, and the last two), so a
-  divergence can be reported without keeping the conversation a second time;
+- the request as hashes only (the whole request, each message new since the run's previous
+  call, the tools), plus a short preview of the few messages a replay most often diverges on
+  (the first, and the last two), so a divergence can be reported without keeping the
+  conversation a second time;
 - the answer in full (text, reasoning, tool calls, usage, finish reason), with the run's secret
   values redacted, as the events that carry the same answer are;
 - at most :data:`MAX_RECORDING_BYTES` per job: past it, one last line says the recording was cut
@@ -76,7 +77,13 @@ class ModelCall(WireModel):
     request_hash: str
     """Hash of the request as a replay matches it: the messages (ids, the workspace path and the
     date in the system prompt left out) and the tools."""
+    message_count: int
     message_hashes: list[str]
+    """The hashes of the request's messages after the first ``message_count - len(...)``: those
+    are the messages of call ``prefix_seq`` (the same run's previous call, whose conversation
+    this one extends), or none when ``prefix_seq`` is None. Kept as a tail so a recording grows
+    with the conversation, not with its square (:func:`all_message_hashes` puts it together)."""
+    prefix_seq: int | None = None
     tools_hash: str
     tool_names: list[str]
     with_tools: bool = True
@@ -94,6 +101,17 @@ class RecordingCut(WireModel):
     v: int = RECORDING_VERSION
     cut: Literal[True] = True
     after_seq: int
+
+
+def all_message_hashes(call: ModelCall, by_seq: dict[int, ModelCall]) -> list[str]:
+    """Every message hash of a recorded call's request, following its ``prefix_seq`` chain."""
+    tails: list[list[str]] = []
+    current: ModelCall | None = call
+    while current is not None:
+        tails.append(current.message_hashes)
+        current = by_seq.get(current.prefix_seq) if current.prefix_seq is not None else None
+    hashes = [item for tail in reversed(tails) for item in tail]
+    return hashes[-call.message_count :] if len(hashes) > call.message_count else hashes
 
 
 def recording_path(job_dir: Path) -> Path:

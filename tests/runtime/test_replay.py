@@ -276,3 +276,20 @@ async def test_a_job_without_a_recording_is_refused_before_it_starts(tmp_path: P
     (tmp_path / "perstack" / "jobs" / first.job_id / "recording.jsonl").unlink()
     with pytest.raises(UsageError, match="has no model-call recording"):
         await go(tmp_path, nothing_left(), replay_of=first.job_id)
+
+
+async def test_the_recording_grows_with_the_conversation_not_its_square(tmp_path: Path) -> None:
+    steps = 40
+    script = [call("readTextFile", path=f"missing-{i}.txt") for i in range(steps)]
+    toml = '[experts."solo"]\ninstruction = "Read them all."\n'
+    first, _ = await go(tmp_path, ScriptedModel([*script, reply("done")]), toml=toml, expert="solo")
+    calls_, _ = read_recording(tmp_path / "perstack" / "jobs" / first.job_id)
+    # Each call keeps the hashes of the two messages new since the previous one.
+    assert [len(c.message_hashes) for c in calls_[1:]] == [2] * steps
+    assert [c.prefix_seq for c in calls_] == [None, *range(steps)]
+    assert calls_[-1].message_count == 2 + 2 * steps
+    # A change early in the conversation is still found, through the chain of prefixes.
+    (tmp_path / "missing-3.txt").write_text("now it exists")
+    second, _ = await go(tmp_path, nothing_left(), toml=toml, expert="solo", replay_of=first.job_id)
+    assert second.error is not None
+    assert "(step 5): message 10 of 10 (toolMessage) differs" in second.error.message
