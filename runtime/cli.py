@@ -216,6 +216,12 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         help="resume from this checkpoint (needs --continue-job)",
     )
     parser.add_argument(
+        "--fork-from",
+        metavar="CHECKPOINT_ID",
+        help="start a new job from this checkpoint of any stored job (coordinator or delegate), "
+        "with the current perstack.toml",
+    )
+    parser.add_argument(
         "-i",
         "--interactive-tool-call-result",
         dest="interactive",
@@ -288,6 +294,7 @@ def setting_from_args(args: argparse.Namespace, **overrides: Any) -> RunSetting:
         "continue_latest": args.continue_latest,
         "continue_job": args.continue_job,
         "resume_from": args.resume_from,
+        "fork_from": args.fork_from,
         "interactive_answer": args.interactive,
         "verbose": args.verbose,
         "sandbox": args.sandbox,

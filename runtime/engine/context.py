@@ -98,6 +98,9 @@ class JobContext:
     redactor: Redactor = field(default_factory=Redactor)
     """Takes the run's secret values out of tool results and skill stderr
     (:mod:`runtime.engine.secrets`)."""
+    fresh_instructions: bool = False
+    """An expert resumed from a stored checkpoint gets its current system prompt in place of
+    the one it was stored with (a fork: its definition may have been edited since)."""
     recorder: Recorder | None = None
     """Appends each model call to the job's recording (:mod:`runtime.engine.recording`); None
     when nothing is stored."""

@@ -18,8 +18,8 @@ from runtime.errors import CheckpointError, PerstackError, UsageError
 from runtime.jobs.events import read_job_events
 from runtime.jobs.lock import INTERRUPTED_ERROR
 from runtime.jobs.store import Storage
-from runtime.schema.checkpoint import Checkpoint, ToolResult
-from runtime.schema.events import InteractiveToolCallInfo, StartRun
+from runtime.schema.checkpoint import Checkpoint, JobOrigin, ToolResult
+from runtime.schema.events import InteractiveToolCallInfo, StartRun, now_ms
 from runtime.schema.messages import TextPart
 from runtime.schema.setting import RunSetting
 
@@ -29,6 +29,7 @@ __all__ = [
     "continuation_checkpoint",
     "continuation_job_id",
     "first_query",
+    "fork_job",
     "recovered_checkpoint",
     "stored_delegations",
     "was_interrupted",
@@ -243,3 +244,53 @@ def was_interrupted(checkpoint: Checkpoint) -> bool:
     return checkpoint.status == "stoppedByError" and (
         checkpoint.error is not None and checkpoint.error.name == INTERRUPTED_ERROR
     )
+
+
+def fork_job(storage: Storage, checkpoint_id: str, fork_id: str) -> str:
+    """Make job ``fork_id`` a fork of the job holding ``checkpoint_id``, as of that checkpoint.
+
+    The new job holds copies of the origin's checkpoints up to that step (every run's, so a
+    delegate's parent and its siblings resume as they stood then) and a job.json naming its
+    origin; its own runs then go on from the checkpoint (``--resume-from`` in the new job).
+    Nothing of the origin changes. Returns the origin's job id.
+
+    Raises:
+        CheckpointError: no stored job holds the checkpoint.
+        UsageError: ``fork_id`` names a job that exists.
+    """
+    from runtime.jobs.api import Jobs  # read once, when forking: not on a run's way to start
+
+    origin = next(
+        (
+            job_id
+            for job_id in storage.job_ids()
+            if (storage.job_dir(job_id) / "checkpoints" / f"{checkpoint_id}.json").is_file()
+        ),
+        None,
+    )
+    if origin is None:
+        raise CheckpointError(
+            f"Checkpoint {checkpoint_id!r} not found in any job of {storage.jobs_dir} "
+            "(perstack log --checkpoints JOB lists a job's checkpoints)"
+        )
+    if storage.job_dir(fork_id).exists():
+        raise UsageError(f"Job {fork_id!r} exists already: a fork is a new job")
+    fork_point = storage.load_checkpoint(origin, checkpoint_id)
+    for stored in storage.checkpoints(origin):
+        if stored.step_number <= fork_point.step_number:
+            storage.store_checkpoint(stored.model_copy(update={"job_id": fork_id}))
+    record = Jobs(storage.root).record(origin)
+    storage.store_job(
+        record.model_copy(
+            update={
+                "id": fork_id,
+                "status": "running",
+                "started_at": now_ms(),
+                "finished_at": None,
+                "total_steps": fork_point.step_number,
+                "usage": fork_point.usage,
+                "origin": JobOrigin(kind="fork", job_id=origin, checkpoint_id=checkpoint_id),
+            }
+        )
+    )
+    return origin

@@ -36,7 +36,7 @@ from runtime.schema.checkpoint import (
 )
 from runtime.schema.events import InitializeRuntime, InteractiveToolCallInfo, now_ms
 from runtime.schema.ids import new_id
-from runtime.schema.messages import ExpertMessage, TextPart, first_text
+from runtime.schema.messages import ExpertMessage, InstructionMessage, TextPart, first_text
 from runtime.skills.delegate import DelegateSkill
 from runtime.version import __version__
 
@@ -111,6 +111,8 @@ async def run_expert(
                     DelegateInfo(name=d.key, description=d.description or "") for d in delegates
                 ],
             )
+            if job.fresh_instructions:
+                checkpoint = _with_instruction(checkpoint, prompt)
             # A checkpoint saved while delegates were running (e.g. the process was killed)
             # resumes its delegates, each from its own latest stored checkpoint.
             delegates_pending = checkpoint.status == "stoppedByDelegate"
@@ -145,6 +147,17 @@ async def run_expert(
                     job, run_id, not_started, step, interrupt_reason(stop), started=False
                 )
             raise
+
+
+def _with_instruction(checkpoint: Checkpoint, prompt: str) -> Checkpoint:
+    """``checkpoint`` with ``prompt`` as its system prompt (a fork of an edited expert)."""
+    messages = checkpoint.messages
+    if not messages or not isinstance(messages[0], InstructionMessage):
+        return checkpoint  # a run not started yet: it builds its prompt itself
+    if messages[0].contents and messages[0].contents[0].text == prompt:
+        return checkpoint
+    fresh = InstructionMessage(contents=[TextPart(text=prompt)], cache=messages[0].cache)
+    return checkpoint.model_copy(update={"messages": [fresh, *messages[1:]]})
 
 
 def _publish_initialize(

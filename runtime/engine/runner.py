@@ -99,6 +99,8 @@ async def run(
     storage = (
         Storage(setting.storage_path or default_storage_root(workspace)) if setting.store else None
     )
+    if setting.fork_from is not None:
+        setting = _fork(setting, storage)
     sandboxed = setting.sandbox or bool(loaded.config.sandbox)
     if sandboxed:
         from runtime.sandbox import require_bwrap
@@ -186,6 +188,7 @@ async def _run_job(
         redactor=Redactor.for_run(env, loaded.config),
     )
     context.nested_runner = partial(nested_run, context)
+    context.fresh_instructions = setting.fork_from is not None
     context.run_job = partial(run, model=model)
     if storage is not None:
         context.recorder = Recorder(storage, context.job.id, fingerprints, context.redactor)
@@ -412,6 +415,27 @@ def _provider_model(settings: EffectiveSettings, env: dict[str, str]) -> Languag
     from runtime.llm.factory import create_model
 
     return create_model(settings.provider, settings.model, settings.provider_setting, env)
+
+
+def _fork(setting: RunSetting, storage: Storage | None) -> RunSetting:
+    """Make the fork's job, and the setting that continues it from the fork's checkpoint."""
+    from runtime.engine.continuation import fork_job
+
+    assert setting.fork_from is not None
+    if storage is None:
+        raise UsageError("A fork copies a stored job: run it with storing on")
+    if setting.continue_job or setting.continue_latest or setting.resume_from:
+        raise UsageError(
+            "--fork-from starts a new job: it cannot be combined with --continue, "
+            "--continue-job or --resume-from"
+        )
+    if setting.interactive_answer:
+        raise UsageError("-i answers a waiting job; a fork is a new job (drop -i)")
+    fork_id = setting.job_id or new_id()
+    fork_job(storage, setting.fork_from, fork_id)
+    return setting.model_copy(
+        update={"continue_job": fork_id, "resume_from": setting.fork_from, "job_id": None}
+    )
 
 
 def _replay_model(

@@ -53,6 +53,10 @@ class RunSetting(BaseModel):
     """Checkpoint id to resume from; requires ``continue_job``."""
     interactive_answer: bool = False
     """Treat ``query`` as the answer to the pending interactive tool call."""
+    fork_from: str | None = None
+    """Start a new job from this checkpoint of a stored job (of its coordinator or of any
+    delegate), with the current perstack.toml: each expert resumed there gets its current
+    instruction. The new job names its origin; the origin is left as it was."""
     replay_of: str | None = None
     """Answer model calls from this job's recording (``perstack replay``): a call that matches
     it costs no request; the first that does not stops the run, or goes on live."""

@@ -1,0 +1,98 @@
+"""Forking a job from any checkpoint with an edited definition (issue 16, item 2)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runtime import CheckpointError, RunSetting, UsageError, parse_config, run
+from runtime.jobs import Jobs
+from runtime.llm import GenerationRequest
+from runtime.testing import ScriptedModel, call, reply, scripted_team
+from tests.runtime.test_replay import TEAM
+
+EDITED = TEAM.replace("You write code.", "You write code, in Rust.")
+
+
+def team() -> ScriptedModel:
+    return scripted_team(
+        {
+            "You lead the team.": [call("coder", query="build it"), reply("shipped")],
+            "You write code.": [
+                call("writeTextFile", path="main.py", text="print(1)"),
+                call("attemptCompletion"),
+                reply("built in Python"),
+            ],
+        }
+    )
+
+
+async def go(workspace: Path, model: Any, toml: str = TEAM, **overrides: Any) -> Any:
+    fields: dict[str, Any] = {"query": "make it", "retry_base_delay_ms": 0} | overrides
+    setting = RunSetting(expert_key="lead", workspace=workspace, **fields)
+    return await run(setting, None, model=model, config=parse_config(toml, path=workspace / "x"))
+
+
+def system_prompt(request: GenerationRequest) -> str:
+    return request.messages[0].contents[0].text  # type: ignore[union-attr]
+
+
+async def test_fork_a_delegate_step_with_an_edited_instruction(tmp_path: Path) -> None:
+    first = await go(tmp_path, team())
+    jobs = Jobs(tmp_path / "perstack")
+    coder_steps = [c for c in jobs.checkpoints(first.job_id) if c.expert_key == "@team/coder"]
+    fork_point = coder_steps[0]  # after it wrote main.py, before it completed
+    stored_before = sorted(p.name for p in (tmp_path / "perstack" / "jobs").iterdir())
+
+    # The fork: the coder now writes Rust; it goes on from its first step, then the lead.
+    model = scripted_team(
+        {
+            "You write code, in Rust.": [
+                call("writeTextFile", path="main.rs", text="fn main() {}"),
+                call("attemptCompletion"),
+                reply("built in Rust"),
+            ],
+            "You lead the team.": [reply("shipped in Rust")],
+        }
+    )
+    forked = await go(tmp_path, model, EDITED, query="", fork_from=fork_point.id)
+
+    assert forked.status == "completed", forked.error
+    assert forked.job_id != first.job_id
+    assert "shipped in Rust" in json.dumps(forked.model_dump(mode="json"))
+    # The coder resumed with its edited instruction in place of the one it was stored with,
+    # and its conversation so far (the Python file it wrote) kept.
+    coder_request = model.requests[0]
+    assert "You write code, in Rust." in system_prompt(coder_request)
+    assert "print(1)" in json.dumps([m.model_dump(mode="json") for m in coder_request.messages])
+    assert (tmp_path / "main.rs").is_file()
+
+    job = json.loads((tmp_path / "perstack" / "jobs" / forked.job_id / "job.json").read_text())
+    assert job["origin"] == {
+        "kind": "fork",
+        "jobId": first.job_id,
+        "checkpointId": fork_point.id,
+    }
+    # The fork holds the origin's checkpoints up to the fork point, and its own after it.
+    steps = [c.step_number for c in jobs.checkpoints(forked.job_id)]
+    assert min(steps) == 1 and fork_point.step_number in steps
+    # The origin is left as it was.
+    assert [c.id for c in jobs.checkpoints(first.job_id)] == [
+        c.id for c in Jobs(tmp_path / "perstack").checkpoints(first.job_id)
+    ]
+    assert first.job_id in stored_before
+    assert jobs.get(first.job_id).status == "completed"
+
+
+async def test_fork_errors_are_clear(tmp_path: Path) -> None:
+    first = await go(tmp_path, team())
+    with pytest.raises(CheckpointError, match="Checkpoint 'nope' not found in any job of"):
+        await go(tmp_path, ScriptedModel([]), fork_from="nope")
+    point = Jobs(tmp_path / "perstack").checkpoints(first.job_id)[0]
+    with pytest.raises(UsageError, match="cannot be combined with --continue"):
+        await go(tmp_path, ScriptedModel([]), fork_from=point.id, continue_job=first.job_id)
+    with pytest.raises(UsageError, match="exists already"):
+        await go(tmp_path, ScriptedModel([]), fork_from=point.id, job_id=first.job_id)
