@@ -261,7 +261,8 @@ class TestHistory:
 
         Title "Past jobs · 2". Rows: 2025-01-02 12:31:00 solo completed (job solo-job), then
         2025-01-02 12:30:00 game-studio completed (job demo-job), with steps and tokens. The
-        hint below says "Enter: the job's checkpoints · Esc: back to the run".
+        hint below says "Enter: the job's checkpoints · Esc: back to the run"; the footer offers
+        "esc Back  m Mark  d Diff".
         """
         demo_events(tmp_path, "demo-job")
         fix_start(tmp_path, "demo-job", STARTED)

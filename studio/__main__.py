@@ -18,6 +18,9 @@ _COMMANDS = {
     "log": "inspect stored jobs, runs, checkpoints and events",
     "install": "record every expert's tool definitions in perstack.lock",
     "export": "write a stored job in Perstack's layout (--format perstack)",
+    "diff": "compare two stored jobs step by step (what diverged first)",
+    "replay": "run a stored job again, its model calls answered by its recording",
+    "eval": "run an eval set (cases and checks) and score the team",
     "base": "serve the base skill as an MCP stdio server",
 }
 
@@ -77,6 +80,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         from runtime.export import main as export_main
 
         return export_main(rest)
+    if command == "diff":
+        from runtime.diff import main as diff_main
+
+        return diff_main(rest)
+    if command == "replay":
+        from runtime.replay import main as replay_main
+
+        return replay_main(rest)
+    if command == "eval":
+        from runtime.evaluate import main as eval_main
+
+        return eval_main(rest)
     if command == "base":
         from runtime.cli import serve_base
 

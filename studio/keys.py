@@ -42,7 +42,7 @@ class KeySpec:
     """How to show the key, when Textual's default reads poorly."""
 
 
-GROUPS = ("File", "Team", "Tree", "Editor", "Dialogs", "Run", "New team", "App")
+GROUPS = ("File", "Team", "Tree", "Editor", "Dialogs", "Run", "Evals", "New team", "App")
 """Help-screen sections, in order."""
 
 KEYS: tuple[KeySpec, ...] = (
@@ -272,6 +272,56 @@ KEYS: tuple[KeySpec, ...] = (
         "Run",
     ),
     KeySpec(
+        "history-fork",
+        "f",
+        "fork",
+        "Fork",
+        "Fork a new job from the highlighted checkpoint, with that expert's definition edited "
+        "for the fork (and, if you accept the diff, in perstack.toml).",
+        "Run",
+    ),
+    KeySpec(
+        "history-mark",
+        "m",
+        "mark",
+        "Mark",
+        "Mark the highlighted job (again: unmark it); d on another job compares the two.",
+        "Run",
+    ),
+    KeySpec(
+        "history-diff",
+        "d",
+        "diff",
+        "Diff",
+        "Compare the highlighted job with the marked one (none marked: the job it replays or "
+        "forks, else its expert's previous job), side by side, the first divergence selected.",
+        "Run",
+    ),
+    KeySpec(
+        "diff-next",
+        "n",
+        "next_difference",
+        "Next diff",
+        "Move to the next step or run that differs.",
+        "Run",
+    ),
+    KeySpec(
+        "diff-previous",
+        "p",
+        "previous_difference",
+        "Prev diff",
+        "Move to the previous step or run that differs.",
+        "Run",
+    ),
+    KeySpec(
+        "diff-back",
+        "escape",
+        "back",
+        "Back",
+        "Close the comparison, back to the history.",
+        "Run",
+    ),
+    KeySpec(
         "interactive-answer",
         "ctrl+s",
         "submit",
@@ -286,6 +336,57 @@ KEYS: tuple[KeySpec, ...] = (
         "Later",
         "Close without answering; type the answer in the query box later.",
         "Run",
+    ),
+    # Evals ------------------------------------------------------------------------------------
+    KeySpec(
+        "open-evals",
+        "f7",
+        "evals",
+        "Evals",
+        "The eval sets of this folder: their latest scores, run one, compare with earlier runs.",
+        "Evals",
+        show=False,
+    ),
+    KeySpec(
+        "evals-run",
+        "r",
+        "run_evals",
+        "Run",
+        "Run the eval set on the team in perstack.toml (as perstack eval does).",
+        "Evals",
+    ),
+    KeySpec(
+        "evals-older",
+        "[",
+        "older",
+        "Older",
+        "Compare with the run before the one compared with now.",
+        "Evals",
+    ),
+    KeySpec(
+        "evals-newer",
+        "]",
+        "newer",
+        "Newer",
+        "Compare with a more recent earlier run.",
+        "Evals",
+    ),
+    KeySpec(
+        "evals-next-set",
+        "tab",
+        "next_set",
+        "Next set",
+        "Show the next eval set of the folder.",
+        "Evals",
+        show=False,
+    ),
+    KeySpec(
+        "evals-back",
+        "escape",
+        "back",
+        "Back",
+        "Close the Evals view.",
+        "Evals",
     ),
     # New team (the create-expert wizard) --------------------------------------------------------
     KeySpec(
