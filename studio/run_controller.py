@@ -157,6 +157,17 @@ class RunController:
         self.job_id = job_id
         return self._start(query, continue_job=job_id, resume_from=checkpoint_id)
 
+    def fork(
+        self, checkpoint_id: str, query: str, edited: tuple[Path, str] | None = None
+    ) -> Worker[Checkpoint | None]:
+        """Fork a new job from a stored checkpoint.
+
+        ``edited``: perstack.toml's path and the text the fork runs with (an expert edited for
+        the fork only); None runs the file on disk.
+        """
+        self.job_id = None
+        return self._start(query, fork_from=checkpoint_id, edited_config=edited)
+
     def cancel(self) -> bool:
         """Cancel the run in flight; ``False`` when there is none."""
         if not self.running:
@@ -164,6 +175,13 @@ class RunController:
         assert self.worker is not None
         self.worker.cancel()
         return True
+
+    def _extra(self, continuation: dict[str, Any]) -> dict[str, Any]:
+        # A fork asked for on the command line makes the first job; later runs continue it.
+        extra = dict(self.options.extra)
+        if continuation.get("continue_job") or "fork_from" in continuation:
+            extra.pop("fork_from", None)
+        return extra
 
     def _start(self, query: str, **continuation: Any) -> Worker[Checkpoint | None]:
         self.target.post_message(RunStarted(query, continuation.get("continue_job")))
@@ -178,13 +196,17 @@ class RunController:
         return self.worker
 
     async def _run(self, query: str, continuation: dict[str, Any]) -> Checkpoint | None:
-        from runtime import RunSetting, load_config_for, run
+        from runtime import RunSetting, load_config_for, parse_config, run
 
         options = self.options
+        edited = continuation.pop("edited_config", None)
         try:
-            self.config = load_config_for(
-                options.expert_key, options.config_path, options.workspace
-            )
+            if edited is not None:
+                self.config = parse_config(edited[1], path=edited[0])
+            else:
+                self.config = load_config_for(
+                    options.expert_key, options.config_path, options.workspace
+                )
             if options.language_model is None:
                 # Off the event loop: the screen keeps drawing while a client loads (or while
                 # the warm-up started when the screen opened finishes).
@@ -198,7 +220,7 @@ class RunController:
                 provider=options.provider,
                 model=options.model,
                 job_id=None if continuation.get("continue_job") else options.job_id,
-                **options.extra,
+                **self._extra(continuation),
                 **continuation,
             )
             checkpoint = await run(

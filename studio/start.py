@@ -122,6 +122,7 @@ def _run_tui(args: argparse.Namespace, settings: Settings) -> int:
         "max_retries": args.max_retries,
         "timeout": args.timeout,
         "env_path": args.env_path,
+        "fork_from": args.fork_from,
     }
     app = make_run_app(
         workspace=None if args.demo else Path.cwd(),
@@ -251,7 +252,7 @@ def _start(args: argparse.Namespace) -> int:
                     )
                     break
                 query, answering, continue_job = answer, True, checkpoint.job_id
-                args.resume_from = None
+                args.resume_from = args.fork_from = None  # the job they made goes on
     except KeyboardInterrupt as interrupt:
         return report_interrupt(interrupt)
     except PerstackError as error:

@@ -46,7 +46,8 @@ if TYPE_CHECKING:
 
 RUNS_PLACEHOLDER = (
     "Runs of the team will appear here: pick an expert, give it a query and watch its steps.\n\n"
-    'Until then, run an expert from a terminal: perstack start <expert> "<query>" --no-tui'
+    'Until then, run an expert from a terminal: perstack start <expert> "<query>" --no-tui\n\n'
+    "F7 shows the scores of the team's eval sets (perstack eval)."
 )
 
 
@@ -66,6 +67,7 @@ class MainScreen(Screen[None]):
         "focus-tree",
         "focus-editor",
         "focus-problems",
+        "open-evals",
     )
 
     def __init__(self, path: Path, *, label: str, data: bytes) -> None:
@@ -333,6 +335,14 @@ class MainScreen(Screen[None]):
         options = RunOptions(workspace=self.path.parent, expert_key=key, config_path=str(self.path))
         self.app.push_screen(RunScreen(options, now=self.studio.now))
 
+    def action_evals(self) -> None:
+        """Open the Evals view of this folder's eval sets."""
+        from studio.screens.evals import EvalsScreen
+
+        self.app.push_screen(
+            EvalsScreen(self.path.parent, config_path=self.path, now=self.studio.now)
+        )
+
     def action_new_team(self) -> None:
         """Open the New team wizard (create-expert writes into this perstack.toml)."""
         from studio.screens.wizard import WizardScreen
@@ -375,6 +385,11 @@ class MainScreen(Screen[None]):
             ),
             PaletteCommand("view: problems", "Focus the problems list", self.action_focus_problems),
             PaletteCommand("view: runs", "Show the Runs tab", lambda: self.action_show_tab("runs")),
+            PaletteCommand(
+                "view: evals",
+                "Scores of the eval sets, run one, compare with earlier runs (F7)",
+                self.action_evals,
+            ),
         ]
         if self.problems.diagnostics:
             commands.append(

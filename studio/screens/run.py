@@ -22,6 +22,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Callable, Iterable
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from textual import on
@@ -47,6 +48,7 @@ from studio.widgets.stream_pane import StreamPane
 
 if TYPE_CHECKING:
     from runtime import PerstackEvent
+    from studio.edits import ExpertFields
     from studio.screens.history import ResumePoint
     from studio.view_model import JobTree
 
@@ -333,6 +335,9 @@ class RunScreen(Screen[None]):
     def _resume_at(self, point: ResumePoint | None) -> None:
         if point is None:
             return
+        if point.fork:
+            self._fork_at(point)
+            return
         from studio.screens.history import stored_events
 
         self.load_job(point.job_id, stored_events(self.options.workspace, point.job_id))
@@ -410,3 +415,90 @@ class RunScreen(Screen[None]):
         cursor = self.step_tree.cursor_node
         key: NodeKey = cursor.data if cursor is not None and cursor.data else ("job",)
         self.query_one(RunDetail).show(self.view.detail(key))
+
+    # forks -------------------------------------------------------------------------------------
+
+    def _fork_at(self, point: ResumePoint) -> None:
+        """Edit the checkpoint's expert for the fork, then fork a new job from the checkpoint."""
+        from runtime import PerstackError, load_config_for
+        from studio.edits import ExpertFields
+        from studio.screens.expert_form import ExpertFormScreen
+
+        key = point.checkpoint.expert_key
+        try:
+            loaded = load_config_for(key, self.options.config_path, self.options.workspace)
+            path = loaded.path
+            assert path is not None
+            text = path.read_text(encoding="utf-8")
+            table = loaded.config.experts[key].model_dump(by_alias=True, exclude_none=True)
+        except (PerstackError, OSError, KeyError, AssertionError) as error:
+            self.notify(f"Cannot fork: {error}", title="Fork", severity="error")
+            return
+        original = ExpertFields.from_table(key, table)
+
+        def edited(fields: ExpertFields | None) -> None:
+            if fields is not None:
+                self._fork_with(point, path, text, fields, original)
+
+        self.app.push_screen(
+            ExpertFormScreen(original, experts=sorted(loaded.config.experts)), edited
+        )
+
+    def _fork_with(
+        self,
+        point: ResumePoint,
+        path: Path,
+        text: str,
+        fields: ExpertFields,
+        original: ExpertFields,
+    ) -> None:
+        from runtime import PerstackError
+        from runtime.config import unified_diff
+        from studio.edits import apply_expert, edit_text
+        from studio.screens.confirm import ConfirmModal
+
+        if fields.key != original.key:
+            self.notify("A fork edits the expert, not its key.", title="Fork", severity="warning")
+            return
+        try:
+            new_text, _ = edit_text(
+                text, lambda document: apply_expert(document, fields, original), label=path.name
+            )
+        except (PerstackError, KeyError) as error:
+            self.notify(f"Cannot fork: {error}", title="Fork", severity="error")
+            return
+        if new_text == text:
+            self._start_fork(point, None)
+            return
+
+        def decided(write: bool | None) -> None:
+            if write:
+                from runtime.config import save_config
+
+                save_config(path, new_text)
+                self._start_fork(point, None)
+            else:
+                self._start_fork(point, (path, new_text))
+
+        self.app.push_screen(
+            ConfirmModal(
+                f"Fork {original.key} with this change",
+                unified_diff(text, new_text)
+                + f"\n\nWrite it into {path.name} too? Otherwise only the fork runs with it.",
+                confirm_label=f"Write {path.name}",
+                cancel_label="Fork only",
+            ),
+            decided,
+        )
+
+    def _start_fork(self, point: ResumePoint, edited: tuple[Path, str] | None) -> None:
+        from studio.screens.history import stored_events
+
+        self.load_job(point.job_id, stored_events(self.options.workspace, point.job_id))
+        self.resume_point = None
+        self.controller.fork(point.checkpoint.id, "", edited)
+        self.notify(
+            f"Forked job {point.job_id} at step {point.checkpoint.step_number}"
+            + (" (edited for the fork only)" if edited else ""),
+            title="Fork",
+        )

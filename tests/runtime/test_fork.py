@@ -96,3 +96,31 @@ async def test_fork_errors_are_clear(tmp_path: Path) -> None:
         await go(tmp_path, ScriptedModel([]), fork_from=point.id, continue_job=first.job_id)
     with pytest.raises(UsageError, match="exists already"):
         await go(tmp_path, ScriptedModel([]), fork_from=point.id, job_id=first.job_id)
+
+
+def test_perstack_run_fork_from(tmp_path: Path, fake_llm: Any) -> None:
+    """`perstack run EXPERT QUERY --fork-from CKPT` as a user types it, on a local fake server."""
+    from tests.fakellm import reply_text, reply_tool_calls
+    from tests.test_cli_run import events, run_gpt41
+
+    (tmp_path / "perstack.toml").write_text('[experts."solo"]\ninstruction = "Say hello."\n')
+    fake_llm.script(
+        reply_tool_calls([("writeTextFile", {"path": "a.txt", "text": "1"})]),
+        reply_tool_calls([("attemptCompletion", {})]),
+        reply_text("hello"),
+    )
+    original = run_gpt41("solo", "greet", cwd=tmp_path, env=fake_llm.env())
+    assert original.returncode == 0, original.stderr
+    first = events(original.stdout)
+    point = next(e for e in first if e["type"] == "continueToNextStep")["checkpoint"]["id"]
+    (tmp_path / "perstack.toml").write_text('[experts."solo"]\ninstruction = "Say hi."\n')
+    fake_llm.script(reply_tool_calls([("attemptCompletion", {})]), reply_text("hi"))
+    forked = run_gpt41("solo", "", "--fork-from", point, cwd=tmp_path, env=fake_llm.env())
+    assert forked.returncode == 0, forked.stderr
+    stream = events(forked.stdout)
+    assert stream[-2]["text"] == "hi"
+    assert stream[0]["jobId"] != first[0]["jobId"]
+    assert "Say hi." in fake_llm.requests[-2]["messages"][0]["content"]
+    missing = run_gpt41("solo", "", "--fork-from", "nope", cwd=tmp_path, env=fake_llm.env())
+    assert missing.returncode == 2
+    assert "Checkpoint 'nope' not found in any job of" in missing.stderr
