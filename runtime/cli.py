@@ -342,7 +342,7 @@ def run_command(args: argparse.Namespace, *, store: bool = True) -> int:
             for warning in loaded.warnings:
                 print(f"perstack: warning: {warning}", file=sys.stderr)
             setting = setting_from_args(args, config_path=args.config, store=store)
-            tracing = start_tracing(args.otel, setting.provider or _config_provider(loaded))
+            tracing = start_tracing(args.otel, setting.provider or config_provider(loaded))
             listener = emit if tracing is None else _both(emit, tracing.recorder)
             checkpoint = run_interruptibly(run(setting, listener, config=loaded))
     except KeyboardInterrupt as interrupt:
@@ -410,7 +410,8 @@ def _both(first: Callable[[Any], None], second: Callable[[Any], None]) -> Callab
     return listener
 
 
-def _config_provider(loaded: Any) -> str | None:
+def config_provider(loaded: Any) -> str | None:
+    """The provider perstack.toml names (``[provider] providerName``), or None."""
     provider = getattr(loaded.config, "provider", None)
     return getattr(provider, "provider_name", None)
 

@@ -14,7 +14,10 @@ freeze the app for as long.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import json
+import os
 import threading
 from dataclasses import dataclass, field
 from functools import partial
@@ -34,6 +37,7 @@ if TYPE_CHECKING:
     from textual.worker import Worker
 
     from runtime import Checkpoint, LanguageModel, LoadedConfig, PerstackEvent, ToolCall
+    from runtime.cli import Tracing
 
 PREWARM_WORKER = "model-prewarm"
 """Name and group of the worker that loads the model client ahead of the first run."""
@@ -223,9 +227,23 @@ class RunController:
                 **self._extra(continuation),
                 **continuation,
             )
-            checkpoint = await run(
-                setting, self._listen, model=options.language_model, config=self.config
-            )
+            tracing = self._start_tracing()
+            listener = self._listen
+            if tracing is not None:
+                recorder = tracing.recorder
+
+                def listener(event: PerstackEvent) -> None:
+                    self._listen(event)
+                    recorder(event)
+
+            try:
+                checkpoint = await run(
+                    setting, listener, model=options.language_model, config=self.config
+                )
+            finally:
+                if tracing is not None:
+                    # Sending what is left waits on the exporter: not on the event loop.
+                    await asyncio.to_thread(tracing.finish)
         except asyncio.CancelledError:
             self.target.post_message(RunCancelled(self.job_id))
             raise
@@ -236,6 +254,24 @@ class RunController:
         self.checkpoint = checkpoint
         self.target.post_message(RunFinished(checkpoint))
         return checkpoint
+
+    def _start_tracing(self) -> Tracing | None:
+        """Tracing of the run when ``$OTEL_EXPORTER_OTLP_ENDPOINT`` is set, as for perstack run.
+
+        What perstack run would warn about on stderr (no OpenTelemetry SDK) is a notification
+        here: stderr is the screen.
+        """
+        if not os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+            return None
+        from runtime.cli import config_provider, start_tracing
+
+        said = io.StringIO()
+        with contextlib.redirect_stderr(said):
+            tracing = start_tracing(None, self.options.provider or config_provider(self.config))
+        if said.getvalue().strip():
+            warning = said.getvalue().strip().removeprefix("perstack: warning: ")
+            self.target.app.notify(warning, title="Tracing", severity="warning")
+        return tracing
 
     def _listen(self, event: PerstackEvent) -> None:
         self.job_id = self.job_id or event.job_id

@@ -214,3 +214,27 @@ def test_without_the_flag_or_variable_nothing_of_telemetry_is_imported(tmp_path:
         [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "False"
+
+
+async def test_a_run_started_in_the_studio_is_traced(
+    tmp_path: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The TUI traces its runs when the standard variable is set, as perstack run does."""
+    from studio.run_app import make_run_app
+    from tests.studio.test_run_view import SIZE, finished
+
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url)
+    (tmp_path / "perstack.toml").write_text(DEMO_CONFIG.read_text())
+    app = make_run_app(
+        workspace=tmp_path,
+        expert_key=DEMO_EXPERT,
+        query=DEMO_QUERY,
+        language_model=demo_model(),
+        cursor_blink=False,
+    )
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await finished(pilot)
+        job_id = screen.controller.job_id
+    names = [name for _, name in receiver.tree()]
+    assert names[:2] == [f"invoke_workflow {DEMO_EXPERT}", f"invoke_agent {DEMO_EXPERT}"]
+    assert any(span.attributes.get("gen_ai.conversation.id") == job_id for span in receiver.spans)
