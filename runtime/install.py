@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
@@ -69,6 +70,7 @@ async def _collect(
     runtime: SkillRuntime,
     base_command: list[str] | None,
     known: dict[str, list[ToolDefinition]],
+    progress: TextIO,
 ) -> list[ToolDefinition]:
     """Every tool of ``expert``'s skills (before pick/omit), starting what is not ``known``."""
     by_skill: dict[str, list[ToolDefinition]] = {}
@@ -88,12 +90,21 @@ async def _collect(
         else:
             pending.append((name, McpSkill(name, config, runtime, base_command=base_command)))
     skills = [skill for _, skill in pending]
+    if skills:
+        # Starting servers is the slow part (npx or uvx may first download a package): say
+        # which, and how long they took, on stderr (stdout keeps Perstack's lines).
+        names = ", ".join(name for name, _ in pending)
+        count = f"{len(skills)} MCP server{'s' if len(skills) != 1 else ''}"
+        print(f"  starting {count}: {names}...", file=progress, flush=True)
+    started = time.monotonic()
     try:
         await start_all(skills)
         for name, skill in pending:
             by_skill[name] = skill.tools()
     finally:
         await close_all(skills)
+    if skills:
+        print(f"  started in {time.monotonic() - started:.1f} s", file=progress, flush=True)
     for name, config in expert.skills.items():
         known[skill_definition_hash(name, config, base_command)] = by_skill[name]
     return [tool for name in expert.skills for tool in by_skill[name]]
@@ -106,6 +117,7 @@ async def install(
     cwd: Path | None = None,
     out: TextIO | None = None,
     verbose: bool = False,
+    progress: TextIO | None = None,
 ) -> Path:
     """Generate perstack.lock for the perstack.toml found from ``cwd`` (or given by ``config``).
 
@@ -113,8 +125,10 @@ async def install(
         config: ``--config``: a perstack.toml path; searched upward from ``cwd`` when None.
         env_path: ``--env-path`` values (env files for ``requiredEnv`` and headers).
         cwd: Working directory (also the stdio servers' working directory).
-        out: Where progress lines go (stdout by default).
+        out: Where Perstack's progress lines go (stdout by default).
         verbose: Echo the servers' stderr.
+        progress: Where the servers being started are named, with how long they took
+            (stderr by default).
 
     Returns:
         The path of the written lockfile.
@@ -153,7 +167,7 @@ async def install(
     entries = {}
     for expert in experts:
         print(f"Collecting tool definitions for {expert.key}...", file=out, flush=True)
-        tools = await _collect(expert, runtime, base_command, known)
+        tools = await _collect(expert, runtime, base_command, known, progress or sys.stderr)
         print(f"  Found {len(tools)} tool(s)", file=out, flush=True)
         entries[expert.key] = expert_entry(expert, tools, base_command)
     lockfile = Lockfile(

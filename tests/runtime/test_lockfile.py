@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import io
+import re
 import json
 import shutil
 import sys
@@ -81,10 +82,19 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A project with perstack.toml and the perstack.lock that install wrote for it."""
     project = tmp_path_factory.mktemp("installed")
     (project / "perstack.toml").write_text(TOML)
-    out = io.StringIO()
-    asyncio.run(install(cwd=project, out=out))
+    out, progress = io.StringIO(), io.StringIO()
+    asyncio.run(install(cwd=project, out=out, progress=progress))
     (project / "install-output.txt").write_text(out.getvalue())
+    (project / "install-progress.txt").write_text(progress.getvalue())
     return project
+
+
+def test_install_names_the_servers_it_starts_and_how_long_they_took(installed: Path) -> None:
+    progress = (installed / "install-progress.txt").read_text().splitlines()
+    # The agent's two servers start together; the helper's base skill is known by then.
+    assert progress[0] == "  starting 2 MCP servers: @perstack/base, toy..."
+    assert re.fullmatch(r"  started in \d+\.\d s", progress[1])
+    assert len(progress) == 2
 
 
 @pytest.fixture
