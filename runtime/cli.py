@@ -535,6 +535,13 @@ def main(
     return run_command(args, store=store)
 
 
+def base_parser() -> argparse.ArgumentParser:
+    """The parser of ``perstack base`` (for shell completion)."""
+    from runtime.skills.base_server import build_parser as base
+
+    return base("perstack base")
+
+
 def serve_base(argv: Sequence[str]) -> int:
     """``perstack base``: serve the base skill over MCP stdio."""
     from runtime.skills.base_server import main as base_main

@@ -30,7 +30,8 @@ from runtime.errors import PerstackError
 from runtime.evals.results import CaseResult, Comparison, EvalRun
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``perstack eval``."""
     parser = argparse.ArgumentParser(
         prog="perstack eval",
         description="Run an eval set (a TOML file of cases and checks) and score the team.",
@@ -60,7 +61,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``perstack eval``."""
     try:
-        args = _parser().parse_args(argv)
+        args = build_parser().parse_args(argv)
     except SystemExit as exit_:
         return EXIT_OK if exit_.code == 0 else EXIT_USAGE
     try:

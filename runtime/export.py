@@ -116,7 +116,8 @@ def _write(path: Path, text: str) -> None:
     atomic_write(path, text, durable=False, make_parents=True)
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``perstack export``."""
     parser = argparse.ArgumentParser(
         prog="perstack export",
         description=(
@@ -149,7 +150,7 @@ def main(
     """Entry point of ``perstack export``."""
     out, err = stdout or sys.stdout, stderr or sys.stderr
     try:
-        args = _parser().parse_args(argv)
+        args = build_parser().parse_args(argv)
     except SystemExit as exit_:
         return EXIT_OK if exit_.code == 0 else EXIT_USAGE
     jobs = Jobs.for_workspace(workspace or Path.cwd())

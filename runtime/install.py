@@ -181,16 +181,8 @@ async def install(
     return target
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``perstack install [--config PATH] [--env-path PATH]... [--verbose]``.
-
-    Args:
-        argv: Arguments after ``install``; ``sys.argv[1:]`` when None.
-
-    Returns:
-        The exit code: 0 written, 1 a skill failed, 2 configuration or usage error,
-        130 interrupted.
-    """
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``perstack install``."""
     parser = argparse.ArgumentParser(
         prog="perstack install",
         description="Start every expert's skills, record their tool definitions in "
@@ -206,7 +198,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="env file to load (repeatable; default: envPath, then .env and .env.local)",
     )
     parser.add_argument("--verbose", action="store_true", help="also show skills' stderr")
-    options = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``perstack install [--config PATH] [--env-path PATH]... [--verbose]``.
+
+    Args:
+        argv: Arguments after ``install``; ``sys.argv[1:]`` when None.
+
+    Returns:
+        The exit code: 0 written, 1 a skill failed, 2 configuration or usage error,
+        130 interrupted.
+    """
+    options = build_parser().parse_args(sys.argv[1:] if argv is None else list(argv))
     try:
         asyncio.run(
             install(config=options.config, env_path=options.env_path, verbose=options.verbose)

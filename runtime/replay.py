@@ -85,7 +85,8 @@ def recorded_runs(storage_root: Path, job_id: str) -> list[RecordedRun]:
     return sorted(runs, key=lambda run: run.started_at)
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``perstack replay``."""
     parser = argparse.ArgumentParser(
         prog="perstack replay",
         description="Run a stored job again with the current perstack.toml, answering its model "
@@ -108,7 +109,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None, *, workspace: Path | None = None) -> int:
     """Entry point of ``perstack replay``."""
     try:
-        args = _parser().parse_args(argv)
+        args = build_parser().parse_args(argv)
     except SystemExit as exit_:
         return EXIT_OK if exit_.code == 0 else EXIT_USAGE
     cwd = workspace or Path.cwd()

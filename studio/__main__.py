@@ -22,10 +22,61 @@ _COMMANDS = {
     "replay": "run a stored job again, its model calls answered by its recording",
     "eval": "run an eval set (cases and checks) and score the team",
     "base": "serve the base skill as an MCP stdio server",
+    "completion": "print the shell completion script: perstack completion bash|zsh|fish",
 }
 
+_SHELLS = ("bash", "zsh", "fish", "tcsh", "powershell")
 
-def _parser() -> argparse.ArgumentParser:
+
+def _command_parsers() -> dict[str, argparse.ArgumentParser]:
+    """Every command's own parser (imported only to complete a command line)."""
+    from runtime import cli, evaluate, export, install, replay
+    from runtime.diff import build_parser as diff_parser
+    from runtime.log import build_parser as log_parser
+    from studio.start import build_parser as start_parser
+
+    completion = argparse.ArgumentParser(prog="perstack completion", add_help=False)
+    completion.add_argument("shell", choices=_SHELLS)
+    return {
+        "start": start_parser(),
+        "run": cli.build_parser(),
+        "log": log_parser(),
+        "install": install.build_parser(),
+        "export": export.build_parser(),
+        "diff": diff_parser(),
+        "replay": replay.build_parser(),
+        "eval": evaluate.build_parser(),
+        "base": cli.base_parser(),
+        "completion": completion,
+    }
+
+
+def _complete() -> None:
+    """Answer the shell's completion request (argcomplete's protocol) and exit."""
+    import argcomplete
+
+    parser = _parser(with_commands=_command_parsers())
+    argcomplete.autocomplete(parser)
+
+
+def _completion_script(args: Sequence[str]) -> int:
+    from argcomplete.shell_integration import shellcode
+
+    if len(args) != 1 or args[0] not in _SHELLS:
+        print(
+            f"usage: perstack completion {{{','.join(_SHELLS)}}}\n\n"
+            "Add to your shell's startup file, e.g. for bash:\n"
+            '  eval "$(perstack completion bash)"',
+            file=sys.stderr,
+        )
+        return 2
+    print(shellcode(["perstack"], shell=args[0]))
+    return 0
+
+
+def _parser(
+    with_commands: dict[str, argparse.ArgumentParser] | None = None,
+) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="perstack",
         description="Author, run and debug Perstack expert teams.",
@@ -38,12 +89,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, summary in _COMMANDS.items():
-        commands.add_parser(name, help=summary, add_help=False)
+        if with_commands is None:
+            commands.add_parser(name, help=summary, add_help=False)
+        else:
+            commands.add_parser(name, help=summary, parents=[with_commands[name]], add_help=False)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``perstack``."""
+    import os
+
+    if "_ARGCOMPLETE" in os.environ:
+        _complete()  # exits
     from runtime import take_no_color  # not runtime.cli: --version must not load asyncio
 
     args = take_no_color(list(sys.argv[1:] if argv is None else argv))
@@ -92,6 +150,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from runtime.evaluate import main as eval_main
 
         return eval_main(rest)
+    if command == "completion":
+        return _completion_script(rest)
     if command == "base":
         from runtime.cli import serve_base
 

@@ -34,7 +34,7 @@ from runtime._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from runtime.diff.build import diff_jobs, origin_of
-    from runtime.diff.cli import main
+    from runtime.diff.cli import build_parser, main
     from runtime.diff.describe import (
         describe_difference,
         describe_job,
@@ -83,6 +83,7 @@ _EXPORTS = {
     "diff_jobs": "runtime.diff.build",
     "format_cost": "runtime.diff.format",
     "format_duration": "runtime.diff.format",
+    "build_parser": "runtime.diff.cli",
     "main": "runtime.diff.cli",
     "origin_of": "runtime.diff.build",
     "render_json": "runtime.diff.render",
@@ -104,6 +105,7 @@ __all__ = [
     "ResultView",
     "StepDiff",
     "StepView",
+    "build_parser",
     "describe_difference",
     "describe_job",
     "describe_node",

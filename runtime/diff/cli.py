@@ -24,7 +24,8 @@ EXIT_DIFFERENT = 1
 EXIT_USAGE = 2
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``perstack diff``."""
     parser = argparse.ArgumentParser(
         prog="perstack diff",
         description=(
@@ -69,7 +70,7 @@ def main(
     """Entry point of ``perstack diff``."""
     out, err = stdout or sys.stdout, stderr or sys.stderr
     try:
-        args = _parser().parse_args(argv)
+        args = build_parser().parse_args(argv)
     except SystemExit as exit_:
         return EXIT_OK if exit_.code == 0 else EXIT_USAGE
     jobs = Jobs.for_workspace(workspace or Path.cwd())

@@ -12,16 +12,16 @@ from runtime.log.filters import FilterExpression, LogError, StepFilter, parse_fi
 from runtime.log.query import LogQuery, LogResult, build_log
 
 if TYPE_CHECKING:
-    from runtime.log.cli import main
+    from runtime.log.cli import build_parser, main
 
 
 def __getattr__(name: str) -> Any:
     # Not imported with the package: ``python -m runtime.log.cli`` would then find its own
     # module already loaded.
-    if name == "main":
-        from runtime.log.cli import main
+    if name in ("main", "build_parser"):
+        from runtime.log import cli
 
-        return main
+        return getattr(cli, name)
     raise AttributeError(f"module 'runtime.log' has no attribute {name!r}")
 
 
@@ -32,6 +32,7 @@ __all__ = [
     "LogResult",
     "StepFilter",
     "build_log",
+    "build_parser",
     "main",
     "parse_filter",
     "parse_step",

@@ -100,18 +100,8 @@ async def serve(workspace: Path, *, storage_dir: Path | None = None) -> None:
         await skill.close()
 
 
-def main(
-    argv: Sequence[str] | None = None, *, prog: str = "python -m runtime.skills.base_server"
-) -> int:
-    """Command-line entry point: ``python -m runtime.skills.base_server [--workspace PATH]``.
-
-    Args:
-        argv: Arguments without the program name; ``sys.argv[1:]`` when None.
-        prog: The command name its help and errors show (``perstack base`` from the CLI).
-
-    Returns:
-        The process exit code: 0 after a clean disconnect, 2 for a bad workspace.
-    """
+def build_parser(prog: str = "perstack base") -> argparse.ArgumentParser:
+    """The parser of the base skill's server command."""
     parser = argparse.ArgumentParser(
         prog=prog,
         description="Serve the @perstack/base skill over MCP stdio.",
@@ -128,7 +118,22 @@ def main(
         default=None,
         help="storage directory to deny besides <workspace>/perstack",
     )
-    options = parser.parse_args(argv)
+    return parser
+
+
+def main(
+    argv: Sequence[str] | None = None, *, prog: str = "python -m runtime.skills.base_server"
+) -> int:
+    """Command-line entry point: ``python -m runtime.skills.base_server [--workspace PATH]``.
+
+    Args:
+        argv: Arguments without the program name; ``sys.argv[1:]`` when None.
+        prog: The command name its help and errors show (``perstack base`` from the CLI).
+
+    Returns:
+        The process exit code: 0 after a clean disconnect, 2 for a bad workspace.
+    """
+    options = build_parser(prog).parse_args(argv)
     workspace: Path = options.workspace if options.workspace is not None else Path.cwd()
     if not workspace.is_dir():
         print(f"base server: workspace {workspace} is not a directory", file=sys.stderr)
