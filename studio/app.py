@@ -98,12 +98,9 @@ class StudioApp(App[int]):
 
     def action_help(self) -> None:
         """Show the help screen, or close it when it is showing."""
-        from studio.screens.help import HelpScreen
+        from studio.screens.help import toggle_help
 
-        if isinstance(self.screen, HelpScreen):
-            self.screen.dismiss(None)
-        else:
-            self.push_screen(HelpScreen(self.keymap))
+        toggle_help(self, self.keymap)
 
     async def action_quit(self) -> None:
         """Quit, asking first when the editor has unsaved edits."""

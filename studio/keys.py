@@ -40,6 +40,8 @@ class KeySpec:
     """Checked before the focused widget sees the key (quit and help only)."""
     key_display: str | None = None
     """How to show the key, when Textual's default reads poorly."""
+    wide_only: bool = False
+    """Left out of the footer on a narrow terminal (under 100 columns), so the essentials fit."""
 
 
 GROUPS = ("File", "Team", "Tree", "Editor", "Dialogs", "Run", "Evals", "New team", "App")
@@ -72,6 +74,7 @@ KEYS: tuple[KeySpec, ...] = (
         "New expert",
         "Add an expert with a form (key, description, instruction, delegates).",
         "Team",
+        wide_only=True,
     ),
     KeySpec(
         "edit-model",
@@ -80,6 +83,7 @@ KEYS: tuple[KeySpec, ...] = (
         "Model",
         "Set the model every expert of the file runs on.",
         "Team",
+        wide_only=True,
     ),
     KeySpec(
         "next-problem",
@@ -122,6 +126,7 @@ KEYS: tuple[KeySpec, ...] = (
         "Rename",
         "Rename the selected expert; delegates lists that name it follow.",
         "Tree",
+        wide_only=True,
     ),
     KeySpec(
         "tree-delete",
@@ -130,6 +135,7 @@ KEYS: tuple[KeySpec, ...] = (
         "Delete",
         "Delete the selected expert or skill (asks first).",
         "Tree",
+        wide_only=True,
     ),
     # Editor ----------------------------------------------------------------------------------
     KeySpec(
@@ -157,7 +163,6 @@ KEYS: tuple[KeySpec, ...] = (
         "New team",
         "Describe a team; create-expert writes and tests it, then accept or roll back the diff.",
         "Team",
-        show=False,  # in the help screen and the palette; the footer has no room at 120 columns
     ),
     KeySpec(
         "focus-tree",
@@ -480,6 +485,11 @@ def binding(binding_id: str, *, show: bool | None = None) -> Binding:
         tooltip=spec.tooltip,
         id=spec.id,
     )
+
+
+def wide_only_actions() -> frozenset[str]:
+    """The actions of the keys a narrow footer leaves out."""
+    return frozenset(spec.action for spec in KEYS if spec.wide_only)
 
 
 def bindings(*binding_ids: str) -> list[BindingType]:

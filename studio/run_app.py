@@ -11,15 +11,15 @@ from typing import Any
 
 from textual.app import App
 
-from studio.keys import bindings
+from studio.keys import Keymap, bindings
 from studio.run_controller import RunOptions
 
 
 class RunApp(App[int]):
-    """Runs one expert with the live step tree; quits with Ctrl+Q."""
+    """Runs one expert with the live step tree; F1 shows the keys, Ctrl+Q quits."""
 
     TITLE = "Perstack Studio"
-    BINDINGS = bindings("quit")
+    BINDINGS = bindings("help", "quit")
 
     def __init__(
         self,
@@ -38,6 +38,8 @@ class RunApp(App[int]):
         self.now = now
         self.cursor_blink = cursor_blink
         self.model_label = model_label
+        self.keymap = Keymap()
+        """The keys in effect (``perstack start`` applies the user's keymap and sets it)."""
 
     def on_mount(self) -> None:
         from studio.screens.run import RunScreen
@@ -52,6 +54,12 @@ class RunApp(App[int]):
                 model_label=self.model_label,
             )
         )
+
+    def action_help(self) -> None:
+        """Show the help screen, or close it when it is showing."""
+        from studio.screens.help import toggle_help
+
+        toggle_help(self, self.keymap)
 
     def action_quit(self) -> None:  # type: ignore[override]
         """Quit (a run in flight is cancelled; its last checkpoint is saved)."""

@@ -139,7 +139,8 @@ def _run_tui(args: argparse.Namespace, settings: Settings) -> int:
     )
     from studio.keys import Keymap  # textual: only for the full-screen view
 
-    Keymap(settings.keymap).apply(app)
+    app.keymap = Keymap(settings.keymap)
+    app.keymap.apply(app)
     return app.run() or 0
 
 

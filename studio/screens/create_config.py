@@ -8,10 +8,11 @@ from textual import on
 from textual.app import ComposeResult
 from textual.containers import Center, Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Header, Input, Label, Static
+from textual.widgets import Button, Header, Input, Label, Static
 
 from studio.messages import ConfigCreated
 from studio.screens import settle_cursors
+from studio.widgets.footer import StudioFooter
 
 DEFAULT_EXPERT = "my-expert"
 
@@ -55,7 +56,7 @@ class CreateConfigScreen(Screen[None]):
             with Horizontal(id="empty-buttons"):
                 yield Button("Quit", id="empty-quit")
                 yield Button("Create perstack.toml", id="empty-create", variant="primary")
-        yield Footer()
+        yield StudioFooter()
 
     def on_mount(self) -> None:
         self.sub_title = self._label

@@ -16,7 +16,7 @@ from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.containers import Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from runtime import StorageError
 from runtime.diff import JobDiff, describe_job, diff_jobs
@@ -24,6 +24,7 @@ from runtime.jobs import Jobs
 from studio.keys import bindings
 from studio.widgets.diff_detail import DiffDetail
 from studio.widgets.diff_table import DiffTable
+from studio.widgets.footer import StudioFooter
 
 
 class DiffScreen(Screen[None]):
@@ -48,7 +49,7 @@ class DiffScreen(Screen[None]):
             yield Static("", id="diff-jobs")
             yield DiffTable(id="diff-table")
             yield DiffDetail(id="diff-detail")
-        yield Footer()
+        yield StudioFooter()
 
     def on_mount(self) -> None:
         self._compare()

@@ -20,7 +20,7 @@ from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.containers import Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from runtime import LanguageModel, PerstackError, load_config_for, run
 from runtime.evals import (
@@ -37,6 +37,7 @@ from runtime.jobs import Jobs
 from studio.keys import bindings
 from studio.screens.history import format_time
 from studio.widgets.eval_table import EvalTable
+from studio.widgets.footer import StudioFooter
 
 NO_SETS = (
     "No eval set in this folder yet. An eval set is a TOML file of cases (a query for the team) "
@@ -117,7 +118,7 @@ class EvalsScreen(Screen[None]):
             yield Static("", id="evals-summary")
             yield EvalTable(id="evals-table")
             yield Static("", id="evals-detail")
-        yield Footer()
+        yield StudioFooter()
 
     def on_mount(self) -> None:
         self._load_set()

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from textual.app import ComposeResult
+from textual.app import App, ComposeResult
 from textual.binding import BindingType
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
@@ -82,3 +82,11 @@ class HelpScreen(ModalScreen[None]):
     def action_cancel(self) -> None:
         """Close the help."""
         self.dismiss(None)
+
+
+def toggle_help(app: App[Any], keymap: Keymap) -> None:
+    """Show the help screen on ``app``, or close it when it is showing (F1 either way)."""
+    if isinstance(app.screen, HelpScreen):
+        app.screen.dismiss(None)
+    else:
+        app.push_screen(HelpScreen(keymap))

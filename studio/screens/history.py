@@ -18,10 +18,11 @@ from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.containers import Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from runtime.jobs import CheckpointSummary, Jobs, JobSummary
 from studio.keys import bindings
+from studio.widgets.footer import StudioFooter
 
 if TYPE_CHECKING:
     from runtime import PerstackEvent
@@ -81,7 +82,7 @@ class HistoryScreen(Screen[ResumePoint | None]):
             yield DataTable(id="history-jobs", cursor_type="row", zebra_stripes=True)
             yield DataTable(id="history-checkpoints", cursor_type="row", zebra_stripes=True)
             yield Static("", id="history-hint")
-        yield Footer()
+        yield StudioFooter()
 
     def on_mount(self) -> None:
         jobs = self.query_one("#history-jobs", DataTable)

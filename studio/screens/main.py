@@ -25,7 +25,7 @@ from textual.binding import BindingType
 from textual.command import Provider
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static, TabbedContent, TabPane, Tree
+from textual.widgets import Header, Static, TabbedContent, TabPane, Tree
 
 from studio.commands import PaletteCommand, StudioCommands
 from studio.host import StudioHost, host_of
@@ -38,6 +38,7 @@ from studio.widgets.diagnostics import DiagnosticsPanel
 from studio.widgets.editor import ConfigEditor
 from studio.widgets.editor_pane import Choice, EditorPane
 from studio.widgets.expert_tree import ExpertTree, TreeItem
+from studio.widgets.footer import StudioFooter
 from studio.widgets.status_line import StatusLine
 
 if TYPE_CHECKING:
@@ -146,7 +147,7 @@ class MainScreen(Screen[None]):
             with TabPane("Runs", id="runs"):
                 yield Static(RUNS_PLACEHOLDER, id="runs-placeholder", markup=False)
         yield StatusLine(id="status-line")
-        yield Footer()
+        yield StudioFooter()
 
     def on_mount(self) -> None:
         settle_cursors(self)

@@ -25,12 +25,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Tree
+from textual.widgets import Tree
 from textual.worker import Worker, WorkerState
 
 from studio.definitions import SavedDefinitions
@@ -40,6 +40,7 @@ from studio.run_messages import RunCancelled, RunEventReceived, RunFailed, RunFi
 from studio.run_view import MODEL_OUTPUT, NodeKey, Phase, RunView, planned_model
 from studio.screens import settle_cursors
 from studio.widgets.error_panel import ErrorPanel
+from studio.widgets.footer import StudioFooter
 from studio.widgets.query_input import QueryInput
 from studio.widgets.run_detail import RunDetail
 from studio.widgets.status_line import StatusLine
@@ -51,6 +52,9 @@ if TYPE_CHECKING:
     from studio.edits import ExpertFields
     from studio.screens.history import ResumePoint
     from studio.view_model import JobTree
+
+NARROW = 100
+"""Below this width the tree takes the whole width, above the detail and the stream."""
 
 REFRESH_SECONDS = 0.05
 """Longest wait between an event and the tree showing it."""
@@ -148,7 +152,10 @@ class RunScreen(Screen[None]):
         yield ErrorPanel(id="run-error")
         yield QueryInput(id="run-query")
         yield StatusLine(id="run-status")
-        yield Footer()
+        yield StudioFooter()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.set_class(event.size.width < NARROW, "-narrow")
 
     def on_mount(self) -> None:
         # What is alive now (modules, the app's DOM) lives as long as the app. Frozen, it is

@@ -25,7 +25,6 @@ from textual.screen import Screen
 from textual.widgets import (
     Button,
     ContentSwitcher,
-    Footer,
     Input,
     Label,
     OptionList,
@@ -39,6 +38,7 @@ from studio.keys import bindings
 from studio.run_controller import RunOptions
 from studio.screens import settle_cursors
 from studio.screens.wizard_run import Outcome, WizardRunScreen, read_text, step_bar
+from studio.widgets.footer import StudioFooter
 
 if TYPE_CHECKING:
     from runtime import LanguageModel
@@ -197,7 +197,7 @@ class WizardScreen(Screen[Outcome | None]):
             yield Button("Cancel", id="wizard-cancel")
             yield Button("Back", id="wizard-back-button")
             yield Button("Next", id="wizard-next-button", variant="primary")
-        yield Footer()
+        yield StudioFooter()
 
     def on_mount(self) -> None:
         settle_cursors(self)

@@ -20,12 +20,13 @@ from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Static
+from textual.widgets import Button, Static
 
 from studio.keys import bindings
 from studio.run_controller import RunOptions
 from studio.run_messages import RunCancelled, RunFailed, RunFinished
 from studio.screens.run import RunScreen
+from studio.widgets.footer import StudioFooter
 
 Outcome = Literal["accepted", "rolled-back"]
 """How the wizard ended: the new perstack.toml kept, or the previous text restored."""
@@ -215,7 +216,7 @@ class TeamDiffScreen(Screen[Outcome | None]):
             yield Button("Back to run", id="diff-back")
             yield Button("Roll back", id="diff-roll-back", variant="error", disabled=not self.diff)
             yield Button("Accept", id="diff-accept", variant="success")
-        yield Footer()
+        yield StudioFooter()
 
     def on_mount(self) -> None:
         self.query_one("#diff-scroll").border_title = f"{self.config_path.name} · diff"
