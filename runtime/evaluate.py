@@ -1,5 +1,8 @@
 """``perstack eval FILE``: run an eval set and print a table (or ``--json``).
 
+``perstack batch EXPERT --queries FILE`` runs one job per query the same way (an eval set of
+cases without checks, written under the storage root's ``batches/``), locally or ``--ray``.
+
 Exit codes: 0 every case passed, 1 a case failed, 2 the eval set, the config or an option is
 wrong (nothing ran), 130/143 interrupted. Results are stored (see :mod:`runtime.evals.results`)
 so that ``--compare last`` shows what regressed and what improved.
@@ -26,7 +29,7 @@ from runtime.cli import (
     run_interruptibly,
     sigterm_interrupts,
 )
-from runtime.errors import PerstackError
+from runtime.errors import PerstackError, UsageError
 from runtime.evals.results import CaseResult, Comparison, EvalRun
 
 
@@ -50,6 +53,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--replay",
         action="store_true",
         help="answer model calls from the last run's recordings where they still match",
+    )
+    parser.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        metavar="ADDRESS",
+        help="run each case as a task on a Ray cluster (no address: start a local one; needs "
+        "the scale extra)",
     )
     parser.add_argument("--config", metavar="PATH", help="perstack.toml (default: the eval's)")
     parser.add_argument(
@@ -102,7 +113,20 @@ def _eval(args: argparse.Namespace) -> int:
         replay=replay,
         keep_workspaces=args.keep_workspaces,
     )
-    result = run_interruptibly(run_eval_set(eval_set, loaded, options, run, progress.update))
+    if args.ray is not None:
+        from runtime.fanout import run_on_ray
+
+        if args.replay:
+            raise UsageError("--replay runs here; drop it with --ray (or --ray with no replay)")
+        result = run_on_ray(
+            eval_set,
+            config_path=Path(config_path) if config_path else None,
+            storage_root=storage_root,
+            address=args.ray or None,
+            progress=progress.update,
+        )
+    else:
+        result = run_interruptibly(run_eval_set(eval_set, loaded, options, run, progress.update))
     progress.finish()
     stored = store_eval_run(storage_root, result)
     comparison = compare(previous, result) if previous is not None else None
@@ -257,3 +281,83 @@ def _last_run(storage_root: Path, name: str) -> EvalRun | None:
         )
         return None
     return runs[-1]
+
+
+def build_batch_parser() -> argparse.ArgumentParser:
+    """The parser of ``perstack batch``."""
+    parser = argparse.ArgumentParser(
+        prog="perstack batch",
+        description="Run an expert on every query of a file (one job per query), locally or on "
+        "a Ray cluster; print a table of the jobs.",
+    )
+    parser.add_argument("expert", metavar="EXPERT", help="the expert to run")
+    parser.add_argument(
+        "--queries",
+        required=True,
+        metavar="FILE",
+        help="one query per line (blank lines and lines starting with # are skipped); - reads "
+        "standard input",
+    )
+    parser.add_argument(
+        "--concurrency", type=int_at_least(1), default=4, metavar="N", help="jobs at once (4)"
+    )
+    parser.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        metavar="ADDRESS",
+        help="run each query as a task on a Ray cluster (no address: start a local one)",
+    )
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--config", metavar="PATH", help="perstack.toml (default: search upward)")
+    return parser
+
+
+def batch_main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``perstack batch``."""
+    try:
+        args = build_batch_parser().parse_args(argv)
+    except SystemExit as exit_:
+        return EXIT_OK if exit_.code == 0 else EXIT_USAGE
+    try:
+        with sigterm_interrupts():
+            args.file = _batch_file(args)
+            args.compare = None
+            args.replay = False
+            args.keep_workspaces = False
+            return _eval(args)
+    except KeyboardInterrupt as interrupt:
+        return report_interrupt(interrupt)
+    except PerstackError as error:
+        print_error(error)
+        return EXIT_USAGE
+
+
+def _batch_file(args: argparse.Namespace) -> Path:
+    """The batch as an eval set of cases without checks, written where jobs are stored."""
+    from runtime.engine.runner import load_config_for
+    from runtime.evals.format import eval_set_toml
+    from runtime.files import atomic_write
+    from runtime.jobs.store import default_storage_root
+    from runtime.schema.ids import new_id
+
+    try:
+        text = sys.stdin.read() if args.queries == "-" else Path(args.queries).read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise UsageError(f"Cannot read the queries file {args.queries}: {error}") from None
+    queries = [q.strip() for q in text.splitlines() if q.strip() and not q.lstrip().startswith("#")]
+    if not queries:
+        raise UsageError(f"{args.queries} has no query (one per line)")
+    loaded = load_config_for(args.expert, args.config, Path.cwd())
+    project = loaded.path.parent if loaded.path else Path.cwd()
+    if loaded.path and not args.config:
+        args.config = str(loaded.path)
+    batch_id = new_id()
+    cases = [
+        {"name": f"{index:0{len(str(len(queries)))}d} {query[:60]}", "query": query}
+        for index, query in enumerate(queries, start=1)
+    ]
+    document = {"eval": {"name": f"batch-{args.expert}", "expert": args.expert}, "cases": cases}
+    path = default_storage_root(project) / "batches" / f"{batch_id}.toml"
+    atomic_write(path, eval_set_toml(document, label=path.name), make_parents=True)
+    return path

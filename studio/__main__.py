@@ -21,6 +21,7 @@ _COMMANDS = {
     "diff": "compare two stored jobs step by step (what diverged first)",
     "replay": "run a stored job again, its model calls answered by its recording",
     "eval": "run an eval set (cases and checks) and score the team",
+    "batch": "run an expert on every query of a file, locally or on a Ray cluster",
     "base": "serve the base skill as an MCP stdio server",
     "completion": "print the shell completion script: perstack completion bash|zsh|fish",
 }
@@ -46,6 +47,7 @@ def _command_parsers() -> dict[str, argparse.ArgumentParser]:
         "diff": diff_parser(),
         "replay": replay.build_parser(),
         "eval": evaluate.build_parser(),
+        "batch": evaluate.build_batch_parser(),
         "base": cli.base_parser(),
         "completion": completion,
     }
@@ -152,6 +154,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return eval_main(rest)
     if command == "completion":
         return _completion_script(rest)
+    if command == "batch":
+        from runtime.evaluate import batch_main
+
+        return batch_main(rest)
     if command == "base":
         from runtime.cli import serve_base
 

@@ -84,7 +84,7 @@ async def run_eval_set(
     async def one(case: Case) -> CaseResult:
         nonlocal done
         async with limit:
-            result = await _run_case(eval_set, case, config, options, run)
+            result = await run_case(eval_set, case, config, options, run)
         done += 1
         if progress is not None:
             progress(result, done, total)
@@ -119,9 +119,20 @@ def _check_experts(eval_set: EvalSet, config: LoadedConfig) -> None:
         raise UsageError("\n".join(problems))
 
 
-async def _run_case(
-    eval_set: EvalSet, case: Case, config: LoadedConfig, options: EvalOptions, run: RunJob
+async def run_case(
+    eval_set: EvalSet,
+    case: Case,
+    config: LoadedConfig,
+    options: EvalOptions,
+    run: RunJob,
+    *,
+    job_id: str | None = None,
 ) -> CaseResult:
+    """Run one case in a scratch workspace of its own and check it; never raises for the run.
+
+    ``job_id``: the case's job id (its judges' are derived from it), for a caller that may run
+    the case again after a crash and must find the same job (see :mod:`runtime.fanout`).
+    """
     expert = eval_set.expert_of(case)
     clock = time.monotonic()
     workspace = Path(tempfile.mkdtemp(prefix="perstack-eval-"))
@@ -137,6 +148,7 @@ async def _run_case(
             workspace=workspace,
             storage_path=options.storage_root,
             max_steps=case.max_steps,
+            job_id=job_id,
             replay_of=replay_of,
             replay_live=True,
         )
@@ -153,9 +165,16 @@ async def _run_case(
             )
         result_text = final_text(checkpoint)
 
+        judged = 0
+
         async def judge(check: Judge) -> tuple[bool, str, str | None]:
+            nonlocal judged
+            judged += 1
             earlier = _judge_job(previous, check)
-            return await _judge(check, case, result_text, workspace, config, options, run, earlier)
+            own = f"{job_id}-judge-{judged}" if job_id else None
+            return await _judge(
+                check, case, result_text, workspace, config, options, run, earlier, own
+            )
 
         checks = [await run_check(check, workspace, result_text, judge) for check in case.checks]
         completed = checkpoint.status == "completed"
@@ -225,12 +244,14 @@ async def _judge(
     options: EvalOptions,
     run: RunJob,
     replay_of: str | None,
+    job_id: str | None,
 ) -> tuple[bool, str, str | None]:
     setting = RunSetting(
         expert_key=check.expert,
         query=JUDGE_QUERY.format(query=case.query, result=result_text, rubric=check.rubric),
         workspace=workspace,
         storage_path=options.storage_root,
+        job_id=job_id,
         replay_of=replay_of,
         replay_live=True,
     )
@@ -246,4 +267,4 @@ async def _judge(
     return verdict, "" if verdict else why, checkpoint.job_id
 
 
-__all__ = ["CheckResult", "EvalOptions", "RunJob", "final_text", "run_eval_set"]
+__all__ = ["CheckResult", "EvalOptions", "RunJob", "final_text", "run_case", "run_eval_set"]
