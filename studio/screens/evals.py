@@ -53,6 +53,21 @@ def eval_set_files(folder: Path) -> list[Path]:
     return sorted(path for path in found if path.is_file())
 
 
+def scores_since(folder: Path, since_ms: int) -> list[EvalRun]:
+    """The latest run of each eval set of ``folder`` that ran since ``since_ms`` (by set name)."""
+    root = Jobs.for_workspace(folder).root
+    found = []
+    for path in eval_set_files(folder):
+        try:
+            name = load_eval_set(path).name
+        except PerstackError:
+            continue
+        runs = [run for run in stored_eval_runs(root, name) if run.started_at >= since_ms]
+        if runs:
+            found.append(runs[-1])
+    return found
+
+
 class EvalsScreen(Screen[None]):
     """Scores of the folder's eval sets; run one; open a case's job."""
 

@@ -8,8 +8,9 @@ accept or roll back (the text from before is kept in memory and written back byt
 
 from __future__ import annotations
 
+import time
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -22,9 +23,11 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Static
 
+from runtime.evals import EvalRun
 from studio.keys import bindings
 from studio.run_controller import RunOptions
 from studio.run_messages import RunCancelled, RunFailed, RunFinished
+from studio.screens.evals import scores_since
 from studio.screens.run import RunScreen
 from studio.widgets.footer import StudioFooter
 
@@ -119,6 +122,8 @@ class WizardRunScreen(RunScreen):
         self.config_path = config_path
         self.before = before
         self.outcome: Outcome | None = None
+        self.opened_ms = int(time.time() * 1000)
+        """When create-expert started: eval runs since then are its scores."""
 
     @on(RunFinished)
     @on(RunFailed)
@@ -137,7 +142,14 @@ class WizardRunScreen(RunScreen):
         roots = [self.job.runs[root] for root in self.job.roots]
         report = roots[-1].result if roots else ""
         self.app.push_screen(
-            TeamDiffScreen(self.config_path, self.before, after, report=report), self._decided
+            TeamDiffScreen(
+                self.config_path,
+                self.before,
+                after,
+                report=report,
+                scores=scores_since(self.config_path.parent, self.opened_ms),
+            ),
+            self._decided,
         )
 
     def action_cancel_run(self) -> None:
@@ -179,7 +191,13 @@ class TeamDiffScreen(Screen[Outcome | None]):
     )
 
     def __init__(
-        self, config_path: Path, before: str | None, after: str | None, *, report: str = ""
+        self,
+        config_path: Path,
+        before: str | None,
+        after: str | None,
+        *,
+        report: str = "",
+        scores: Sequence[EvalRun] = (),
     ) -> None:
         """Build the screen.
 
@@ -189,6 +207,7 @@ class TeamDiffScreen(Screen[Outcome | None]):
             after: Its text now (``None``: it does not exist).
             report: create-expert's final answer (what it built and how it tested it), shown
                 here so the decision does not wait for a trip back to the run.
+            scores: The eval runs create-expert made of the team (runEvalSet), latest per set.
         """
         from runtime.config import unified_diff
 
@@ -197,6 +216,7 @@ class TeamDiffScreen(Screen[Outcome | None]):
         self.before = before
         self.after = after
         self.report = report.strip()
+        self.scores = list(scores)
         self.diff = unified_diff(before or "", after or "", label=config_path.name)
 
     def compose(self) -> ComposeResult:
@@ -237,6 +257,14 @@ class TeamDiffScreen(Screen[Outcome | None]):
             if keys:
                 text.append(f"\n{label}: ", style="bold")
                 text.append(", ".join(keys), style=style)
+        for run in self.scores:
+            style = "green" if run.failed == 0 else "yellow"
+            text.append("\nEval score: ", style="bold")
+            text.append(f"{run.passed}/{len(run.cases)} cases of {run.name} passed", style=style)
+            failing = [case.name for case in run.cases if not case.passed]
+            if failing:
+                text.append(f" (failing: {', '.join(failing)})")
+            text.append(" · F7 in the editor lists every case", style="dim")
         text.append(
             "\nAccept keeps the file; Roll back restores it as it was before the wizard ran.",
             style="dim",
