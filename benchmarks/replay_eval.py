@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks.run_tree_replay import long_script  # noqa: E402  (the same long job)
 from runtime import RunSetting, parse_config, read_job_events, run  # noqa: E402
 from runtime.llm import GenerationRequest  # noqa: E402
 from runtime.testing import Reply, ScriptedModel  # noqa: E402
@@ -50,19 +51,6 @@ delegates = ["@team/writer"]
 description = "Writes files"
 instruction = "You write the file you are asked for."
 """
-
-
-def _long_script(steps: int) -> list[Reply]:
-    replies = [
-        Reply(
-            reasoning=f"Step {i}: look at the next file. " * 3,
-            tool_calls=[("readTextFile", {"path": f"missing-{i}.txt"})],
-            chunk_size=6,
-        )
-        for i in range(steps)
-    ]
-    replies.append(Reply(text="All files checked. " * 20, chunk_size=6))
-    return replies
 
 
 async def _timed_run(workspace: Path, model: ScriptedModel, **extra: Any) -> tuple[float, Any]:
@@ -93,7 +81,7 @@ def bench_replay(steps: int, rounds: int) -> None:
         job_id = ""
         for _ in range(rounds):
             seconds, checkpoint = asyncio.run(
-                _timed_run(workspace, ScriptedModel(_long_script(steps)))
+                _timed_run(workspace, ScriptedModel(long_script(steps)))
             )
             assert checkpoint.status == "completed", checkpoint.error
             originals.append(seconds)

@@ -35,7 +35,7 @@ STORED_PER_STEP = 7
 """Stored events per step of the script below (streaming deltas are not stored)."""
 
 
-def _script(steps: int) -> list[Reply]:
+def long_script(steps: int) -> list[Reply]:
     replies = [
         Reply(
             reasoning=f"Step {i}: look at the next file. " * 3,
@@ -58,7 +58,7 @@ async def make_job(workspace: Path, stored_events: int) -> str:
             expert_key="worker", query="check every file", workspace=workspace, max_steps=steps + 5
         ),
         None,
-        model=ScriptedModel(_script(steps)),
+        model=ScriptedModel(long_script(steps)),
         config=config,
     )
     return checkpoint.job_id

@@ -14,7 +14,7 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -71,13 +71,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``perstack eval``."""
+    return _command(build_parser(), argv, _eval)
+
+
+def _command(
+    parser: argparse.ArgumentParser,
+    argv: Sequence[str] | None,
+    body: Callable[[argparse.Namespace], int],
+) -> int:
+    """Parse ``argv`` and run ``body``: a usage problem is one line and exit 2, Ctrl+C 130."""
     try:
-        args = build_parser().parse_args(argv)
+        args = parser.parse_args(argv)
     except SystemExit as exit_:
         return EXIT_OK if exit_.code == 0 else EXIT_USAGE
     try:
         with sigterm_interrupts():
-            return _eval(args)
+            return body(args)
     except KeyboardInterrupt as interrupt:
         return report_interrupt(interrupt)
     except PerstackError as error:
@@ -315,22 +324,13 @@ def build_batch_parser() -> argparse.ArgumentParser:
 
 def batch_main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``perstack batch``."""
-    try:
-        args = build_batch_parser().parse_args(argv)
-    except SystemExit as exit_:
-        return EXIT_OK if exit_.code == 0 else EXIT_USAGE
-    try:
-        with sigterm_interrupts():
-            args.file = _batch_file(args)
-            args.compare = None
-            args.replay = False
-            args.keep_workspaces = False
-            return _eval(args)
-    except KeyboardInterrupt as interrupt:
-        return report_interrupt(interrupt)
-    except PerstackError as error:
-        print_error(error)
-        return EXIT_USAGE
+    return _command(build_batch_parser(), argv, _batch)
+
+
+def _batch(args: argparse.Namespace) -> int:
+    args.file = _batch_file(args)
+    args.compare, args.replay, args.keep_workspaces = None, False, False
+    return _eval(args)
 
 
 def _batch_file(args: argparse.Namespace) -> Path:

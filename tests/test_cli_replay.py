@@ -7,24 +7,7 @@ import json
 from pathlib import Path
 
 from tests.fakellm import FakeLLM, reply_text, reply_tool_calls
-from tests.test_cli_run import events, perstack, run_gpt41
-
-TOML = """
-[experts."my-expert"]
-description = "Helps"
-instruction = "Help the user."
-
-[experts."asker"]
-instruction = "Ask first."
-[experts."asker".skills."@perstack/base"]
-type = "mcpStdioSkill"
-command = "npx"
-packageName = "@perstack/base"
-[experts."asker".skills."ask"]
-type = "interactiveSkill"
-[experts."asker".skills."ask".tools."askName"]
-inputJsonSchema = '{"type": "object", "properties": {"q": {"type": "string"}}}'
-"""
+from tests.test_cli_run import TOML, events, perstack, run_gpt41
 
 
 def replay(*args: str, cwd: Path, fake: FakeLLM):  # type: ignore[no-untyped-def]

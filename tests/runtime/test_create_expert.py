@@ -191,8 +191,9 @@ async def test_improving_an_existing_expert_edits_only_that_expert(tmp_path: Pat
     assert "# The writer stays as it is.\n" in text
 
 
-async def test_create_expert_writes_an_eval_set_and_scores_the_team(tmp_path: Path) -> None:
-    """Issue 17 item 5: the team it builds is tested against an eval set, and the score kept."""
+def eval_scoring_team() -> ScriptedModel:
+    """create-expert writes a team and an eval set of two cases, and scores it: one passes (the
+    designer writes levels/1.txt), one fails (it writes levels/1.txt again, not levels/2.txt)."""
     cases = [
         {
             "name": "one level",
@@ -208,7 +209,7 @@ async def test_create_expert_writes_an_eval_set_and_scores_the_team(tmp_path: Pa
             ],
         },
     ]
-    model = scripted_team(
+    return scripted_team(
         {
             "You build teams of micro-agents": [
                 write("ai-gaming", COORDINATOR, delegates=["@ai-gaming/level-designer"]),
@@ -232,6 +233,11 @@ async def test_create_expert_writes_an_eval_set_and_scores_the_team(tmp_path: Pa
             ],
         }
     )
+
+
+async def test_create_expert_writes_an_eval_set_and_scores_the_team(tmp_path: Path) -> None:
+    """Issue 17 item 5: the team it builds is tested against an eval set, and the score kept."""
+    model = eval_scoring_team()
     events: list[PerstackEvent] = []
     checkpoint = await run(
         RunSetting(expert_key="create-expert", query="Form ai-gaming", workspace=tmp_path),

@@ -13,33 +13,7 @@ from runtime.jobs import recording
 from runtime.jobs.recording import read_recording
 from runtime.schema.events import PerstackEvent
 from runtime.testing import Reply, ScriptedModel, call, calls, reply, scripted_team
-
-TEAM = """
-[experts."lead"]
-description = "Coordinates"
-instruction = "You lead the team."
-delegates = ["@team/designer", "@team/coder"]
-
-[experts."@team/designer"]
-description = "Designs levels"
-instruction = "You design levels."
-
-[experts."@team/coder"]
-description = "Writes code"
-instruction = "You write code."
-
-[experts."asker"]
-instruction = "Ask the user before acting."
-[experts."asker".skills."@perstack/base"]
-type = "mcpStdioSkill"
-command = "npx"
-packageName = "@perstack/base"
-[experts."asker".skills."ask"]
-type = "interactiveSkill"
-[experts."asker".skills."ask".tools."askColor"]
-description = "Ask the user for a colour"
-inputJsonSchema = '{"type": "object", "properties": {"question": {"type": "string"}}}'
-"""
+from tests.runtime.test_delegation import TEAM
 
 UNSTORED = {"streamRunResult", "streamReasoning"}
 

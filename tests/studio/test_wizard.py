@@ -256,48 +256,11 @@ async def test_roll_back_removes_a_file_the_wizard_created(tmp_path: Path) -> No
 
 async def test_the_changes_step_shows_the_eval_score(tmp_path: Path) -> None:
     """Issue 17 item 5: create-expert scores the team on an eval set; the wizard shows it."""
-    cases = [
-        {
-            "name": "one level",
-            "query": "Design one level",
-            "checks": [{"type": "fileExists", "path": "levels/1.txt"}],
-        },
-        {
-            "name": "two levels",
-            "query": "Design two levels",
-            "checks": [{"type": "fileExists", "path": "levels/2.txt"}],
-        },
-    ]
-    script: dict[str, list[Reply]] = {
-        "You build teams of micro-agents": [
-            write("ai-gaming", COORDINATOR, delegates=["@ai-gaming/level-designer"]),
-            write("@ai-gaming/level-designer", DESIGNER),
-            call("writeEvalSet", expert="ai-gaming", cases=cases),
-            call("runEvalSet", concurrency=1),
-            call("attemptCompletion"),
-            reply("1 of 2 cases pass."),
-        ],
-        COORDINATOR: [
-            call("level-designer", query="one"),
-            reply("ready"),
-            call("level-designer", query="two"),
-            reply("ready"),
-        ],
-        DESIGNER: [
-            call("writeTextFile", path="levels/1.txt", text="#"),
-            reply("saved"),
-            call("writeTextFile", path="levels/1.txt", text="#"),
-            reply("saved"),
-        ],
-    }
-
-    def choose(request: GenerationRequest) -> Reply:
-        system = request.messages[0].contents[0].text  # type: ignore[union-attr]
-        return next(queue.pop(0) for marker, queue in script.items() if marker in system and queue)
+    from tests.runtime.test_create_expert import eval_scoring_team
 
     app = make_wizard_app(
         workspace=tmp_path,
-        language_model=ScriptedModel(choose),
+        language_model=eval_scoring_team(),
         environ=NO_KEYS,
         cursor_blink=False,
         exit_on_end=False,
