@@ -1,4 +1,5 @@
-"""Snapshots of the "New team" wizard: one per step, on a scripted create-expert."""
+"""Snapshots of the "New team" wizard: one per step, on a scripted create-expert, and what
+stops it moving on."""
 
 from __future__ import annotations
 
@@ -129,3 +130,47 @@ class TestWizard:
         @@ hunk header in cyan. Buttons Back to run, Roll back (red) and Accept (green, focused).
         """
         assert snap_compare(wizard_app, terminal_size=SIZE, run_before=on_diff)
+
+
+class TestWizardRefusals:
+    def test_describe_refuses_a_bad_team_name(self, snap_compare, wizard_app: WizardApp) -> None:
+        """You should see step 1 ("1 Describe") refusing to move on.
+
+        The team name reads "AI Gaming" (focused) and the description "Build a Bun-based CLI
+        indie game playable on Bash for AI."; Ctrl+S was pressed and a red line above the
+        buttons says "'AI Gaming' is not a valid team name: use lowercase letters, digits, '-',
+        '_'." The step bar still highlights "1 Describe"; only Cancel and Next show.
+        """
+
+        async def bad_name(pilot: Any) -> None:
+            await described(pilot)
+            pilot.app.screen.query_one("#wizard-name", Input).value = "AI Gaming"
+            await pilot.press("ctrl+s")
+            await pilot.pause()
+
+        assert snap_compare(wizard_app, terminal_size=SIZE, run_before=bad_name)
+
+    def test_no_provider_key_anywhere(self, snap_compare, tmp_path: Path, monkeypatch) -> None:
+        """You should see step 2 ("2 Model") in a workspace with no API key at all.
+
+        None of the five providers has a ✓: anthropic, openai, google, fireworks and deepseek
+        each show their key variable (ANTHROPIC_API_KEY, OPENAI_API_KEY,
+        GOOGLE_GENERATIVE_AI_API_KEY, FIREWORKS_API_KEY, DEEPSEEK_API_KEY) and a dim "not set".
+        The first, anthropic, is highlighted and the Model box holds its default
+        "claude-sonnet-4-5". Cancel, Back and Next below.
+        """
+        for provider in PROVIDERS:
+            monkeypatch.delenv(provider.key_env, raising=False)
+        workspace = tmp_path / "game"
+        workspace.mkdir()
+        app = make_wizard_app(
+            workspace=workspace,
+            cwd=tmp_path,
+            language_model=team_model(),
+            now=fixed_now,
+            theme=THEME,
+            cursor_blink=False,
+            job_id="wizard-job",
+            exit_on_end=False,
+        )
+        assert snap_compare(app, terminal_size=SIZE, run_before=on_model_step)
