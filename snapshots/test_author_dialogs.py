@@ -57,13 +57,10 @@ class TestExpertForm:
     def test_expert_form_in_a_small_terminal(self, snap_compare, studio_app) -> None:
         """You should see the "Edit expert game-director" form in an 80×24 terminal.
 
-        The dialog fills almost the whole screen: the Key and Version row, the Description and
-        the Instruction (focused, its two lines) show, with the body's scrollbar on the right.
-
-        Known problem, reported: the hint "Ctrl+S applies · Esc cancels" and the Cancel and
-        Apply buttons are cut off below the dialog's bottom edge (the body keeps its height of
-        up to 30 rows instead of shrinking to the screen). When that is fixed this picture
-        changes to show them; update it then.
+        The dialog fills almost the whole screen. Its body scrolls in what the terminal leaves:
+        the Instruction (focused, its two lines) and the "Delegates in this file" label show,
+        with the body's scrollbar on the right; below it, still inside the dialog, the hint
+        "Ctrl+S applies · Esc cancels" and the Cancel and Apply buttons.
         """
 
         async def open_form(pilot) -> None:

@@ -12,7 +12,7 @@ from textual.widgets import Button, Input, Label, SelectionList, Static, TextAre
 
 from studio.edits import ExpertFields, join_list, split_list
 from studio.keys import bindings
-from studio.screens import settle_cursors
+from studio.screens import fit_form_body, settle_cursors
 
 
 def check_expert(
@@ -142,8 +142,12 @@ class ExpertFormScreen(ModalScreen[ExpertFields | None]):
                     "Add expert" if original is None else "Apply", id="submit", variant="primary"
                 )
 
+    def on_resize(self) -> None:
+        fit_form_body(self)
+
     def on_mount(self) -> None:
         settle_cursors(self)
+        fit_form_body(self)
         target = "#expert-instruction" if self._original else "#expert-key"
         self.query_one(target).focus()
 

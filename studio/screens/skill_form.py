@@ -22,7 +22,7 @@ from studio.edits import (
     split_list,
 )
 from studio.keys import bindings
-from studio.screens import settle_cursors
+from studio.screens import fit_form_body, settle_cursors
 from studio.session import BASE_SKILL_NAME
 
 TYPE_CHOICES: tuple[tuple[str, str], ...] = (
@@ -220,8 +220,12 @@ class SkillFormScreen(ModalScreen[SkillFields | None]):
                     "Add skill" if original is None else "Apply", id="submit", variant="primary"
                 )
 
+    def on_resize(self) -> None:
+        fit_form_body(self)
+
     def on_mount(self) -> None:
         settle_cursors(self)
+        fit_form_body(self)
         self._show_type(self._type())
         self.query_one("#skill-name" if self._original is None else "#skill-description").focus()
 
