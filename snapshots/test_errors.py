@@ -110,9 +110,9 @@ class TestAuthorErrors:
         exception as "PermissionError: [Errno 13] Permission denied: 'perstack.toml'", and a
         focused Close button; the app keeps running behind the dialog.
 
-        The task runs as a worker of the app: only those reach the dialog today. A worker of a
-        screen or widget (the real config watcher, the analysis, saving, the history) fails
-        silently, since Textual's Worker.StateChanged does not bubble (reported).
+        The task runs as a worker of the app here; a failed worker of a screen or widget (the
+        config watcher, the analysis, saving, the history) reaches the same dialog, forwarded
+        by its node (tests/studio/test_app.py).
         """
 
         async def watcher_failed(pilot: Any) -> None:

@@ -10,11 +10,11 @@ from textual import on
 from textual.app import App, SystemCommand
 from textual.binding import BindingType
 from textual.screen import Screen
-from textual.worker import Worker, WorkerState
+from textual.worker import Worker
 
 from studio.host import Clock, local_now
 from studio.keys import Keymap, bindings
-from studio.messages import ConfigCreated
+from studio.messages import ConfigCreated, WorkerFailed, forward_worker_failure
 from studio.session import display_path, locate_config
 from studio.settings import Settings, confirms
 
@@ -129,10 +129,13 @@ class StudioApp(App[int]):
             confirmed,
         )
 
-    @on(Worker.StateChanged)
-    def _worker_failed(self, event: Worker.StateChanged) -> None:
-        worker = event.worker
-        if event.state != WorkerState.ERROR or worker.error is None:
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        forward_worker_failure(self, event)
+
+    @on(WorkerFailed)
+    def _worker_failed(self, message: WorkerFailed) -> None:
+        worker = message.worker
+        if worker.error is None:
             return
         from studio.screens.error import ErrorModal
 

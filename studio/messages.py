@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
+from textual.dom import DOMNode
 from textual.message import Message
+from textual.worker import Worker, WorkerState
 
 if TYPE_CHECKING:
     from studio.session import Analysis
@@ -76,3 +78,20 @@ class ConfigCreated(Message):
     """The empty state wrote a new perstack.toml."""
 
     path: Path
+
+
+@dataclass
+class WorkerFailed(Message):
+    """A worker of a screen or widget raised: the app shows the error.
+
+    Textual's own ``Worker.StateChanged`` does not bubble: it stays on the node that ran the
+    worker, which forwards it with :func:`forward_worker_failure`.
+    """
+
+    worker: Worker[Any]
+
+
+def forward_worker_failure(node: DOMNode, event: Worker.StateChanged) -> None:
+    """Tell the app about a failed worker of ``node`` (call it from ``on_worker_state_changed``)."""
+    if event.state == WorkerState.ERROR and event.worker.error is not None:
+        node.app.post_message(WorkerFailed(event.worker))

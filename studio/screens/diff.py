@@ -17,11 +17,13 @@ from textual.binding import BindingType
 from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
+from textual.worker import Worker
 
 from runtime import StorageError
 from runtime.diff import JobDiff, describe_job, diff_jobs
 from runtime.jobs import Jobs
 from studio.keys import bindings
+from studio.messages import forward_worker_failure
 from studio.widgets.diff_detail import DiffDetail
 from studio.widgets.diff_table import DiffTable
 from studio.widgets.footer import StudioFooter
@@ -50,6 +52,9 @@ class DiffScreen(Screen[None]):
             yield DiffTable(id="diff-table")
             yield DiffDetail(id="diff-detail")
         yield StudioFooter()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        forward_worker_failure(self, event)
 
     def on_mount(self) -> None:
         self._compare()

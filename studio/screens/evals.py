@@ -21,6 +21,7 @@ from textual.binding import BindingType
 from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
+from textual.worker import Worker
 
 from runtime import LanguageModel, PerstackError, load_config_for, run
 from runtime.evals import (
@@ -35,6 +36,7 @@ from runtime.evals import (
 )
 from runtime.jobs import Jobs
 from studio.keys import bindings
+from studio.messages import forward_worker_failure
 from studio.screens.history import format_time
 from studio.widgets.eval_table import EvalTable
 from studio.widgets.footer import StudioFooter
@@ -134,6 +136,9 @@ class EvalsScreen(Screen[None]):
             yield EvalTable(id="evals-table")
             yield Static("", id="evals-detail")
         yield StudioFooter()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        forward_worker_failure(self, event)
 
     def on_mount(self) -> None:
         self._load_set()

@@ -19,9 +19,11 @@ from textual.binding import BindingType
 from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
+from textual.worker import Worker
 
 from runtime.jobs import CheckpointSummary, Jobs, JobSummary
 from studio.keys import bindings
+from studio.messages import forward_worker_failure
 from studio.widgets.footer import StudioFooter
 
 if TYPE_CHECKING:
@@ -83,6 +85,9 @@ class HistoryScreen(Screen[ResumePoint | None]):
             yield DataTable(id="history-checkpoints", cursor_type="row", zebra_stripes=True)
             yield Static("", id="history-hint")
         yield StudioFooter()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        forward_worker_failure(self, event)
 
     def on_mount(self) -> None:
         jobs = self.query_one("#history-jobs", DataTable)

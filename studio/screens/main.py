@@ -26,11 +26,17 @@ from textual.command import Provider
 from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Header, Static, TabbedContent, TabPane, Tree
+from textual.worker import Worker
 
 from studio.commands import PaletteCommand, StudioCommands
 from studio.host import StudioHost, host_of
 from studio.keys import bindings
-from studio.messages import ConfigFileChanged, ConfigSaveFailed, ConfigWatchStarted
+from studio.messages import (
+    ConfigFileChanged,
+    ConfigSaveFailed,
+    ConfigWatchStarted,
+    forward_worker_failure,
+)
 from studio.screens import settle_cursors
 from studio.screens.team_forms import TeamForms
 from studio.session import decode_config
@@ -148,6 +154,9 @@ class MainScreen(Screen[None]):
                 yield Static(RUNS_PLACEHOLDER, id="runs-placeholder", markup=False)
         yield StatusLine(id="status-line")
         yield StudioFooter()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        forward_worker_failure(self, event)
 
     def on_mount(self) -> None:
         settle_cursors(self)

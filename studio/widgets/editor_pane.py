@@ -27,9 +27,16 @@ from textual.message import Message
 from textual.reactive import var
 from textual.timer import Timer
 from textual.widgets import TextArea
+from textual.worker import Worker
 
 from studio.edits import edit_text
-from studio.messages import AnalysisReady, ConfigReloaded, ConfigSaved, ConfigSaveFailed
+from studio.messages import (
+    AnalysisReady,
+    ConfigReloaded,
+    ConfigSaved,
+    ConfigSaveFailed,
+    forward_worker_failure,
+)
 from studio.session import Analysis, TeamOutline, analyse, changed_lines, outline_of
 from studio.widgets.diagnostics import DiagnosticsPanel
 from studio.widgets.editor import ConfigEditor
@@ -131,6 +138,9 @@ class EditorPane(Vertical):
     def compose(self) -> ComposeResult:
         yield ConfigEditor(self._disk_text, id="editor")
         yield DiagnosticsPanel(id="diagnostics")
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        forward_worker_failure(self, event)
 
     def on_mount(self) -> None:
         # What the editor holds for the file on disk (a file with mixed line endings reads back

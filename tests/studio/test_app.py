@@ -194,3 +194,30 @@ async def test_notifications_leave_the_problems_panel_visible(tmp_path: Path) ->
         toast = app.screen.query_one("Toast").region
         assert toast.height > 0
         assert not toast.overlaps(screen.problems.region)
+
+
+async def test_a_failed_worker_of_a_screen_or_widget_shows_the_error(tmp_path: Path) -> None:
+    """Textual's worker-state message does not bubble: screens and panes forward failures."""
+    from textual.worker import Worker
+
+    from studio.screens.error import ErrorModal
+    from studio.screens.main import MainScreen
+    from tests.studio.helpers import fixed_now, wait_until
+
+    (tmp_path / "perstack.toml").write_text('[experts."a"]\ninstruction = "Help."\n')
+    app = make_app(tmp_path / "perstack.toml", now=fixed_now, watch=False, cursor_blink=False)
+
+    async def boom() -> None:
+        raise RuntimeError("the analysis broke")
+
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, MainScreen))
+        screen = app.screen
+        assert isinstance(screen, MainScreen)
+        worker: Worker[None] = screen.editor_pane.run_worker(
+            boom(), name="analysis", exit_on_error=False
+        )
+        await wait_until(pilot, lambda: isinstance(app.screen, ErrorModal))
+        assert worker.error is not None
+        text = " ".join(str(w.render()) for w in app.screen.query("Static"))
+        assert "The studio's analysis failed" in text and "the analysis broke" in text
