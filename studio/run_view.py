@@ -256,24 +256,20 @@ class RunView:
         )
 
     def run_label(self, node: RunNode) -> Text:
-        """A run's row: status, steps with its delegates', tokens, staleness."""
+        """A run's row: status, branch, steps with its delegates', tokens, staleness."""
         glyph, colour, word = self.look(node)
-        steps = sum(self.job.step_count(self.job.runs[d]) for d in self._subtree(node))
+        steps = self.job.total_steps(node)
         label = Text.assemble(
-            (f"{glyph} ", colour),
-            (node.expert_key, "bold"),
-            (f"  {word}", colour),
-            f" · {steps} step{'s' if steps != 1 else ''} · {usage_text(self.job.rollup(node))}",
+            (f"{glyph} ", colour), (node.expert_key, "bold"), (f"  {word}", colour)
+        )
+        if node.fork_step is not None:
+            label.append(f" · ⑂ branch from step {node.fork_step}", style="cyan")
+        label.append(
+            f" · {steps} step{'s' if steps != 1 else ''} · {usage_text(self.job.rollup(node))}"
         )
         if node.stale:
             label.append(" · older definition", style="italic bright_black")
         return label
-
-    def _subtree(self, node: RunNode) -> list[str]:
-        out = [node.node_id]
-        for child in node.children:
-            out.extend(self._subtree(self.job.runs[child]))
-        return out
 
     @staticmethod
     def step_label(step: StepNode) -> Text:
@@ -368,10 +364,12 @@ class RunView:
         lines = [Text.assemble(("Job ", "bold"), job.job_id or "")]
         for root_id in job.roots:
             root = job.runs[root_id]
+            for query in root.queries[:-1]:  # earlier queries the run went on from
+                lines.append(Text.assemble(("\n▶ ", "bold"), short(query, 200)))
             lines.append(
                 Text.assemble(
                     ("\n▶ ", "bold"),
-                    short(root.query or "(resumed)", 200),
+                    short(root.queries[-1] if root.queries else "(resumed)", 200),
                     (f"\n  {self.look(root)[2]}", "italic"),
                     f" · {usage_text(job.rollup(root))}",
                 )

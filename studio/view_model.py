@@ -6,9 +6,13 @@ With ``keep_steps``, a run keeps only its newest steps: older settled ones are d
 ``RunNode.dropped_steps``; their usage stays in the run's totals) and are read back from storage
 when someone opens them, so memory stays flat however long the job.
 
-Segments: Perstack gives a run a new run id each time it resumes (after its delegates, or after an
-interactive answer). The tree shows such a resumption as the same run node going on, keyed by the
-expert and the tool call that started it; a follow-up query after a finished run is a new node.
+Segments: Perstack gives a run a new run id each time it resumes (after its delegates, after an
+interactive answer, a follow-up query, a resume after an interrupt). Where each segment goes, and
+how steps are counted, is the runtime's rule (:class:`runtime.jobs.SegmentLinker`,
+:func:`runtime.jobs.count_steps`), the one ``perstack log`` and the jobs API apply to stored
+jobs: a continued run is the same node going on under the call that started it, and a segment that
+goes on from an earlier checkpoint (a resume from the history) is a branch, a new node beside the
+one it branched from.
 """
 
 from __future__ import annotations
@@ -18,6 +22,14 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from runtime import INTERRUPTED_ERROR, PerstackEvent, Usage, tool_result_failed
+from runtime.jobs import (
+    CHECKPOINT_EVENT_TYPES,
+    SegmentLinker,
+    SegmentStart,
+    StepNumbers,
+    count_steps,
+    stop_calls,
+)
 
 RunStatus = Literal["running", "delegating", "waiting", "done", "failed", "stopped", "cancelled"]
 CallStatus = Literal["running", "done", "failed", "waiting", "delegated"]
@@ -80,9 +92,19 @@ class RunNode:
     stale: bool = False
     """Made with a definition that differs from the one in perstack.toml now (set by the
     studio, which knows the file)."""
+    branch_of: str | None = None
+    """For a branch (it went on from an earlier checkpoint): the node it branches from."""
+    fork_step: int | None = None
+    """For a branch: the step number of the checkpoint it went on from."""
+    queries: list[str] = field(default_factory=list)
+    """Every query its segments were given, in order (``query`` is the first): a follow-up's
+    goes on in the same run."""
+    step_numbers: StepNumbers = field(default_factory=StepNumbers)
+    """Every step number its events carried, held or dropped: what its steps are counted by."""
 
     def step(self, number: int) -> StepNode:
         """The step with this number, created on first use."""
+        self.step_numbers.add(number)
         if not self.steps or self.steps[-1].number != number:
             for existing in reversed(self.steps):
                 if existing.number == number:
@@ -110,9 +132,7 @@ class JobTree:
         self.version = 0
         """Bumped on every change, so a view can tell whether to redraw."""
         self._by_run_id: dict[str, RunNode] = {}
-        self._open_segments: dict[tuple[str, str | None], RunNode] = {}
-        self._by_call: dict[tuple[str, str | None], RunNode] = {}
-        """The latest node of each (expert, calling tool call), stopped or not."""
+        self._linker = SegmentLinker()
 
     # queries ---------------------------------------------------------------------------------
 
@@ -129,7 +149,18 @@ class JobTree:
 
     def step_count(self, node: RunNode) -> int:
         """Steps of this run alone (held and dropped)."""
-        return len(node.steps) + node.dropped_steps
+        return count_steps(node.step_numbers)
+
+    def total_steps(self, node: RunNode) -> int:
+        """Steps of a run and everything it delegated to, each step number once (the rule)."""
+        return count_steps(*(self.runs[node_id].step_numbers for node_id in self.subtree(node)))
+
+    def subtree(self, node: RunNode) -> list[str]:
+        """The ids of a run and of every run below it, parents first."""
+        out = [node.node_id]
+        for child in node.children:
+            out.extend(self.subtree(self.runs[child]))
+        return out
 
     def walk(self) -> list[tuple[int, RunNode]]:
         """Every run with its depth, parents before children, delegates in call order."""
@@ -155,37 +186,41 @@ class JobTree:
         if handler is not None:
             handler(event)
             self.version += 1
+        step = getattr(event, "step_number", None)
+        if step is None or event.type == "startRun":
+            return
+        node = self._by_run_id.get(event.run_id)
+        if node is not None:
+            node.step_numbers.add(step)
+        if event.type in CHECKPOINT_EVENT_TYPES:
+            # What the segment stored, and what it stopped for: where later segments go on from.
+            self._linker.stored(event.run_id, step)
+            if calls := stop_calls(event.type, getattr(event, "checkpoint", None)):
+                self._linker.stopped_for(event.run_id, calls, step)
 
     def _on_startRun(self, event: Any) -> None:
-        checkpoint = event.initial_checkpoint
-        parent = checkpoint.delegated_by
-        key = (event.expert_key, parent.tool_call_id if parent else None)
-        resumed = checkpoint.status in ("stoppedByDelegate", "stoppedByInteractiveTool")
-        node = self._open_segments.get(key) if resumed else None
-        if node is None and parent is not None and checkpoint.status != "init":
-            # A delegate that starts from anything but a fresh checkpoint goes on with the same
-            # call (resumed after an interrupt or a crash): one node, as perstack log shows it.
-            node = self._by_call.get(key)
+        start = SegmentStart.of(event.run_id, event.expert_key, event.initial_checkpoint)
+        placed = self._linker.place(start)
+        node = None if placed.new else self.runs.get(placed.node_id)
         if node is None:
             node = RunNode(
-                node_id=event.run_id,
+                node_id=placed.node_id,
                 expert_key=event.expert_key,
                 run_ids=[],
                 parent_node_id=None,
-                parent_call_id=parent.tool_call_id if parent else None,
+                parent_call_id=placed.call_id,
                 started_at=event.timestamp,
+                branch_of=placed.branch_of,
+                fork_step=placed.fork_step,
             )
             self.runs[node.node_id] = node
-            parent_node = self._by_run_id.get(parent.run_id) if parent else None
+            parent_node = self._by_run_id.get(placed.parent_run_id or "")
             if parent_node is not None:
                 node.parent_node_id = parent_node.node_id
                 parent_node.children.append(node.node_id)
                 self._order_children(parent_node)
-                for step in reversed(parent_node.steps):
-                    call = next((c for c in step.calls if c.call_id == parent.tool_call_id), None)
-                    if call is not None:
-                        call.child_run_ids.append(node.node_id)
-                        break
+                if call := self._find_call(parent_node, placed.call_id or ""):
+                    call.child_run_ids.append(node.node_id)
             else:
                 self.roots.append(node.node_id)
         node.run_ids.append(event.run_id)
@@ -193,14 +228,13 @@ class JobTree:
             node.definitions.append(event.definition_sha256)
         node.status = "running"
         node.finished_at = None
+        node.error = None  # an earlier segment's: the run goes on
         self._by_run_id[event.run_id] = node
-        self._open_segments[key] = node
-        self._by_call[key] = node
         for message in event.input_messages:
             if message.type == "userMessage":
-                node.query = node.query or " ".join(
-                    p.text for p in message.contents if p.type == "textPart"
-                )
+                query = " ".join(p.text for p in message.contents if p.type == "textPart")
+                node.query = node.query or query
+                node.queries.append(query)
         node.step(event.step_number).started_at = event.timestamp
 
     def _run(self, event: Any) -> RunNode | None:
@@ -349,10 +383,6 @@ class JobTree:
         node.step(event.step_number).finished_at = event.timestamp
         if status not in ("delegating", "waiting"):
             node.finished_at = event.timestamp
-            parent = event.checkpoint.delegated_by
-            self._open_segments.pop(
-                (node.expert_key, parent.tool_call_id if parent else None), None
-            )
         return node
 
     def _on_stopRunByDelegate(self, event: Any) -> None:

@@ -22,6 +22,7 @@ callback is given), and nothing outside a job's folder is ever read.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,16 +30,17 @@ from typing import TYPE_CHECKING, Any
 
 from runtime.errors import CheckpointError, StorageError
 from runtime.jobs.events import CheckpointMessages, decode_event, read_job_events
-from runtime.jobs.lock import job_is_live
 from runtime.jobs.records import JSON, EventSource, Warn, load_events
 from runtime.jobs.runs import (
+    CHECKPOINT_EVENT_TYPES,
     JOB_STATUS_BY_RUN_STATUS,
     RunInfo,
     TreeNode,
-    add_usage,
     build_runs,
     build_tree,
     empty_usage,
+    job_steps,
+    job_usage,
 )
 from runtime.jobs.store import (
     MAX_STORED_BYTES,
@@ -49,7 +51,6 @@ from runtime.jobs.store import (
     is_plain_id,
     read_json_file,
 )
-from runtime.schema.kinds import TERMINAL_EVENT_TYPES
 
 if TYPE_CHECKING:
     from runtime.schema.checkpoint import Checkpoint, Job
@@ -58,13 +59,10 @@ if TYPE_CHECKING:
 FOLLOW_INTERVAL = 0.1
 """Seconds between two looks at a live job's event files."""
 
-_CHECKPOINT_EVENTS = TERMINAL_EVENT_TYPES | {"continueToNextStep"}
-
 _JOB_STATUSES = frozenset(
     {"running", "completed", "stoppedByMaxSteps", "stoppedByInteractiveTool", "stoppedByError"}
 )
 """Statuses a stored job may have (``interrupted`` is derived when read, never stored)."""
-"""Events whose ``checkpoint`` is the one just stored: they date the checkpoint files."""
 
 
 def _ignore(_: str) -> None:
@@ -80,9 +78,14 @@ class JobSummary:
         status: ``completed``, ``running``, ``interrupted`` (stored as running, but no process
             holds it), ``stoppedByError``... as in job.json.
         expert_key: The coordinator expert.
-        total_steps: Steps of the job.
+        total_steps: Steps of the job, counted by the rule its tree is counted by
+            (:func:`runtime.jobs.runs.count_steps`: distinct step numbers, every branch's), so
+            it is the number the root of :meth:`Jobs.tree` shows. For a job that never went
+            back to an earlier checkpoint, job.json's ``totalSteps``.
         usage: Tokens (``inputTokens``, ``outputTokens``, ``totalTokens``...) and ``costUsd``
-            when known, as stored (camelCase).
+            when known (camelCase): what the job's runs spent, every branch's, as the roots of
+            :meth:`Jobs.tree` add up to. For a job that never went back to an earlier
+            checkpoint, job.json's ``usage``.
         started_at: Milliseconds since the epoch.
         finished_at: Milliseconds since the epoch, None while running.
     """
@@ -197,7 +200,7 @@ class Jobs:
         stored_at: dict[str, int] = {}
         run_ids = readable_run_ids(self.storage, job_id, source)
         for record in load_events(self.storage, job_id, run_ids, source):
-            if record.type not in _CHECKPOINT_EVENTS:
+            if record.type not in CHECKPOINT_EVENT_TYPES:  # they date the checkpoint files
                 continue
             payload = source.payload(record)
             checkpoint = payload.get("checkpoint") if payload is not None else None
@@ -229,7 +232,8 @@ class Jobs:
                 return self.storage.load_job(job_id)
             except CheckpointError:
                 pass  # damaged: described from its events below
-        summary = self.get(job_id)
+        # Perstack's fields as Perstack means them (totalSteps: the step number reached).
+        summary = _job_summary(job_id, job_document(self.storage, job_id, self.runs, _ignore))
         usage = Usage.model_validate(summary.usage)
         status = summary.status if summary.status in _JOB_STATUSES else "running"
         return Job(
@@ -260,7 +264,7 @@ class Jobs:
 
     def is_live(self, job_id: str) -> bool:
         """Whether a process is running the job right now."""
-        return job_is_live(self.job_dir(job_id))
+        return self.storage.is_live(job_id)
 
     async def follow(
         self, job_id: str, *, messages: bool = False, interval: float = FOLLOW_INTERVAL
@@ -277,7 +281,7 @@ class Jobs:
         offsets: dict[Path, int] = {}
         while True:
             # Looked at before reading, so the last lines of a process that just ended are read.
-            live = job_is_live(job_dir)
+            live = self.storage.is_live(job_id)
             batch: list[PerstackEvent] = []
             for path in sorted((job_dir / "runs").glob("*/events.jsonl")):
                 if not is_plain_id(path.parent.name) or not is_inside(job_dir, path):
@@ -299,7 +303,12 @@ class Jobs:
             raise StorageError(f"Job {job_id!r} not found in {self.storage.jobs_dir}")
 
     def _summary(self, job_id: str, warn: Warn) -> JobSummary:
-        return _job_summary(job_id, job_document(self.storage, job_id, self.runs, warn))
+        runs = self.runs(job_id, warn=warn)
+        summary = _job_summary(job_id, job_document(self.storage, job_id, runs, warn))
+        if not runs:
+            return summary
+        # Counted as the tree counts them, so the history's row and the tree agree.
+        return dataclasses.replace(summary, total_steps=job_steps(runs), usage=job_usage(runs))
 
 
 def _new_lines(path: Path, offsets: dict[Path, int]) -> Iterator[bytes]:
@@ -445,9 +454,7 @@ def _reconstruct_job(
     if callable(runs):
         runs = runs(job_id)
     coordinator = [run for run in runs if run.parent_run_id is None]
-    usage = empty_usage()
-    for run in runs:
-        usage = add_usage(usage, run.usage)
+    usage = job_usage(runs)
     steps = [step for run in runs for step in run.steps]
     last = coordinator[-1] if coordinator else None
     status = "running"

@@ -18,7 +18,7 @@ from runtime.jobs.api import checkpoint_ids, job_document, load_checkpoints, rea
 from runtime.jobs.events import CheckpointMessages
 from runtime.jobs.lock import JOB_INTERRUPTED
 from runtime.jobs.records import JSON, REF_NEEDLE, EventRecord, EventSource, Warn, load_events
-from runtime.jobs.runs import RunInfo, TreeNode, build_runs, build_tree
+from runtime.jobs.runs import RunInfo, TreeNode, build_runs, build_tree, job_steps, job_usage
 from runtime.jobs.store import Storage, is_given_id, is_inside
 from runtime.log.filters import FilterExpression, LogError, StepFilter
 
@@ -129,15 +129,24 @@ def select(records: list[EventRecord], criteria: Criteria, source: EventSource) 
     return Selection(matched, page, shown)
 
 
-def summarize(records: Iterable[EventRecord]) -> JSON:
-    """Counts over ``records`` (the matched events): Perstack's summary keys plus ``types``.
+_CALL_EVENT_TYPES = frozenset({"callTools", "callInteractiveTool", "callDelegate"})
+"""Events that say which tool calls the model made (``callTools`` lists them all; the others
+repeat the interactive and delegate ones)."""
+
+
+def summarize(records: Iterable[EventRecord], source: EventSource) -> JSON:
+    """Counts over ``records`` (the matched events): Perstack's summary keys plus ours.
 
     ``toolCallCount`` counts tool events (callTools, resolveToolResults, callInteractiveTool) and
-    ``delegationCount`` delegation events, as Perstack does.
+    ``delegationCount`` delegation events, as Perstack does. ``toolCallsMade`` and
+    ``delegationsMade`` count the tool calls (and, of them, the delegate calls) the model made
+    in those events, each call once however many events mention it: what ``--summary`` shows.
     """
     total = errors = tools = delegations = 0
     steps: list[int] = []
     types: dict[str, int] = {}
+    made: set[str] = set()
+    delegated: set[str] = set()
     for record in records:
         total += 1
         kind = record.type
@@ -150,6 +159,11 @@ def summarize(records: Iterable[EventRecord]) -> JSON:
             delegations += 1
         if record.step is not None:
             steps.append(record.step)
+        if kind in _CALL_EVENT_TYPES:
+            calls = _tool_call_ids(source.payload(record))
+            made.update(calls)
+            if kind == "callDelegate":
+                delegated.update(calls)
     summary: JSON = {
         "totalEvents": total,
         "errorCount": errors,
@@ -159,7 +173,19 @@ def summarize(records: Iterable[EventRecord]) -> JSON:
     if steps:
         summary["stepRange"] = {"min": min(steps), "max": max(steps)}
     summary["types"] = dict(sorted(types.items()))
+    summary["toolCallsMade"] = len(made)
+    summary["delegationsMade"] = len(delegated)
     return summary
+
+
+def _tool_call_ids(payload: JSON | None) -> list[str]:
+    """The ids of the tool calls an event names (``toolCalls[]``, or its one ``toolCall``)."""
+    if payload is None:
+        return []
+    calls = payload.get("toolCalls")
+    if not isinstance(calls, list):
+        calls = [payload.get("toolCall")]
+    return [c["id"] for c in calls if isinstance(c, dict) and isinstance(c.get("id"), str)]
 
 
 def nearest(wanted: str, existing: Sequence[str], limit: int = 3) -> list[str]:
@@ -230,6 +256,9 @@ class LogResult:
         selection: Matched, paged and shown events.
         summary: Counts over the matched events.
         source: Decodes the shown events' payloads.
+        job_steps: The job's steps counted as its tree counts them (None when its runs were
+            not read: a run or checkpoint view of a job with a job.json).
+        job_usage: What the job's runs spent, every branch's (None as for ``job_steps``).
     """
 
     storage_path: Path
@@ -243,6 +272,8 @@ class LogResult:
     selection: Selection
     summary: JSON
     source: EventSource
+    job_steps: int | None = None
+    job_usage: JSON | None = None
 
 
 def _find_job(storage: Storage, job_ids: list[str], query: LogQuery) -> tuple[str, bool]:
@@ -350,8 +381,10 @@ def build_log(storage: Storage, query: LogQuery, warn: Warn) -> LogResult:
         runs=runs,
         tree=tree,
         selection=selection,
-        summary=summarize(selection.matched),
+        summary=summarize(selection.matched, source),
         source=source,
+        job_steps=job_steps(runs_for_job) if runs_for_job else None,
+        job_usage=job_usage(runs_for_job) if runs_for_job else None,
     )
 
 

@@ -22,7 +22,9 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
+from runtime._terminal import BIDI_AND_SEPARATORS as BIDI_AND_SEPARATORS
 from runtime._terminal import use_color as use_color
+from runtime._terminal import visible as visible
 from runtime.jobs.records import JSON, EventRecord
 from runtime.jobs.runs import RunInfo, TreeNode, first_text_part, first_user_text, step_ranges
 from runtime.jobs.store import decode_json
@@ -44,34 +46,6 @@ _CODES = {
     "magenta": "35",
     "cyan": "36",
 }
-
-
-BIDI_AND_SEPARATORS = r"\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff"
-_HIDDEN = re.compile(rf"[\x00-\x08\x0a-\x1f\x7f-\x9f{BIDI_AND_SEPARATORS}]")
-"""What :func:`visible` escapes: every control character but tab, C1, bidi controls, U+2028/9 and
-lone surrogates (which a UTF-8 stream cannot even write)."""
-
-
-def visible(text: str) -> str:
-    r"""``text`` with the characters a terminal would act on shown as escapes, not executed.
-
-    ESC becomes ``\x1b`` (so ``ESC[31m`` is shown as ``\x1b[31m``), any other C0 or C1 control
-    ``\xNN`` (newline and carriage return too: ``\n``, ``\r``, so stored text never starts a
-    line of its own), and bidi controls, U+2028/U+2029 and lone surrogates ``\uNNNN``. Tabs
-    stay. A backslash is not escaped, so ``\x1b`` may also be those four characters as stored.
-    """
-    if _HIDDEN.search(text) is None:
-        return text
-    return _HIDDEN.sub(_escape, text)
-
-
-def _escape(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    if code == 0x0A:
-        return "\\n"
-    if code == 0x0D:
-        return "\\r"
-    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
 
 
 def visible_lines(text: str) -> str:
@@ -199,7 +173,7 @@ def render_text(
     if result.is_latest_job:
         lines.append(paint("(showing latest job)", "dim"))
     lines.append(f"Storage: {result.storage_path}")
-    lines.extend(_job_header(result.job, paint, tz))
+    lines.extend(_job_header(result, paint, tz))
     lines.append("")
     if result.tree is not None and result.runs is not None and len(result.runs) > 1:
         lines.extend(_tree_section(result.tree, paint))
@@ -256,7 +230,9 @@ def render_text(
     return paint.finish(lines)
 
 
-def _job_header(job: JSON, paint: _Paint, tz: tzinfo | None) -> list[str]:
+def _job_header(result: LogResult, paint: _Paint, tz: tzinfo | None) -> list[str]:
+    """The job: its steps and usage counted as the tree and the studio's history count them."""
+    job = result.job
     status = str(job.get("status", "?"))
     lines = [
         f"{paint('Job:', 'bold')} {job.get('id')} ({paint(status, _status_style(status))})",
@@ -265,11 +241,12 @@ def _job_header(job: JSON, paint: _Paint, tz: tzinfo | None) -> list[str]:
     started = job.get("startedAt")
     if isinstance(started, int):
         lines.append(f"Started: {format_timestamp(started, tz)}")
-    lines.append(f"Steps: {job.get('totalSteps', 0)}")
+    steps = result.job_steps if result.job_steps is not None else job.get("totalSteps", 0)
+    lines.append(f"Steps: {steps}")
     finished = job.get("finishedAt")
     if isinstance(finished, int):
         lines.append(f"Finished: {format_timestamp(finished, tz)}")
-    usage = job.get("usage")
+    usage = result.job_usage if result.job_usage is not None else job.get("usage")
     if isinstance(usage, dict):
         lines.append(f"Usage: {format_usage(usage, detail=True)}")
     return lines
@@ -290,12 +267,16 @@ def _tree_section(roots: Sequence[TreeNode], paint: _Paint) -> list[str]:
 
     def walk(node: TreeNode, prefix: str, connector: str, child_prefix: str) -> None:
         runs = _format_runs([segment.run_id for segment in node.segments])
-        text = (
-            f"{paint(node.expert_key, 'bold')}  {paint(node.status, _status_style(node.status))}"
-            f"  {_format_steps(node.steps)}  {format_usage(node.usage)}"
-        )
+        text = f"{paint(node.expert_key, 'bold')}  {paint(node.status, _status_style(node.status))}"
+        if node.fork_step is not None:
+            text += f"  {paint(f'⑂ branch from step {node.fork_step}', 'cyan')}"
+        text += f"  {_format_steps(node.steps)}  {format_usage(node.usage)}"
         if node.children:
-            text += f"  (with delegates: {format_usage(node.total_usage)})"
+            total = node.total_steps
+            text += (
+                f"  (with delegates: {total} step{'' if total == 1 else 's'}, "
+                f"{format_usage(node.total_usage)})"
+            )
         lines.append(f"  {prefix}{connector}{text}  {paint(runs, 'dim')}")
         children: list[TreeNode | str] = list(node.children)
         if len(children) > TREE_CHILDREN_SHOWN:
@@ -387,8 +368,8 @@ def _summary_section(summary: JSON, run_count: int, paint: _Paint) -> list[str]:
         paint("Summary:", "bold"),
         f"  Total Events: {summary['totalEvents']}",
         f"  Errors: {summary['errorCount']}",
-        f"  Tool Calls: {summary['toolCallCount']}",
-        f"  Delegations: {summary['delegationCount']}",
+        f"  Tool Calls: {summary['toolCallsMade']}",
+        f"  Delegations: {summary['delegationsMade']}",
     ]
     step_range = summary.get("stepRange")
     if isinstance(step_range, dict):

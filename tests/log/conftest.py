@@ -529,11 +529,26 @@ class JobBuilder:
         )
         inputs: list[Message] = []
         status = "init"
+        waiting: dict[str, Any] = {}
         if resume is not None:
             segment.messages = list(resume.messages)
             segment.usage = resume.usage
             segment.delegated_by = resume.delegated_by
-            status = resume.last_checkpoint.status if resume.last_checkpoint else "init"
+            last = resume.last_checkpoint
+            status = last.status if last else "init"
+            if last is not None:
+                # As the runtime resumes a run that stopped for calls: the checkpoint it goes on
+                # from still names them (delegateTo), with their results (partialToolResults).
+                waiting = {
+                    "delegate_to": last.delegate_to,
+                    "partial_tool_results": [
+                        ToolResult(
+                            id=c.id, skill_name=c.skill_name, tool_name=c.tool_name, result=[]
+                        )
+                        for c in last.pending_tool_calls or []
+                    ]
+                    or None,
+                }
         if delegated_by is not None:
             parent, tool_call, parent_checkpoint = delegated_by
             segment.delegated_by = DelegatedBy(
@@ -557,6 +572,7 @@ class JobBuilder:
                 "expert": ref,
                 "usage": segment.usage,
                 "delegated_by": segment.delegated_by,
+                **waiting,
             }
         )
         self.emit(StartRun(**segment.base(), initial_checkpoint=initial, input_messages=inputs))

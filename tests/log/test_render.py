@@ -24,7 +24,7 @@ Expert: lead
 Started: 2026-01-01 00:00:00
 Steps: 2
 Finished: 2026-01-01 00:00:20
-Usage: 400 tokens (input 360, output 40, reasoning 0, cached input 0), $0.0400
+Usage: 300 tokens (input 270, output 30, reasoning 0, cached input 0), $0.0300
 
 Delegation tree:
 {lead_line}
@@ -33,8 +33,8 @@ Delegation tree:
 Summary:
   Total Events: 20
   Errors: 2
-  Tool Calls: 2
-  Delegations: 2
+  Tool Calls: 3
+  Delegations: 1
   Step Range: 1 - 2
   Runs: 3
 
@@ -137,7 +137,7 @@ def build_small_team(root: Path) -> JobBuilder:
     b.store_job(
         "completed",
         "lead",
-        Usage(input_tokens=360, output_tokens=40, total_tokens=400, cost_usd=0.04),
+        Usage(input_tokens=270, output_tokens=30, total_tokens=300, cost_usd=0.03),
     )
     return b
 
@@ -147,8 +147,8 @@ def test_golden_text_output(tmp_path: Path) -> None:
     result = log(b.root, "--summary", "--verbose")
     assert result.err == ""
     lead_line = (
-        "  lead  completed  steps 1-2  300 tokens, $0.0300  (with delegates: 300 tokens, $0.0300)"
-        "  runs run-lead-1, run-lead-2"
+        "  lead  completed  steps 1-2  300 tokens, $0.0300  (with delegates: 2 steps, 300 tokens,"
+        " $0.0300)  runs run-lead-1, run-lead-2"
     )
     assert result.out == GOLDEN.format(root=b.root, lead_line=lead_line)
 

@@ -26,10 +26,11 @@ def test_real_delegation_chain(real_jobs: RealJobs) -> None:
     result = log(real_jobs.root, "--job", real_jobs.delegation)
     lines = tree_block(result.out)
     assert lines[0].startswith(
-        "  lead  completed  steps 1, 6-7  30 tokens  (with delegates: 75 tokens)  runs "
+        "  lead  completed  steps 1, 6-7  30 tokens  (with delegates: 7 steps, 75 tokens)  runs "
     )
     assert lines[1].startswith(
-        "  └── @team/coder  completed  steps 2, 4-5  30 tokens  (with delegates: 45 tokens)  runs "
+        "  └── @team/coder  completed  steps 2, 4-5  30 tokens  (with delegates: 4 steps, "
+        "45 tokens)  runs "
     )
     assert lines[2].startswith("      └── @team/tester  completed  step 3  15 tokens  run ")
     assert "unknown" not in result.out
@@ -94,8 +95,8 @@ def build_parallel_team(root: Path) -> JobBuilder:
     tester_b.complete("B green")
     tester_a = b.start("run-tester-a", "@team/tester", "test A", delegated_by=(coder_a, *test_a))
     tester_a.error("AuthenticationError", "bad key")
-    # Coder A resumes first although coder B started last: only the checkpoint's messages tell
-    # which coder this segment continues.
+    # Coder A resumes first although coder B started last: the calls each resumed segment brings
+    # results for (its checkpoint's delegateTo) tell which coder it continues.
     b.start("run-coder-a2", "@team/coder", resume=coder_a).complete("A done")
     b.start("run-coder-b2", "@team/coder", resume=coder_b).complete("B done")
     b.start("run-lead-2", "lead", resume=lead).complete("game built")
@@ -103,7 +104,7 @@ def build_parallel_team(root: Path) -> JobBuilder:
     return b
 
 
-def test_parallel_same_expert_segments_are_linked_by_their_messages(tmp_path: Path) -> None:
+def test_parallel_same_expert_segments_are_linked_by_the_calls_they_answer(tmp_path: Path) -> None:
     b = build_parallel_team(tmp_path / "perstack")
     data = log(b.root, "--json").json()
     (root,) = data["delegationTree"]
@@ -126,14 +127,16 @@ def test_parallel_same_expert_segments_are_linked_by_their_messages(tmp_path: Pa
 def test_tree_text_with_costs(tmp_path: Path) -> None:
     b = build_parallel_team(tmp_path / "perstack")
     lines = tree_block(log(b.root).out)
+    # This hand-built job numbers every step of the delegates 2, as parallel work shares the
+    # job's step numbers: a subtree counts each number once.
     assert lines == [
-        "  lead  completed  steps 1-2  300 tokens, $0.0300  (with delegates: 800 tokens, "
+        "  lead  completed  steps 1-2  300 tokens, $0.0300  (with delegates: 2 steps, 800 tokens, "
         "$0.0800)  runs run-lead-1, run-lead-2",
-        "  ├── @team/coder  completed  step 2  200 tokens, $0.0200  (with delegates: 200 tokens, "
-        "$0.0200)  runs run-coder-a, run-coder-a2",
+        "  ├── @team/coder  completed  step 2  200 tokens, $0.0200  (with delegates: 1 step, "
+        "200 tokens, $0.0200)  runs run-coder-a, run-coder-a2",
         "  │   └── @team/tester  stoppedByError  step 2  0 tokens  run run-tester-a",
-        "  └── @team/coder  completed  step 2  200 tokens, $0.0200  (with delegates: 300 tokens, "
-        "$0.0300)  runs run-coder-b, run-coder-b2",
+        "  └── @team/coder  completed  step 2  200 tokens, $0.0200  (with delegates: 1 step, "
+        "300 tokens, $0.0300)  runs run-coder-b, run-coder-b2",
         "      └── @team/tester  completed  step 2  100 tokens, $0.0100  run run-tester-b",
     ]
 

@@ -217,3 +217,32 @@ def test_the_studio_reads_job_files_only_through_the_jobs_api() -> None:
         )
     ]
     assert readers == []
+
+
+def test_steps_are_counted_once_per_step_number() -> None:
+    """The one count (issue 16, bug 4): parallel delegates share their step numbers."""
+    from runtime.jobs import StepNumbers, count_steps
+
+    coordinator, designer, programmer = StepNumbers([1, 4, 5]), StepNumbers(), [3, 2]
+    for step in (3, 2):  # in any order
+        designer.add(step)
+    assert list(designer) == [2, 3] and designer.ranges == [(2, 3)] and 3 in designer
+    assert count_steps(coordinator, designer, programmer) == 5
+    assert count_steps(coordinator) + count_steps(designer) + count_steps(programmer) == 7
+    long = StepNumbers(range(1, 10_001))
+    assert long.ranges == [(1, 10_000)] and count_steps(long, [10_000, 10_001]) == 10_001
+
+
+async def test_the_tree_of_a_parallel_job_counts_its_steps_as_the_job_does(
+    tmp_path: Path,
+) -> None:
+    job_id = await demo_job(tmp_path)
+    jobs = Jobs.for_workspace(tmp_path)
+    (root,) = jobs.tree(job_id)
+    shown = root.to_dict()
+    # The keys that were there keep their meaning; the rule's are added.
+    assert (shown["steps"], shown["stepRanges"]) == (3, [[1, 1], [4, 5]])
+    assert [child["stepRanges"] for child in shown["children"]] == [[[2, 3]], [[2, 3]]]
+    assert (shown["totalSteps"], shown["branchOf"], shown["forkStep"]) == (5, None, None)
+    stored = json.loads((jobs.job_dir(job_id) / "job.json").read_text())
+    assert jobs.get(job_id).total_steps == root.total_steps == stored["totalSteps"]

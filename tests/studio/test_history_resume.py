@@ -63,4 +63,9 @@ async def test_resuming_from_a_delegate_s_checkpoint_in_the_history(tmp_path: Pa
         screen = await finished(pilot)
         assert screen.error is None
         assert model.requests[-2].messages[-1].type == "userMessage"  # mid's follow-up
-        assert shape(screen)[0] == (0, "lead", "done")
+        # mid goes on under the call that started it (it was drawn beside the coordinator);
+        # lead, which had gone on past that call, goes on in a branch of its own.
+        assert shape(screen) == [(0, "lead", "done"), (1, "mid", "done"), (0, "lead", "done")]
+        (_, mid), (_, branch) = screen.job.walk()[1:]
+        assert len(mid.run_ids) == 2
+        assert (branch.branch_of, branch.fork_step) == (screen.job.roots[0], 1)

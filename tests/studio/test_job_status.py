@@ -36,7 +36,10 @@ async def test_a_cancelled_job_is_interrupted_and_a_follow_up_continues_it(tmp_p
         query.value = "go on"
         await pilot.press("enter")
         screen = await finished(pilot, runs=2)  # the lock was released when the run ended
-        assert shape(screen) == [(0, "solo", "cancelled"), (0, "solo", "done")]
+        # The run goes on where it was cancelled: one run, not a second root (issue 16, bug 3).
+        assert shape(screen) == [(0, "solo", "done")]
+        (root,) = screen.job.roots
+        assert screen.job.runs[root].queries == ["take your time", "go on"]
         assert screen.error is None
     assert [(j.id, j.status) for j in Jobs.for_workspace(tmp_path).list_jobs()] == [
         (job.id, "completed")

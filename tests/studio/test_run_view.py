@@ -224,8 +224,10 @@ async def test_follow_up_continues_the_job(tmp_path: Path) -> None:
         query.value = "q2"
         await pilot.press("enter")
         screen = await finished(pilot, runs=2)
-        assert shape(screen) == [(0, "solo", "done"), (0, "solo", "done")]
-        assert [screen.job.runs[r].query for r in screen.job.roots] == ["q1", "q2"]
+        # The follow-up goes on with the same run, as perstack log shows it (issue 16, bug 3).
+        assert shape(screen) == [(0, "solo", "done")]
+        (root,) = screen.job.roots
+        assert screen.job.runs[root].queries == ["q1", "q2"]
         assert screen.controller.job_id == job_id
         assert len(Jobs.for_workspace(tmp_path).list_jobs()) == 1
 
@@ -248,7 +250,8 @@ async def test_resume_from_history(tmp_path: Path) -> None:
         await pilot.press("enter")
         screen = await finished(pilot)
         assert screen.controller.job_id == job.id
-        assert [n.query for _, n in screen.job.walk()] == ["q1", "again"]
+        # Resumed from the job's last checkpoint: the run goes on (not a branch).
+        assert [(n.queries, n.fork_step) for _, n in screen.job.walk()] == [(["q1", "again"], None)]
         assert len(Jobs.for_workspace(tmp_path).list_jobs()) == 1
         assert checkpoint_id in {c.id for c in Jobs.for_workspace(tmp_path).checkpoints(job.id)}
 
@@ -295,11 +298,11 @@ async def test_runs_made_with_an_older_definition_are_marked(tmp_path: Path) -> 
         await pilot.press("enter")
         screen = await finished(pilot, runs=2)
         screen.check_definitions()
+        # The follow-up goes on with lead's run, whose earlier steps the older lead made.
         assert [(n.expert_key, n.stale) for _, n in screen.job.walk()] == [
             ("lead", True),
             ("mid", False),
             ("leaf", False),
-            ("lead", False),
         ]
 
 
@@ -452,7 +455,7 @@ async def test_a_run_says_it_is_connecting_until_the_model_answers(tmp_path: Pat
         assert "connecting" not in "".join(labels(screen))
 
 
-async def test_a_follow_up_connects_on_its_own_run_row(tmp_path: Path) -> None:
+async def test_a_follow_up_connects_on_the_row_of_the_run_it_goes_on_with(tmp_path: Path) -> None:
     gate = asyncio.Event()
     model = GatedModel([reply("first"), reply("second")], [asyncio.Event(), gate])
     model.gates[0].set()
@@ -463,11 +466,11 @@ async def test_a_follow_up_connects_on_its_own_run_row(tmp_path: Path) -> None:
         assert screen.phase is not None
         await until(pilot, lambda: screen.phase == "connecting")
         job, run, _ = labels(screen)
-        # No provider named in perstack.toml or the options: the label stays generic.
+        # No provider named in perstack.toml or the options: the label stays generic. The
+        # follow-up goes on with the run of q1 (one row), which connects again.
         assert "connecting to the model…" in job and "connecting to the model…" in run
-        assert len(screen.job.roots) == 2
-        previous = str(screen.step_tree.nodes[("run", screen.job.roots[0])].label)
-        assert "done" in previous and "connecting" not in previous
+        (root,) = screen.job.roots
+        assert screen.job.runs[root].queries == ["q1", "q2"]
         gate.set()
         screen = await finished(pilot, runs=2)
         assert "connecting" not in "".join(labels(screen))

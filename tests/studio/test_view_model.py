@@ -91,8 +91,12 @@ async def test_error_and_follow_up(tmp_path: Path) -> None:
         model=ScriptedModel([reply("second")]),
         config=config,
     )
-    assert [n.status for _, n in tree.walk()] == ["failed", "done"]
-    assert tree.runs[tree.roots[1]].query == "q2"
+    # The follow-up goes on with the same run (it was a second root, with only its own tokens).
+    (root,) = tree.roots
+    node = tree.runs[root]
+    assert [n.status for _, n in tree.walk()] == ["done"]
+    assert (node.query, node.result, node.error) == ("q1", "second", None)
+    assert len(node.run_ids) == 2 and tree.step_count(node) == 3
 
 
 async def test_streamed_result_accumulates_until_complete(tmp_path: Path) -> None:
