@@ -170,10 +170,10 @@ async def _run(setting: Any, loaded: Any) -> Any:
 
 
 def _latest(jobs: Any) -> str:
-    listed = jobs.list_jobs()
-    if not listed:
+    ids = jobs.ids()  # newest first, without reading every job's events
+    if not ids:
         raise UsageError(f"No stored jobs in {jobs.storage.jobs_dir}: nothing to replay")
-    return str(listed[0].id)
+    return str(ids[0])
 
 
 def _report(job_id: str, replay_id: str, checkpoint: Any, runs: int) -> None:

@@ -78,16 +78,30 @@ def continuation_checkpoint(
                 delegations[checkpoint.delegated_by.tool_call_id] = checkpoint
             checkpoint = parent
     else:
-        coordinator = [c for c in storage.checkpoints(job_id) if c.delegated_by is None]
-        if not coordinator:
+        latest = _latest_coordinator_checkpoint(storage, job_id)
+        if latest is None:
             return None
-        checkpoint = recovered_checkpoint(storage, coordinator[-1])
+        checkpoint = recovered_checkpoint(storage, latest)
     if checkpoint.expert.key != expert.key:
         raise UsageError(
             f"Checkpoint expert key {checkpoint.expert.key!r} does not match "
             f"input expert key {expert.key!r}"
         )
     return checkpoint
+
+
+def _latest_coordinator_checkpoint(storage: Storage, job_id: str) -> Checkpoint | None:
+    """The coordinator's checkpoint stored last.
+
+    After a branch (a resume from an earlier checkpoint) that is the branch's, even where the
+    line it left reached a higher step number.
+    """
+    from runtime.jobs.api import Jobs  # only continuations read a job back
+
+    stored = [c for c in Jobs(storage.root).checkpoints(job_id) if not c.delegated]
+    if not stored:
+        return None
+    return storage.load_checkpoint(job_id, stored[-1].id)
 
 
 def _waiting_parent(storage: Storage, delegate: Checkpoint) -> Checkpoint:
