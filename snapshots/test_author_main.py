@@ -19,7 +19,8 @@ class TestMainScreen:
         bottom border; below it "Problems · 2 warnings", both on line 25: the delegation cycle
         game-director → story-writer → game-director, and the registry delegate. The status line
         says "perstack.toml · 3 experts · no unsaved edits · opened" and the footer lists the
-        tree's keys (e Edit, a Add expert, s Add skill, r Rename, d Delete) and ^s Save.
+        tree's keys (e Edit, a Add expert, s Add skill, r Rename, d Delete), ^s Save, ^n New
+        expert, ^o Model, ^t New team, ^q Quit, f1 Help and ^p palette, without padding.
         """
         assert snap_compare(studio_app("team.toml"), terminal_size=SIZE, run_before=analysed)
 

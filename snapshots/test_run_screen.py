@@ -90,8 +90,9 @@ class TestRunScreen:
     def test_demo_after_parallel_delegation(self, snap_compare, tmp_path: Path) -> None:
         """You should see the demo team's finished job.
 
-        Left, the step tree: "✓ job demo-job done · 3 runs · 105 tok", then game-studio done
-        (7 steps with its delegates), its step 1 with two delegate calls side by side,
+        Left, the step tree: "✓ job demo-job done · 3 runs · 105 tok", then "game-studio done ·
+        5 steps" (steps counted by number: the delegates' steps 2 and 3 run side by side), its
+        step 1 with two delegate calls side by side,
         ✓ level-designer(query=…) holding ✓ @demo/level-designer and ✓ programmer(query=…)
         holding ✓ @demo/programmer, each with a writeTextFile call; then steps 4 and 5 with
         attemptCompletion. Right, the job detail (the query and the team's result) and the

@@ -112,7 +112,8 @@ class TestWizard:
     def test_run_tree(self, snap_compare, wizard_app: WizardApp) -> None:
         """You should see the run screen after create-expert finished ("Job · create-expert").
 
-        The tree: ✓ job wizard-job done · 3 runs; ✓ create-expert done with steps 1-2
+        The tree: ✓ job wizard-job done · 3 runs; "✓ create-expert done · 9 steps" (the nested
+        run's steps counted once by their numbers) with steps 1-2
         (writeExpertDefinition for ai-gaming and @ai-gaming/level-designer), step 3
         validatePerstackToml, step 4 runExpert holding the nested ✓ ai-gaming run, which holds
         ✓ @ai-gaming/level-designer with its writeTextFile call; then attemptCompletion. The
