@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from runtime.version import __version__
 
@@ -131,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "log":
         from runtime.log import main as log_main
 
-        return log_main(rest)
+        return _reporting(log_main, rest)
     if command == "install":
         from runtime.install import main as install_main
 
@@ -139,11 +139,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "export":
         from runtime.export import main as export_main
 
-        return export_main(rest)
+        return _reporting(export_main, rest)
     if command == "diff":
         from runtime.diff import main as diff_main
 
-        return diff_main(rest)
+        return _reporting(diff_main, rest)
     if command == "replay":
         from runtime.replay import main as replay_main
 
@@ -164,6 +164,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return serve_base(rest)
     parser.parse_args(args)
     return 0
+
+
+def _reporting(command: Callable[[list[str]], int], rest: list[str]) -> int:
+    """Run a reading command, reporting an error it leaves to its caller.
+
+    Such as a store named by PERSTACK_STORAGE_URL that cannot be used: one line on stderr and
+    exit 2, no traceback.
+    """
+    from runtime import PerstackError
+
+    try:
+        return command(rest)
+    except PerstackError as error:
+        print(f"perstack: {error.title}: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

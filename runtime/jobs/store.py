@@ -12,6 +12,11 @@ Layout under the storage root (``$PERSTACK_STORAGE_PATH`` or ``<workspace>/perst
 Documents are written atomically (temp file + rename), so a killed process never leaves half a
 checkpoint. ``events.jsonl`` is append-only; a torn last line from a crash is skipped by readers.
 
+With ``$PERSTACK_STORAGE_URL`` (``s3://bucket/prefix``) the jobs live in an object store and the
+root is a cache folder of it: every write is mirrored to the store and every read pulls from it
+first (:mod:`runtime.jobs.remote`, imported only then). :class:`Storage` is the one place that
+knows: its ``remote`` is set for such a root.
+
 Stored events do not repeat the conversation. On the wire every state event carries whole
 checkpoints (and ``startGeneration`` the whole prompt), so storing them as they are would grow a
 run's events file with the square of its steps (2.1 GB for one run of 1,400 steps). A message list
@@ -25,6 +30,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,16 +40,24 @@ from pydantic import ValidationError
 
 from runtime.errors import CheckpointError, StorageError
 from runtime.files import atomic_write
-from runtime.jobs.lock import JobLock, acquire_job_lock, job_status
+from runtime.jobs.lock import JOB_INTERRUPTED, JobLock, acquire_job_lock, job_is_live, job_status
 from runtime.jobs.recording import recording_path
 from runtime.schema.checkpoint import Checkpoint, Job, check_schema_version
 from runtime.schema.messages import Message
 
 if TYPE_CHECKING:
+    from runtime.jobs.remote.mirror import Mirror
+
     # Not at run time: ``perstack log`` reads storage without building the event models.
     from runtime.schema.events import PerstackEvent
 
 STORAGE_ENV = "PERSTACK_STORAGE_PATH"
+STORAGE_URL_ENV = "PERSTACK_STORAGE_URL"
+"""An object store to keep jobs in instead (``s3://bucket/prefix``): :mod:`runtime.jobs.remote`."""
+
+_REMOTES: dict[Path, Mirror] = {}
+"""Storage roots that are the cache of an object store, and its mirror (set up by
+:func:`default_storage_root`)."""
 
 _Doc = TypeVar("_Doc", Job, Checkpoint)
 
@@ -181,9 +195,44 @@ def _never_started(job_dir: Path) -> bool:
 
 
 def default_storage_root(workspace: Path) -> Path:
-    """``$PERSTACK_STORAGE_PATH`` when set, else ``<workspace>/perstack``."""
+    """``$PERSTACK_STORAGE_PATH`` when set, else ``<workspace>/perstack``.
+
+    With ``$PERSTACK_STORAGE_URL`` set, the cache folder of that object store under it: a
+    :class:`Storage` of that root reads and writes the store.
+
+    Raises:
+        ConfigError: the URL is malformed, its client is not installed, or the store does not
+            answer.
+    """
     override = os.environ.get(STORAGE_ENV)
-    return Path(override).expanduser().resolve() if override else workspace / "perstack"
+    base = Path(override).expanduser().resolve() if override else workspace / "perstack"
+    url = os.environ.get(STORAGE_URL_ENV, "").strip()
+    return _remote_root(url, base) if url else base
+
+
+def _remote_for(root: Path) -> Mirror | None:
+    """The object store whose cache folder ``root`` is, or None.
+
+    One this process set up, or, with ``$PERSTACK_STORAGE_URL`` set, the one that URL names when
+    ``root`` is its cache folder (a root handed to another process: a Ray worker, a subprocess).
+    """
+    mirror = _REMOTES.get(root)
+    url = os.environ.get(STORAGE_URL_ENV, "").strip()
+    if mirror is None and url and root.parent.name == "cache":
+        from runtime.jobs.remote import cache_root_of
+
+        if cache_root_of(url, root.parent.parent) == root:
+            return _REMOTES.get(_remote_root(url, root.parent.parent))
+    return mirror
+
+
+def _remote_root(url: str, base: Path) -> Path:
+    """The cache folder of the store ``url`` names, under ``base``, set up for :class:`Storage`."""
+    from runtime.jobs.remote import open_remote
+
+    mirror = open_remote(url, base)
+    _REMOTES[mirror.root] = mirror
+    return mirror.root
 
 
 @dataclass(frozen=True)
@@ -201,11 +250,15 @@ class Storage:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.jobs_dir = root / "jobs"
+        self.remote = _remote_for(root)
+        """The object store whose cache ``root`` is, or None for a local folder."""
 
     # paths -----------------------------------------------------------------------------------
 
     def job_dir(self, job_id: str) -> Path:
-        """Directory of one job."""
+        """Directory of one job (on an object store, brought up to date with it first)."""
+        if self.remote is not None:
+            self.remote.refresh_job(job_id)
         return self.jobs_dir / job_id
 
     def run_dir(self, job_id: str, run_id: str) -> Path:
@@ -222,9 +275,11 @@ class Storage:
             StorageError: the lock file cannot be written.
         """
         try:
-            return acquire_job_lock(self.job_dir(job_id), warn=warn)
+            if self.remote is not None:
+                return self.remote.lock_job(job_id, warn=warn)
+            return acquire_job_lock(self.jobs_dir / job_id, warn=warn)
         except OSError as error:
-            path = Path(error.filename) if error.filename else self.job_dir(job_id)
+            path = Path(error.filename) if error.filename else self.jobs_dir / job_id
             raise self._write_error(path, error) from error
 
     def job_status(self, job_id: str, stored: str) -> str:
@@ -232,7 +287,20 @@ class Storage:
 
         ``running`` with no live process is ``interrupted``: :func:`runtime.jobs.lock.job_status`.
         """
+        if self.remote is not None:
+            live = stored != "running" or self.remote.holder_live(job_id)
+            return stored if live else JOB_INTERRUPTED
         return job_status(self.job_dir(job_id), stored)
+
+    def is_live(self, job_id: str) -> bool:
+        """Whether a process (on any machine, for an object store) is running the job now.
+
+        On an object store this also brings the job's copy up to date after looking, so that
+        what is read next holds every line stored before the answer (:meth:`Jobs.follow`).
+        """
+        if self.remote is not None:
+            return self.remote.is_live(job_id)
+        return job_is_live(self.job_dir(job_id))
 
     # writes ----------------------------------------------------------------------------------
 
@@ -241,50 +309,70 @@ class Storage:
     def store_job(self, job: Job) -> None:
         """Write job.json (pretty, 2-space indent, like Perstack)."""
         text = json.dumps(job.to_dict(), indent=2, ensure_ascii=False)
-        self._write(self.job_dir(job.id) / "job.json", text + "\n")
+        self._write(self.jobs_dir / job.id / "job.json", text + "\n")
 
     def store_checkpoint(self, checkpoint: Checkpoint) -> None:
         """Write one checkpoint (compact JSON)."""
-        path = self.job_dir(checkpoint.job_id) / "checkpoints" / f"{checkpoint.id}.json"
+        path = self.jobs_dir / checkpoint.job_id / "checkpoints" / f"{checkpoint.id}.json"
         self._write(path, checkpoint.to_json())
 
     def store_run_setting(self, job_id: str, run_id: str, setting: dict[str, Any]) -> None:
         """Write run-setting.json. The caller must have removed every secret."""
         text = json.dumps(setting, indent=2, ensure_ascii=False, default=str)
-        self._write(self.run_dir(job_id, run_id) / "run-setting.json", text + "\n")
+        self._write(self.jobs_dir / job_id / "runs" / run_id / "run-setting.json", text + "\n")
 
     def append_event(self, job_id: str, run_id: str, line: str) -> None:
         """Append one JSON event line to the run's events.jsonl."""
-        self._append(self.run_dir(job_id, run_id) / "events.jsonl", line)
+        self._append(self.jobs_dir / job_id / "runs" / run_id / "events.jsonl", line)
 
     def append_recording(self, job_id: str, line: str) -> None:
         """Append one line to the job's model-call recording."""
-        self._append(recording_path(self.job_dir(job_id)), line)
+        self._append(recording_path(self.jobs_dir / job_id), line)
 
     def recording_size(self, job_id: str) -> int:
         """The size of the job's recording so far (0 when it has none)."""
         try:
-            return recording_path(self.job_dir(job_id)).stat().st_size
+            return recording_path(self.jobs_dir / job_id).stat().st_size
         except OSError:
             return 0
 
+    def remove_job(self, job_id: str) -> None:
+        """Delete a stored job (a dead attempt's, say): its folder, and its objects in a store.
+
+        Raises:
+            JobLockedError: on an object store, a live process holds the job.
+            StorageError: the store cannot be reached.
+        """
+        if not is_given_id(job_id):
+            return
+        if self.remote is not None:
+            self.remote.remove_job(job_id)
+        else:
+            shutil.rmtree(self.jobs_dir / job_id, ignore_errors=True)
+
     def _append(self, path: Path, line: str) -> None:
+        data = (line + "\n").encode("utf-8")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             # One write call per line with O_APPEND keeps concurrent runs' lines whole.
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
             try:
-                os.write(fd, (line + "\n").encode("utf-8"))
+                os.write(fd, data)
             finally:
                 os.close(fd)
         except OSError as error:
             raise self._write_error(path, error) from error
+        if self.remote is not None:
+            self.remote.appended(path, data)
 
     def _write(self, path: Path, text: str) -> None:
+        data = text.encode("utf-8")
         try:
-            atomic_write(path, text, make_parents=True)
+            atomic_write(path, data, make_parents=True)
         except OSError as error:
             raise self._write_error(path, error) from error
+        if self.remote is not None:
+            self.remote.wrote(path, data)
 
     def _write_error(self, path: Path, error: OSError) -> StorageError:
         reason = error.strerror or str(error)
@@ -299,6 +387,8 @@ class Storage:
 
     def job_ids(self) -> list[str]:
         """Every job id, newest first (by job.json's startedAt, else by its first event)."""
+        if self.remote is not None:
+            self.remote.refresh_index()
         if not self.jobs_dir.is_dir():
             return []
         entries: list[tuple[float, str]] = []
