@@ -20,7 +20,6 @@ Ray is the optional ``scale`` extra; without it ``--ray`` says how to install it
 from __future__ import annotations
 
 import asyncio
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -118,8 +117,16 @@ def run_case_task(
 
 
 def _forget_attempt(storage_root: Path, job_id: str) -> None:
-    """Remove what an earlier attempt of this task left (its worker died mid-case)."""
-    jobs = storage_root / "jobs"
-    for folder in [jobs / job_id, *jobs.glob(f"{job_id}-judge-*")]:
-        if folder.is_dir():
-            shutil.rmtree(folder, ignore_errors=True)
+    """Remove what an earlier attempt of this task left (its worker died mid-case).
+
+    That is the case's job and its judges' jobs, in the folder or in the object store the
+    storage root is the cache of.
+    """
+    from runtime.jobs.store import Storage
+
+    storage = Storage(storage_root)
+    if not storage.job_dir(job_id).is_dir():
+        return  # the first attempt: nothing to forget (a judge's job never comes before it)
+    for stored in storage.job_ids():
+        if stored == job_id or stored.startswith(f"{job_id}-judge-"):
+            storage.remove_job(stored)

@@ -1,8 +1,9 @@
 """Eval sets fanned out on a real local Ray cluster on 127.0.0.1 (issue 18, items 3 and 4).
 
-The cases' model calls go to the local fake OpenAI server; each worker writes to the storage the
-driver names. One test kills the worker running a case: Ray runs the task again and storage ends
-with one complete job per case.
+The cases' model calls go to the local fake OpenAI server, and every worker stores its jobs in a
+bucket of moto's S3 server (``PERSTACK_STORAGE_URL``), read back from an empty folder to prove
+the bucket holds them. One test kills the worker running a case: Ray runs the task again and the
+bucket ends with one complete job per case.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ from typing import Any
 import pytest
 
 from runtime import UsageError
+from runtime.jobs import Jobs
 from tests.evals.helpers import TEAM, answer, parse_json
 from tests.fakellm import FakeLLM, Reply, reply_delay
+from tests.storage.s3server import S3Server
 from tests.test_cli_run import perstack
 
 ray = pytest.importorskip("ray", reason="the scale extra (Ray) is not installed")
@@ -40,26 +43,47 @@ def many_cases(count: int, slow: int | None = None) -> str:
     return "\n".join(lines)
 
 
-def stored_jobs(root: Path) -> list[dict[str, Any]]:
-    return [
-        json.loads((folder / "job.json").read_text())
-        for folder in sorted((root / "perstack" / "jobs").iterdir())
-    ]
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    server = S3Server(tmp_path_factory.mktemp("moto") / "moto.log")
+    yield server
+    server.close()
 
 
-def test_eval_ray_runs_every_case_on_a_local_cluster(tmp_path: Path, fake_llm: FakeLLM) -> None:
-    (tmp_path / "perstack.toml").write_text(TEAM)
-    (tmp_path / "evals.toml").write_text(many_cases(CASES))
+@pytest.fixture
+def store(s3: S3Server, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """A bucket of its own: the environment that stores jobs in it (this process's too)."""
+    env = s3.env(s3.new_bucket())
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("PERSTACK_STORAGE_PATH", raising=False)
+    return env
+
+
+def stored_jobs(elsewhere: Path) -> list[Any]:
+    """The jobs in the bucket, read from a folder that has never seen them."""
+    elsewhere.mkdir()
+    return Jobs.for_workspace(elsewhere).list_jobs()
+
+
+def test_eval_ray_runs_every_case_on_a_local_cluster(
+    tmp_path: Path, fake_llm: FakeLLM, store: dict[str, str]
+) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "perstack.toml").write_text(TEAM)
+    (project / "evals.toml").write_text(many_cases(CASES))
     fake_llm.default = answer
-    done = perstack("eval", "evals.toml", "--ray", "--json", cwd=tmp_path, env=fake_llm.env())
+    env = {**fake_llm.env(), **store}
+    done = perstack("eval", "evals.toml", "--ray", "--json", cwd=project, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     data = parse_json(done.stdout)
     assert [case["name"] for case in data["cases"]] == [f"case {i}" for i in range(CASES)]
     assert all(case["passed"] for case in data["cases"])
-    # One job per case, each complete, named by the eval run and the case's number.
-    jobs = stored_jobs(tmp_path)
-    assert sorted(job["id"] for job in jobs) == sorted(case["jobId"] for case in data["cases"])
-    assert {job["status"] for job in jobs} == {"completed"}
+    # One job per case in the bucket, each complete, named by the eval run and the case number.
+    jobs = stored_jobs(tmp_path / "elsewhere")
+    assert sorted(job.id for job in jobs) == sorted(case["jobId"] for case in data["cases"])
+    assert {job.status for job in jobs} == {"completed"}
     assert all(case["jobId"].startswith(data["id"] + "-") for case in data["cases"])
     assert f"[{CASES}/{CASES}] PASS" in done.stderr  # progress, one line per finished case
 
@@ -79,14 +103,17 @@ def cluster(fake_llm: FakeLLM) -> Iterator[None]:
 
 
 def test_a_killed_worker_is_retried_and_nothing_is_lost_or_duplicated(
-    tmp_path: Path, fake_llm: FakeLLM, cluster: None
+    tmp_path: Path, fake_llm: FakeLLM, store: dict[str, str], cluster: None
 ) -> None:
     from runtime.evals import load_eval_set
     from runtime.fanout import run_on_ray
 
-    (tmp_path / "perstack.toml").write_text(TEAM)
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "perstack.toml").write_text(TEAM)
     slow = 3
-    (tmp_path / "evals.toml").write_text(many_cases(CASES, slow=slow))
+    (project / "evals.toml").write_text(many_cases(CASES, slow=slow))
+    root = Jobs.for_workspace(project).root  # the bucket's cache folder on this machine
     first_attempt = threading.Event()
 
     def script(body: dict[str, Any]) -> Reply:
@@ -100,20 +127,15 @@ def test_a_killed_worker_is_retried_and_nothing_is_lost_or_duplicated(
     outcome: dict[str, Any] = {}
 
     def drive() -> None:
-        eval_set = load_eval_set(tmp_path / "evals.toml")
+        eval_set = load_eval_set(project / "evals.toml")
         outcome["run"] = run_on_ray(
-            eval_set,
-            config_path=tmp_path / "perstack.toml",
-            storage_root=tmp_path / "perstack",
-            address=None,
+            eval_set, config_path=project / "perstack.toml", storage_root=root, address=None
         )
 
     driver = threading.Thread(target=drive, daemon=True)
     driver.start()
     assert first_attempt.wait(120), "the slow case never asked the model"
-    lock = next(
-        _wait_for(lambda: list((tmp_path / "perstack" / "jobs").glob(f"*-{slow}/job.lock")))
-    )
+    lock = next(_wait_for(lambda: list((root / "jobs").glob(f"*-{slow}/job.lock"))))
     pid = json.loads(lock.read_text())["pid"]
     os.kill(pid, signal.SIGKILL)  # the worker dies mid-case
     driver.join(300)
@@ -131,10 +153,11 @@ def test_a_killed_worker_is_retried_and_nothing_is_lost_or_duplicated(
     assert len(firsts) == 2
     assert all(case.passed for case in run.cases), [c.error for c in run.cases]
     assert len(run.cases) == CASES
-    jobs = stored_jobs(tmp_path)
-    # Exactly one job per case, all complete: the dead attempt's half job was replaced.
-    assert sorted(job["id"] for job in jobs) == sorted(case.job_id for case in run.cases)
-    assert {job["status"] for job in jobs} == {"completed"}
+    jobs = stored_jobs(tmp_path / "elsewhere")
+    # Exactly one job per case in the bucket, all complete: the dead attempt's half job was
+    # replaced.
+    assert sorted(job.id for job in jobs) == sorted(case.job_id for case in run.cases)
+    assert {job.status for job in jobs} == {"completed"}
 
 
 def _wait_for(found: Any) -> Iterator[Any]:
@@ -157,6 +180,7 @@ def test_without_ray_the_flag_says_how_to_install_it(monkeypatch: pytest.MonkeyP
 
 
 def test_batch_runs_one_job_per_query(tmp_path: Path, fake_llm: FakeLLM) -> None:
+    """Locally, in the workspace's folder (no store)."""
     (tmp_path / "perstack.toml").write_text(TEAM)
     (tmp_path / "queries.txt").write_text(
         "# one job per line\nwrite a.txt: alpha\n\nwrite b.txt: beta\n"
@@ -169,4 +193,4 @@ def test_batch_runs_one_job_per_query(tmp_path: Path, fake_llm: FakeLLM) -> None
     cases = parse_json(done.stdout)["cases"]
     assert [case["name"] for case in cases] == ["1 write a.txt: alpha", "2 write b.txt: beta"]
     assert all(case["status"] == "completed" for case in cases)
-    assert len(stored_jobs(tmp_path)) == 2
+    assert len(Jobs.for_workspace(tmp_path).ids()) == 2
