@@ -245,7 +245,7 @@ class LogResult:
     """What the renderers show.
 
     Attributes:
-        storage_path: The storage root.
+        storage_path: The storage root, or the store's URL when jobs live in an object store.
         job: The job document (job.json, or reconstructed from the events when it is missing).
         is_latest_job: True when no job was named and the latest one is shown.
         run: The selected run segment (``--run`` or the checkpoint's run), if any.
@@ -261,7 +261,7 @@ class LogResult:
         job_usage: What the job's runs spent, every branch's (None as for ``job_steps``).
     """
 
-    storage_path: Path
+    storage_path: Path | str
     job: JSON
     is_latest_job: bool
     run: RunInfo | None
@@ -372,7 +372,7 @@ def build_log(storage: Storage, query: LogQuery, warn: Warn) -> LogResult:
     selection = select(records, query.criteria, source)
     checkpoints = load_checkpoints(storage, job_id, source) if query.with_checkpoints else None
     return LogResult(
-        storage_path=storage.root,
+        storage_path=storage.remote.describe() if storage.remote is not None else storage.root,
         job=job,
         is_latest_job=is_latest,
         run=run_info,

@@ -98,6 +98,7 @@ def test_a_run_is_stored_in_the_bucket_and_logged_from_an_empty_folder(
     assert shown.returncode == 0, shown.stderr
     assert f"Job: {job_id} (completed)" in shown.stdout
     assert "Result: Wrote a.txt" in shown.stdout
+    assert f"Storage: s3://{bucket}" in shown.stdout  # the store, not the cache folder
     as_json = perstack(workspace(tmp_path, "third", toml=False), env, "log", "--json")
     assert as_json.returncode == 0, as_json.stderr
     document = json.loads(as_json.stdout)
