@@ -11,14 +11,18 @@ FROM node:22-bookworm-slim AS node
 # Every wheel the image needs (this project, its dependencies, uv) built or fetched here, so the
 # final stage installs offline and never holds a compiler or pip's cache.
 FROM python:3.11-slim-bookworm AS builder
+# EXTRAS: optional extras of the package, e.g. `--build-arg EXTRAS=scale` for Ray workers and
+# jobs in an object store (docs/scale-out.md); empty by default.
+ARG EXTRAS=""
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY runtime ./runtime
 COPY studio ./studio
-RUN pip wheel --wheel-dir /wheels . "uv==0.13.9" "dumb-init==1.2.5.post1"
+RUN pip wheel --wheel-dir /wheels ".${EXTRAS:+[$EXTRAS]}" "uv==0.13.9" "dumb-init==1.2.5.post1"
 
 FROM python:3.11-slim-bookworm
+ARG EXTRAS=""
 # HOME is /tmp: MCP skills get HOME but not the other variables (the runtime filters their
 # environment), so npm's and uv's caches and tools follow it into /tmp, which is writable whatever
 # --user the container runs as (also with --read-only --tmpfs /tmp) and never in the workspace.
@@ -36,9 +40,13 @@ RUN ln -s ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm \
     && node --version && npm --version
 
 # The wheels are bind-mounted from the builder for this one step, so they add no layer.
+# The extras are named on the wheel's path (pip's `file.whl[extra]`), after the glob has matched.
+# DL3013 (pin versions): what is installed is the builder's wheel files, pinned by being them.
+# hadolint ignore=DL3013
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
-    pip install --no-cache-dir --no-index --find-links=/wheels \
-        /wheels/perstack_studio-*.whl "uv==0.13.9" "dumb-init==1.2.5.post1" \
+    wheel="$(echo /wheels/perstack_studio-*.whl)" \
+    && pip install --no-cache-dir --no-index --find-links=/wheels \
+        "${wheel}${EXTRAS:+[$EXTRAS]}" "uv==0.13.9" "dumb-init==1.2.5.post1" \
     && perstack --version && uvx --version && dumb-init --version
 
 # Non-root, numeric so `runAsNonRoot` checks can verify it. Uid 1000 is the first user on most
