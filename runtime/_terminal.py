@@ -77,3 +77,8 @@ def json_visible(text: str) -> str:
     if _HIDDEN_IN_JSON.search(text) is None:
         return text
     return _HIDDEN_IN_JSON.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
+
+
+def counted(number: int, noun: str) -> str:
+    """``1 step``, ``3 steps``, ``1,200 tokens``: a count and its noun, plural when it is not 1."""
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"

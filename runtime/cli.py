@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any, NoReturn, TextIO, TypeVar
 
 from runtime._argtypes import int_at_least
 
-# Public here for the studio's plain view, which shares perstack log's colour rule.
+# Public here for the studio, which shares the commands' colour and counting rules.
+from runtime._terminal import counted as counted
 from runtime._terminal import use_color as use_color
 
 if TYPE_CHECKING:

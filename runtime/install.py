@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
+from runtime._terminal import counted
 from runtime.config.env import load_env
 from runtime.config.loader import LoadedConfig, load_config
 from runtime.config.resolve import ExpertDefinition, all_expert_keys, resolve_expert
@@ -94,7 +95,7 @@ async def _collect(
         # Starting servers is the slow part (npx or uvx may first download a package): say
         # which, and how long they took, on stderr (stdout keeps Perstack's lines).
         names = ", ".join(name for name, _ in pending)
-        count = f"{len(skills)} MCP server{'s' if len(skills) != 1 else ''}"
+        count = counted(len(skills), "MCP server")
         print(f"  starting {count}: {names}...", file=progress, flush=True)
     started = time.monotonic()
     try:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from runtime._terminal import counted
 from runtime.cli import (
     EXIT_OK,
     EXIT_USAGE,
@@ -192,7 +193,7 @@ def _report(job_id: str, replay_id: str, checkpoint: Any, runs: int) -> None:
         print(f"perstack: run stopped by error: {error.name}: {error.message}", file=sys.stderr)
         return
     print(
-        f"perstack: replayed job {job_id} ({runs} run{'s' if runs != 1 else ''}) as job "
+        f"perstack: replayed job {job_id} ({counted(runs, 'run')}) as job "
         f"{replay_id}: {checkpoint.status}",
         file=sys.stderr,
     )

@@ -130,7 +130,7 @@ class TestReplay:
     def test_ready_to_resume(self, snap_compare, jobs_workspace: Path) -> None:
         """You should see hello-twice (a query and a follow-up) replayed, ready to resume.
 
-        The tree: "✓ job hello-twice done · 1 runs · 30 tok" and one node "✓ solo done · 2
+        The tree: "✓ job hello-twice done · 1 run · 30 tok" and one node "✓ solo done · 2
         steps" with steps 1 and 2: the follow-up continued the same node. The job detail lists
         both queries, "▶ Say hello." and "▶ And in French?", then "done · 30 tok" and the last
         answer "Bonjour !". The query box is focused and suggests "Resume from step 2
@@ -155,7 +155,7 @@ class TestReplay:
     def test_a_job_stopped_at_its_step_limit(self, snap_compare, jobs_workspace: Path) -> None:
         """You should see endless-reading replayed with its run selected.
 
-        The tree: "■ job endless-reading max steps · 1 runs · 45 tok" and "■ solo max steps ·
+        The tree: "■ job endless-reading max steps · 1 run · 45 tok" and "■ solo max steps ·
         3 steps", each step with a red ✗ readTextFile call (chapter-1.txt … chapter-3.txt,
         which do not exist). The run is selected (Ctrl+T, ↓): the detail pane says "Run solo ·
         max steps", "steps 3 · own 45 tok · with delegates 45 tok · took 5.0 s" (the stored

@@ -80,7 +80,7 @@ class TestDemoRunStages:
     def test_2_the_coordinator_delegates(self, snap_compare, jobs_workspace: Path) -> None:
         """You should see game-studio's first step handing the work to two specialists.
 
-        The job row "◐ job maze-game delegating · 1 runs", then "◐ game-studio delegating"
+        The job row "◐ job maze-game delegating · 1 run", then "◐ game-studio delegating"
         (orange) with step 1 holding two cyan delegate calls, ↳ level-designer(query="Design
         the first maze level.") and ↳ programmer(query="Write a script that prints the
         maze."), whose runs have not started. The Streaming pane ("Streaming · game-studio")
@@ -135,7 +135,7 @@ class TestReplayedJob:
 
         The tree (focused with Ctrl+T, orange border) has every run ✓ done and the cursor on
         step 2 of @demo/level-designer. The detail pane says "Step 2 of @demo/level-designer ·
-        1 tool calls · took 3.2 s" (the stored times). The query box is blurred.
+        1 tool call · took 3.2 s" (the stored times). The query box is blurred.
         """
         keys = ("ctrl+t", *["down"] * 5)
         app = make_run(jobs_workspace, DEMO_EXPERT)

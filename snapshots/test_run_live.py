@@ -29,7 +29,7 @@ class TestCancel:
     def test_cancelled_run(self, snap_compare, jobs_workspace: Path) -> None:
         """You should see a run cancelled with Esc while it waited for the model.
 
-        The tree: "⊘ job cancel-job cancelled · 1 runs · 0 tok" and "⊘ solo cancelled · 1 step"
+        The tree: "⊘ job cancel-job cancelled · 1 run · 0 tok" and "⊘ solo cancelled · 1 step"
         (the word in grey) with its step 1; the job detail shows the query "Take your time."
         and "cancelled · 0 tok". A notification "Cancelled: Run cancelled. Its last checkpoint
         is saved: type a query to continue the job."; the query box suggests "Continue the
@@ -92,7 +92,7 @@ class TestInteractive:
     def test_answered_and_done(self, snap_compare, jobs_workspace: Path) -> None:
         """You should see the job done after the answer "blue" resumed the run.
 
-        The tree: "✓ job ask-job done · 1 runs · 30 tok" and "✓ asker done · 3 steps" with step
+        The tree: "✓ job ask-job done · 1 run · 30 tok" and "✓ asker done · 3 steps" with step
         1 (its ✓ askColor call, answered), step 2 and step 3. The job detail shows the query
         "Paint it." and the answer "Blue it is."; the Streaming pane ("Streaming · asker") shows
         "Blue it is." too. The query box suggests "Follow up… (Enter continues the job)"; the

@@ -142,7 +142,7 @@ class TestRunScreen:
     def test_connecting_to_the_provider(self, snap_compare, tmp_path: Path) -> None:
         """You should see a run that has started and waits for the provider's first answer.
 
-        Left, the step tree: the job row "◌ job connecting-job  connecting to openai… · 1 runs ·
+        Left, the step tree: the job row "◌ job connecting-job  connecting to openai… · 1 run ·
         0 tok" and under it "◌ solo  connecting to openai… · 1 step · 0 tok" (the ◌ and the
         phase in yellow, where a running run shows ◐ running), then its empty step 1. Right,
         the job detail: the query "hello" and "connecting to openai… · 0 tok". The status bar

@@ -21,6 +21,7 @@ from rich.console import Group, RenderableType
 from rich.json import JSON
 from rich.text import Text
 
+from runtime.cli import counted
 from studio.view_model import JobTree, RunNode, StepNode, ToolNode
 
 if TYPE_CHECKING:
@@ -252,7 +253,7 @@ class RunView:
             (f"{glyph} ", colour),
             ("job ", "bold"),
             (job.job_id or "", "bold"),
-            f"  {word} · {len(job.runs)} runs · {usage_text(total)}",
+            f"  {word} · {counted(len(job.runs), 'run')} · {usage_text(total)}",
         )
 
     def run_label(self, node: RunNode) -> Text:
@@ -263,10 +264,8 @@ class RunView:
             (f"{glyph} ", colour), (node.expert_key, "bold"), (f"  {word}", colour)
         )
         if node.fork_step is not None:
-            label.append(f" · ⑂ branch from step {node.fork_step}", style="cyan")
-        label.append(
-            f" · {steps} step{'s' if steps != 1 else ''} · {usage_text(self.job.rollup(node))}"
-        )
+            label.append(f" · ↱ branch from step {node.fork_step}", style="cyan")
+        label.append(f" · {counted(steps, 'step')} · {usage_text(self.job.rollup(node))}")
         if node.stale:
             label.append(" · older definition", style="italic bright_black")
         return label
@@ -410,7 +409,7 @@ class RunView:
             Text.assemble(
                 ("Step ", "bold"),
                 (str(step.number), "bold"),
-                f" of {node.expert_key} · {len(step.calls)} tool calls · took "
+                f" of {node.expert_key} · {counted(len(step.calls), 'tool call')} · took "
                 f"{duration_text(step.started_at, step.finished_at)}",
             )
         ]

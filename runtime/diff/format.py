@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from runtime._terminal import counted as counted
+
 PREVIEW = 72
 """Characters of a compared value shown in text output (around the first difference)."""
 
@@ -53,11 +55,6 @@ def metric(a: Any, b: Any, show: Callable[[Any], str], unit: str) -> str:
     if a is None or b is None:
         return f"{show(a)} → {show(b)}{unit}"
     return change(a, b, show).replace(" (", f"{unit} (", 1)
-
-
-def counted(number: int, noun: str) -> str:
-    """``1 step``, ``3 steps``."""
-    return f"{number:,} {noun}{'' if number == 1 else 's'}"
 
 
 def thousands(number: Any) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from runtime._terminal import json_visible, visible
+from runtime._terminal import counted, json_visible, visible
 from runtime.diff.describe import (
     describe_job,
     describe_node,
@@ -87,8 +87,7 @@ def _counts_line(result: JobDiff) -> str:
         ("runsOnlyInB", "run", "B"),
     ):
         if counts[name]:
-            plural = "s" if counts[name] != 1 else ""
-            parts.append(f"{counts[name]} {noun}{plural} only in {side}")
+            parts.append(f"{counted(counts[name], noun)} only in {side}")
     a, b = result.a.summary, result.b.summary
     parts.append(metric(a.total_tokens, b.total_tokens, thousands, " tokens"))
     costs = (a.usage.get("costUsd"), b.usage.get("costUsd"))

@@ -23,6 +23,7 @@ from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from runtime._terminal import BIDI_AND_SEPARATORS as BIDI_AND_SEPARATORS
+from runtime._terminal import counted
 from runtime._terminal import use_color as use_color
 from runtime._terminal import visible as visible
 from runtime.jobs.records import JSON, EventRecord
@@ -269,13 +270,12 @@ def _tree_section(roots: Sequence[TreeNode], paint: _Paint) -> list[str]:
         runs = _format_runs([segment.run_id for segment in node.segments])
         text = f"{paint(node.expert_key, 'bold')}  {paint(node.status, _status_style(node.status))}"
         if node.fork_step is not None:
-            text += f"  {paint(f'⑂ branch from step {node.fork_step}', 'cyan')}"
+            text += f"  {paint(f'↱ branch from step {node.fork_step}', 'cyan')}"
         text += f"  {_format_steps(node.steps)}  {format_usage(node.usage)}"
         if node.children:
             total = node.total_steps
             text += (
-                f"  (with delegates: {total} step{'' if total == 1 else 's'}, "
-                f"{format_usage(node.total_usage)})"
+                f"  (with delegates: {counted(total, 'step')}, {format_usage(node.total_usage)})"
             )
         lines.append(f"  {prefix}{connector}{text}  {paint(runs, 'dim')}")
         children: list[TreeNode | str] = list(node.children)

@@ -10,6 +10,7 @@ from textual import on
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
+from runtime.cli import counted
 from studio.run_view import NodeKey, RunView, read_earlier_steps
 from studio.view_model import RunNode, StepNode, settled
 
@@ -132,7 +133,7 @@ class StepTree(Tree[NodeKey]):
             step_node.remove()
         key: NodeKey = ("earlier", node.node_id)
         label = Text(
-            f"⋯ {node.dropped_steps:,} earlier step{'s' if node.dropped_steps != 1 else ''}",
+            f"⋯ {counted(node.dropped_steps, 'earlier step')}",
             style="bright_black",
         )
         earlier = self._by_key.get(key)

@@ -226,7 +226,7 @@ async def test_a_resume_from_an_earlier_checkpoint_is_a_branch_beside_the_old_on
     assert (node.branch_of, node.fork_step) == (tree.roots[0], 6)
     view = RunView("lead", model_label="scripted")
     view.job = tree
-    assert "⑂ branch from step 6 · 4 steps · 45 tok" in view.run_label(node).plain
+    assert "↱ branch from step 6 · 4 steps · 45 tok" in view.run_label(node).plain
     # The job: 11 step numbers (the branch's share the old line's), 195 tokens spent in all.
     row = jobs.get(stages.job_id)
     assert (row.total_steps, row.total_tokens) == (11, 195)

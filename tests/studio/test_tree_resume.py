@@ -163,7 +163,7 @@ async def test_a_resume_from_an_earlier_checkpoint_is_shown_as_a_branch(tmp_path
         old, branch = (screen.job.runs[r] for r in screen.job.roots)
         assert (branch.branch_of, branch.fork_step) == (old.node_id, answer.step_number)
         assert min(branch.step_numbers) > answer.step_number
-        assert "⑂ branch from step" in row_label(screen, branch.node_id)
+        assert "↱ branch from step" in row_label(screen, branch.node_id)
         # The old line is as it was; the jobs API draws the same two lines.
         roots = jobs.tree(job.id)
         assert [(n.expert_key, n.steps) for n in roots[0].walk()] == before
