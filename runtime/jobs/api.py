@@ -215,6 +215,21 @@ class Jobs:
             found, key=lambda c: (c.stored_at if c.stored_at is not None else never, c.step_number)
         )
 
+    def definition(self, job_id: str, expert_key: str) -> dict[str, Any] | None:
+        """The definition of ``expert_key`` the job ran with, as its run settings stored it.
+
+        Perstack's expert shape (``instruction``, ``description``, ``delegates``, ``skills``...)
+        from the latest run of the job that names it; None when no run setting does (a job
+        Perstack wrote, or one whose files are gone).
+        """
+        self._check(job_id)
+        for run_id in reversed(self.storage.run_ids(job_id)):
+            experts = self.storage.load_run_setting(job_id, run_id).get("experts")
+            found = experts.get(expert_key) if isinstance(experts, dict) else None
+            if isinstance(found, dict):
+                return found
+        return None
+
     def record(self, job_id: str) -> Job:
         """The job as the runtime keeps it, so it can be continued.
 

@@ -428,6 +428,7 @@ class RunScreen(Screen[None]):
     def _fork_at(self, point: ResumePoint) -> None:
         """Edit the checkpoint's expert for the fork, then fork a new job from the checkpoint."""
         from runtime import PerstackError, load_config_for
+        from runtime.jobs import Jobs
         from studio.edits import ExpertFields
         from studio.screens.expert_form import ExpertFormScreen
 
@@ -442,13 +443,22 @@ class RunScreen(Screen[None]):
             self.notify(f"Cannot fork: {error}", title="Fork", severity="error")
             return
         original = ExpertFields.from_table(key, table)
+        # Prefilled with the definition the run used (its run settings keep it): the question
+        # is "what if it had been told something else then", whatever the file says now.
+        used = Jobs.for_workspace(self.options.workspace).definition(point.job_id, key)
+        prefill = ExpertFields.from_table(key, used) if used is not None else original
+        if prefill != original:
+            self.notify(
+                f"The form holds {key} as the run used it; {path.name} has changed since.",
+                title="Fork",
+            )
 
         def edited(fields: ExpertFields | None) -> None:
             if fields is not None:
                 self._fork_with(point, path, text, fields, original)
 
         self.app.push_screen(
-            ExpertFormScreen(original, experts=sorted(loaded.config.experts)), edited
+            ExpertFormScreen(prefill, experts=sorted(loaded.config.experts)), edited
         )
 
     def _fork_with(

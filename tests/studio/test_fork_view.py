@@ -39,7 +39,7 @@ def rust_team():  # type: ignore[no-untyped-def]
     )
 
 
-async def fork_the_coder(pilot, write: bool) -> None:  # type: ignore[no-untyped-def]
+async def fork_the_coder(pilot, write: bool, shown: str = "You write code.") -> None:  # type: ignore[no-untyped-def]
     """F5, the job, the coder's first checkpoint, f; the instruction edited; the diff answered."""
     app = pilot.app
     await pilot.press("f5")
@@ -57,12 +57,13 @@ async def fork_the_coder(pilot, write: bool) -> None:  # type: ignore[no-untyped
     await until(pilot, lambda: isinstance(app.screen, ExpertFormScreen))
     form = app.screen
     instruction = form.query_one("#expert-instruction", TextArea)
-    assert instruction.text == "You write code."  # prefilled with the expert's definition
+    assert instruction.text == shown  # prefilled with the definition the run used
     instruction.load_text("You write code, in Rust.")
     await pilot.press("ctrl+s")
     await until(pilot, lambda: isinstance(app.screen, ConfirmModal))
     dialog = app.screen
-    assert '-instruction = "You write code."' in str(dialog.query_one("#confirm-message").render())
+    message = str(dialog.query_one("#confirm-message").render())
+    assert '+instruction = "You write code, in Rust."' in message
     await pilot.click("#confirm" if write else "#cancel")
 
 
@@ -102,3 +103,17 @@ async def test_fork_and_write_the_edit_into_perstack_toml(tmp_path: Path) -> Non
     assert len(job_ids) == 2
     newest = json.loads((tmp_path / "perstack" / "jobs" / job_ids[0] / "job.json").read_text())
     assert newest["origin"]["kind"] == "fork"
+
+
+async def test_the_form_holds_the_definition_the_run_used(tmp_path: Path) -> None:
+    """perstack.toml changed after the run: the fork starts from what the coder was told then."""
+    await origin_job(tmp_path)
+    (tmp_path / "perstack.toml").write_text(TEAM.replace("You write code.", "You write tests."))
+    app = make_run_app(
+        workspace=tmp_path, expert_key="lead", language_model=rust_team(), cursor_blink=False
+    )
+    async with app.run_test(size=SIZE) as pilot:
+        await screen_ready(pilot)
+        await fork_the_coder(pilot, write=False, shown="You write code.")
+        await finished(pilot)
+    assert "You write tests." in (tmp_path / "perstack.toml").read_text()  # left as it was
