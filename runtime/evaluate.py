@@ -108,7 +108,7 @@ def _eval(args: argparse.Namespace) -> int:
         first_expert, str(config_path) if config_path else None, eval_set.path.parent
     )
     project = loaded.path.parent if loaded.path else eval_set.path.parent
-    storage_root = default_storage_root(project)
+    storage_root = default_storage_root(project, loaded.config.storage_url)
     previous = (
         find_eval_run(storage_root, eval_set.name, args.compare, before=None)
         if args.compare
@@ -133,6 +133,7 @@ def _eval(args: argparse.Namespace) -> int:
             storage_root=storage_root,
             address=args.ray or None,
             progress=progress.update,
+            storage_url=loaded.config.storage_url,
         )
     else:
         result = run_interruptibly(run_eval_set(eval_set, loaded, options, run, progress.update))
@@ -358,6 +359,6 @@ def _batch_file(args: argparse.Namespace) -> Path:
         for index, query in enumerate(queries, start=1)
     ]
     document = {"eval": {"name": f"batch-{args.expert}", "expert": args.expert}, "cases": cases}
-    path = default_storage_root(project) / "batches" / f"{batch_id}.toml"
+    path = default_storage_root(project, loaded.config.storage_url) / "batches" / f"{batch_id}.toml"
     atomic_write(path, eval_set_toml(document, label=path.name), make_parents=True)
     return path

@@ -56,8 +56,12 @@ def run_on_ray(
     storage_root: Path,
     address: str | None,
     progress: Progress | None = None,
+    storage_url: str | None = None,
 ) -> EvalRun:
     """Run every case of ``eval_set`` as a Ray task and gather the results (in file order).
+
+    ``storage_url``: the object store ``storage_root`` is the cache of, when perstack.toml names
+    it (``storageUrl``): the workers are told, as the variable would tell them.
 
     Raises:
         UsageError: Ray is missing, or the cluster at ``address`` cannot be reached.
@@ -77,6 +81,7 @@ def run_on_ray(
             str(config_path) if config_path else None,
             str(storage_root),
             f"{run_id}-{index}",
+            storage_url,
         ): index
         for index, case in enumerate(eval_set.cases)
     }
@@ -99,10 +104,21 @@ def run_on_ray(
 
 
 def run_case_task(
-    eval_file: str, case_name: str, config_path: str | None, storage_root: str, job_id: str
+    eval_file: str,
+    case_name: str,
+    config_path: str | None,
+    storage_root: str,
+    job_id: str,
+    storage_url: str | None = None,
 ) -> dict[str, Any]:
     """One case, in a Ray worker: the case's result as a JSON-ready dict."""
+    import os
+
     from runtime.engine.runner import load_config_for, run
+    from runtime.jobs.store import STORAGE_URL_ENV
+
+    if storage_url:
+        os.environ.setdefault(STORAGE_URL_ENV, storage_url)
     from runtime.evals.format import load_eval_set
     from runtime.evals.runner import EvalOptions, run_case
 

@@ -395,3 +395,24 @@ def _excerpt(source: str, column: int) -> tuple[str, int]:
     end = start + _EXCERPT_CHARS
     shown = ("…" if start else "") + source[start:end] + ("…" if end < len(source) else "")
     return printable(shown), column - start + (1 if start else 0)
+
+
+def configured_storage_url(cwd: Path) -> str | None:
+    """``storageUrl`` of the perstack.toml found from ``cwd``, for readers that load no config.
+
+    Only that key is read, and nothing is reported: a missing or broken file is the loader's
+    to report when the config is really loaded.
+    """
+    import tomllib
+
+    try:
+        found = find_config(None, cwd)
+    except ConfigError:
+        return None
+    if not isinstance(found, Path):
+        return None
+    try:
+        value = tomllib.loads(found.read_text(encoding="utf-8")).get("storageUrl")
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None
+    return value.strip() if isinstance(value, str) and value.strip() else None

@@ -469,6 +469,9 @@ class PerstackConfig(TomlModel):
     """Env files to load, relative to perstack.toml (default ``.env`` then ``.env.local``)."""
     sandbox: bool | None = Field(default=None, strict=True)
     """Run exec and stdio skills in an OS sandbox (not in Perstack)."""
+    storage_url: str | None = None
+    """Keep jobs in an object store (``s3://bucket/prefix``), as ``$PERSTACK_STORAGE_URL`` does
+    (the variable wins). Not in Perstack: docs/scale-out.md."""
 
     @field_validator("perstack_api_base_url")
     @classmethod

@@ -97,7 +97,9 @@ async def run(
     if setting.resume_from and not setting.continue_job:
         raise UsageError("--resume-from requires --continue-job <jobId>")
     storage = (
-        Storage(setting.storage_path or default_storage_root(workspace)) if setting.store else None
+        Storage(setting.storage_path or default_storage_root(workspace, loaded.config.storage_url))
+        if setting.store
+        else None
     )
     if setting.fork_from is not None:
         setting = _fork(setting, storage)

@@ -147,7 +147,9 @@ class Jobs:
     @classmethod
     def for_workspace(cls, workspace: Path) -> Jobs:
         """The jobs of a workspace: ``$PERSTACK_STORAGE_PATH`` when set, as the runtime stores."""
-        return cls(default_storage_root(workspace))
+        from runtime.config.loader import configured_storage_url
+
+        return cls(default_storage_root(workspace, configured_storage_url(workspace)))
 
     @property
     def root(self) -> Path:

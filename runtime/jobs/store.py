@@ -194,11 +194,12 @@ def _never_started(job_dir: Path) -> bool:
         return False
 
 
-def default_storage_root(workspace: Path) -> Path:
+def default_storage_root(workspace: Path, configured_url: str | None = None) -> Path:
     """``$PERSTACK_STORAGE_PATH`` when set, else ``<workspace>/perstack``.
 
-    With ``$PERSTACK_STORAGE_URL`` set, the cache folder of that object store under it: a
-    :class:`Storage` of that root reads and writes the store.
+    With ``$PERSTACK_STORAGE_URL`` set (or else ``configured_url``, perstack.toml's
+    ``storageUrl``), the cache folder of that object store under it: a :class:`Storage` of that
+    root reads and writes the store.
 
     Raises:
         ConfigError: the URL is malformed, its client is not installed, or the store does not
@@ -206,7 +207,7 @@ def default_storage_root(workspace: Path) -> Path:
     """
     override = os.environ.get(STORAGE_ENV)
     base = Path(override).expanduser().resolve() if override else workspace / "perstack"
-    url = os.environ.get(STORAGE_URL_ENV, "").strip()
+    url = os.environ.get(STORAGE_URL_ENV, "").strip() or (configured_url or "").strip()
     return _remote_root(url, base) if url else base
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TextIO
 
 from runtime._argtypes import int_at_least
+from runtime.config.loader import configured_storage_url
 from runtime.jobs.store import (
     MAX_NESTING,
     MAX_STORED_BYTES,
@@ -201,7 +202,9 @@ def main(
             with_checkpoints=as_json and args.job is not None,
         )
         root = args.storage.expanduser().resolve() if args.storage else None
-        storage = Storage(root or default_storage_root(Path.cwd()))
+        storage = Storage(
+            root or default_storage_root(Path.cwd(), configured_storage_url(Path.cwd()))
+        )
         if args.otel:
             return _send_trace(storage, args.job, args.otel, out, err)
         # Loading allocates many small objects and no cyclic garbage: pausing the collector

@@ -285,3 +285,32 @@ async def test_a_job_run_elsewhere_is_followed_through_the_bucket(
     assert followed.count("startGeneration") == 2
     assert not jobs.is_live(job_id)
     assert jobs.get(job_id).status == "completed"
+
+
+def test_perstack_toml_can_name_the_store(
+    tmp_path: Path, fake_llm: FakeLLM, env: dict[str, str], s3: S3Server, bucket: str
+) -> None:
+    """``storageUrl`` in perstack.toml chooses the store when the variable is not set."""
+    url = env.pop("PERSTACK_STORAGE_URL")
+    configured = f'storageUrl = "{url}"\n' + TOML
+    fake_llm.script(reply_text("stored by the file's choice"))
+    here = workspace(tmp_path, "here", toml=False)
+    (here / "perstack.toml").write_text(configured)
+    ran = perstack(here, env, "run", "helper", "hi", *MODEL)
+    assert ran.returncode == 0, ran.stderr
+    job_id = events(ran.stdout)[0]["jobId"]
+    assert f"jobs/{job_id}/job.json" in s3.keys(bucket)
+    assert not (here / "perstack" / "jobs").exists()
+
+    # Another folder whose perstack.toml names the same store sees the job: log and replay.
+    there = workspace(tmp_path, "there", toml=False)
+    (there / "perstack.toml").write_text(configured)
+    shown = perstack(there, env, "log")
+    assert shown.returncode == 0, shown.stderr
+    assert f"Job: {job_id} (completed)" in shown.stdout
+    assert f"Storage: {url}" in shown.stdout
+    replayed = perstack(there, env, "replay", job_id, *MODEL)
+    assert replayed.returncode == 0, replayed.stderr
+    # Without the key, the folder's own storage: the job is not there.
+    plain = workspace(tmp_path, "plain")
+    assert job_id not in perstack(plain, env, "log").stdout
