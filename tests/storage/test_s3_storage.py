@@ -24,7 +24,7 @@ from runtime.config.loader import parse_config
 from runtime.errors import ConfigError, JobLockedError, StorageError
 from runtime.jobs import Jobs
 from runtime.jobs.remote import lease, parse_storage_url
-from runtime.jobs.remote.mirror import Chunk, cover
+from runtime.jobs.remote.chunks import Chunk, cover
 from runtime.jobs.store import Storage, default_storage_root
 from runtime.schema.checkpoint import Checkpoint
 from runtime.testing import ScriptedModel, call, reply

@@ -16,7 +16,6 @@ A pull downloads what differs from that, so pulling an unchanged job costs one L
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import re
 import threading
@@ -24,7 +23,6 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -32,20 +30,13 @@ from runtime.errors import JobLockedError, StorageError
 from runtime.files import atomic_write
 from runtime.jobs.lock import JobLock, acquire_job_lock, job_is_live
 from runtime.jobs.remote import StoreAddress
+from runtime.jobs.remote.chunks import Chunk, Manifest, chunk_key, cover, safe_relative
 from runtime.jobs.remote.client import Exists, Fetched, ObjectInfo, ObjectStore
 from runtime.jobs.remote.lease import Lease, acquire_lease, live_remote_holder
+from runtime.jobs.remote.uploader import Uploader
 
 REFRESH_S = 1.0
 """A job (or the job list) pulled less than this long ago is not pulled again."""
-
-APPEND_DELAY_S = 1.0
-"""Appended lines wait this long at most before they go up, as one chunk per file."""
-
-APPEND_BATCH_BYTES = 1 << 20
-"""...or until this many bytes are waiting."""
-
-MAX_PENDING_BYTES = 256 << 20
-"""Writers wait when this much is queued for upload (a store slower than the run)."""
 
 MANIFEST_SAVE_S = 2.0
 """How often the writer records what it uploaded (and at every flush)."""
@@ -56,70 +47,10 @@ WORKERS = 16
 SYNC_FOLDER = ".sync"
 LOCK_FILE = "job.lock"
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}")
-_PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.=+@-]{0,254}")
 _CHUNK = re.compile(r"(?P<file>.+)\.chunks/(?P<start>\d{10})-(?P<end>\d{10})")
 _TIMESTAMP = re.compile(rb'"timestamp"\s*:\s*(\d+)')
 _In = TypeVar("_In")
 _Out = TypeVar("_Out")
-
-
-def chunk_key(file_key: str, start: int, end: int) -> str:
-    """The key of chunks ``start`` to ``end - 1`` of an appended file."""
-    return f"{file_key}.chunks/{start:010d}-{end:010d}"
-
-
-@dataclass(frozen=True)
-class Chunk:
-    """One chunk object of an appended file: chunks ``start`` to ``end - 1``."""
-
-    start: int
-    end: int
-    info: ObjectInfo
-
-
-def cover(chunks: Sequence[Chunk]) -> list[Chunk]:
-    """The objects that hold the file from chunk 0 on, longest first; stops at a gap."""
-    by_start: dict[int, Chunk] = {}
-    for chunk in chunks:
-        best = by_start.get(chunk.start)
-        if chunk.end > chunk.start and (best is None or chunk.end > best.end):
-            by_start[chunk.start] = chunk
-    path: list[Chunk] = []
-    position = 0
-    while (step := by_start.get(position)) is not None:
-        path.append(step)
-        position = step.end
-    return path
-
-
-def _safe_relative(rel: str) -> bool:
-    """Whether a key below a job's prefix may name a file in the cache (nothing escapes it)."""
-    parts = rel.split("/")
-    return len(rel) <= 1024 and all(_PART.fullmatch(part) for part in parts)
-
-
-@dataclass
-class Manifest:
-    """What the cache holds of one job: document ETags; chunks and bytes of appended files."""
-
-    docs: dict[str, str] = field(default_factory=dict)
-    appends: dict[str, tuple[int, int]] = field(default_factory=dict)
-
-    @classmethod
-    def load(cls, path: Path) -> Manifest:
-        """Read a manifest (an empty one when missing or damaged: the next pull redoes it)."""
-        try:
-            data = json.loads(path.read_bytes())
-            docs = {str(k): str(v) for k, v in data["docs"].items()}
-            appends = {str(k): (int(v[0]), int(v[1])) for k, v in data["appends"].items()}
-        except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError):
-            return cls()
-        return cls(docs, appends)
-
-    def save(self, path: Path) -> None:
-        """Write it (not durably: after a power cut the next pull redoes what it lost)."""
-        data = {"version": 1, "docs": self.docs, "appends": self.appends}
-        atomic_write(path, json.dumps(data), durable=False, make_parents=True)
 
 
 class _Retry(Exception):
@@ -147,7 +78,7 @@ class Mirror:
         """(job, file) → [first chunk, byte offset] of what this process appended to it."""
         self._saved_at = 0.0
         self._pool: ThreadPoolExecutor | None = None
-        self._uploader = _Uploader(self._upload)
+        self._uploader = Uploader(self._upload)
 
     def describe(self) -> str:
         """Where the jobs are, for messages."""
@@ -490,11 +421,11 @@ class Mirror:
             found = _CHUNK.fullmatch(rel)
             if found is not None:
                 name = found["file"]
-                if _safe_relative(name):
+                if safe_relative(name):
                     chunks.setdefault(name, []).append(
                         Chunk(int(found["start"]), int(found["end"]), info)
                     )
-            elif _safe_relative(rel):
+            elif safe_relative(rel):
                 docs[rel] = info
         for name in chunks:
             docs.pop(name, None)  # an appended file is its chunks
@@ -691,119 +622,3 @@ class RemoteJobLock(JobLock):
                 )
             finally:
                 local.release()
-
-
-class _Uploader:
-    """One thread that puts the queued writes in order: documents at once, lines in batches.
-
-    Documents go up in the order they were written (a document written again before its turn
-    goes up once, at the later place). Appended lines wait up to :data:`APPEND_DELAY_S` (or
-    :data:`APPEND_BATCH_BYTES`) and then go up as one chunk per file, after every document
-    queued before them: a line never reaches the store before the checkpoint it refers to.
-
-    A job whose upload failed (after the client's retries) takes no more writes until its
-    release: each one raises why, and so does the flush at its release (which forgets it), so
-    its run stops instead of going on with a store that misses part of it, and the store keeps
-    a prefix of its writes. Other jobs go on.
-    """
-
-    def __init__(
-        self,
-        upload: Callable[
-            [list[tuple[str, str, bytes]], dict[tuple[str, str], bytes]], dict[str, StorageError]
-        ],
-    ) -> None:
-        self._upload = upload
-        self._cond = threading.Condition()
-        self._docs: list[tuple[str, str, bytes]] = []
-        self._lines: dict[tuple[str, str], bytearray] = {}
-        self._lines_since: float | None = None
-        self._line_bytes = 0
-        self._pending = 0
-        self._busy = False
-        self._flushing = 0
-        self._errors: dict[str, StorageError] = {}
-        self._thread: threading.Thread | None = None
-
-    def put(self, job_id: str, rel: str, data: bytes) -> None:
-        with self._cond:
-            self._admit(job_id, len(data))
-            self._docs.append((job_id, rel, data))
-            self._cond.notify_all()
-
-    def append(self, job_id: str, rel: str, data: bytes) -> None:
-        with self._cond:
-            self._admit(job_id, len(data))
-            self._lines.setdefault((job_id, rel), bytearray()).extend(data)
-            self._line_bytes += len(data)
-            if self._lines_since is None:
-                self._lines_since = time.monotonic()
-            self._cond.notify_all()
-
-    def flush(self) -> None:
-        """Wait until nothing is queued or being put."""
-        with self._cond:
-            self._flushing += 1
-            self._cond.notify_all()
-            try:
-                while self._docs or self._lines or self._busy:
-                    self._cond.wait()
-            finally:
-                self._flushing -= 1
-
-    def raise_error(self, job_id: str) -> None:
-        """Raise (and forget) why an upload of the job failed, if one did."""
-        with self._cond:
-            error = self._errors.pop(job_id, None)
-        if error is not None:
-            raise error
-
-    def _admit(self, job_id: str, size: int) -> None:
-        """Refuse a job whose upload failed, wait for room, count the bytes (``_cond`` held)."""
-        error = self._errors.get(job_id)
-        if error is not None:
-            raise error
-        while self._pending > MAX_PENDING_BYTES:
-            self._cond.wait()
-        self._pending += size
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="perstack-upload", daemon=True)
-            self._thread.start()
-
-    def _lines_due(self) -> float:
-        """Seconds until the waiting lines must go up (0: now)."""
-        if self._flushing or self._line_bytes >= APPEND_BATCH_BYTES or self._lines_since is None:
-            return 0.0
-        return max(0.0, self._lines_since + APPEND_DELAY_S - time.monotonic())
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._docs and not (self._lines and self._lines_due() == 0):
-                    self._cond.wait(self._lines_due() if self._lines else None)
-                docs = [item for item in self._docs if item[0] not in self._errors]
-                size = sum(len(item[2]) for item in self._docs)
-                self._docs = []
-                lines: dict[tuple[str, str], bytes] = {}
-                if self._lines and self._lines_due() == 0:
-                    size += self._line_bytes
-                    lines = {
-                        key: bytes(value)
-                        for key, value in self._lines.items()
-                        if key[0] not in self._errors
-                    }
-                    self._lines, self._lines_since, self._line_bytes = {}, None, 0
-                self._busy = True
-            try:
-                failed = self._upload(docs, lines)
-            except Exception as error:  # a bug here must not leave writers waiting forever
-                failure = StorageError(f"Cannot upload to the object store: {error!r}")
-                failed = {job_id: failure for job_id, _, _ in docs} | {
-                    job_id: failure for job_id, _ in lines
-                }
-            with self._cond:
-                self._busy = False
-                self._pending -= size
-                for job_id, reason in failed.items():
-                    self._errors.setdefault(job_id, reason)
-                self._cond.notify_all()
