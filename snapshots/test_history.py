@@ -63,7 +63,7 @@ class TestJobList:
     def test_jobs_newest_first(self, snap_compare, jobs_workspace: Path) -> None:
         """You should see "Past jobs · 6", newest first, the first row highlighted.
 
-        Started, Expert, Status, Steps, Tokens, Job: the Perstack CLI's job (2026-12-04
+        Started, Expert, Status, Steps, Tokens, Job, From (empty: none is a fork or a replay): the Perstack CLI's job (2026-12-04
         06:01:14 coordinator completed, 4 steps, 1,450 tokens, frkf50u5o6toegv3la9ywjzb), then
         2025-01-02 11:15:00 solo stoppedByMaxSteps (3 steps, 45 tokens, endless-reading), 10:40
         asker stoppedByInteractiveTool (colour-question), 10:05 solo stoppedByError
@@ -93,7 +93,7 @@ class TestJobList:
         """You should see the history of a workspace where nothing has run yet.
 
         The title reads "Past jobs · none yet in this workspace"; the table has its column
-        headers (Started, Expert, Status, Steps, Tokens, Job) and no rows; the hint says
+        headers (Started, Expert, Status, Steps, Tokens, Job, From) and no rows; the hint says
         "Enter: the job's checkpoints · Esc: back to the run".
         """
         (tmp_path / "perstack.toml").write_text('[experts."solo"]\ninstruction = "Alone."\n')

@@ -88,6 +88,8 @@ class JobSummary:
             checkpoint, job.json's ``usage``.
         started_at: Milliseconds since the epoch.
         finished_at: Milliseconds since the epoch, None while running.
+        origin: Where the job came from (``{"kind": "fork" | "replay", "jobId", "checkpointId"?}``
+            as job.json has it), None for a job of its own.
     """
 
     id: str
@@ -97,6 +99,14 @@ class JobSummary:
     usage: JSON
     started_at: int
     finished_at: int | None
+    origin: JSON | None = None
+
+    @property
+    def origin_text(self) -> str:
+        """``fork of JOB`` / ``replay of JOB``, or "" for a job of its own."""
+        if not self.origin:
+            return ""
+        return f"{self.origin.get('kind', 'copy')} of {self.origin.get('jobId', '?')}"
 
     @property
     def total_tokens(self) -> int:
@@ -359,6 +369,7 @@ def _job_summary(job_id: str, document: JSON) -> JobSummary:
         usage=usage if isinstance(usage, dict) else empty_usage(),
         started_at=number("startedAt"),
         finished_at=finished if isinstance(finished, int) else None,
+        origin=origin if isinstance(origin := document.get("origin"), dict) else None,
     )
 
 

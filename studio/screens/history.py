@@ -91,8 +91,8 @@ class HistoryScreen(Screen[ResumePoint | None]):
 
     def on_mount(self) -> None:
         jobs = self.query_one("#history-jobs", DataTable)
-        *_, self._job_column = jobs.add_columns(
-            "Started", "Expert", "Status", "Steps", "Tokens", "Job"
+        *_, self._job_column, _ = jobs.add_columns(
+            "Started", "Expert", "Status", "Steps", "Tokens", "Job", "From"
         )
         checkpoints = self.query_one("#history-checkpoints", DataTable)
         checkpoints.add_columns("#", "Step", "Expert", "Status", "Checkpoint")
@@ -117,6 +117,7 @@ class HistoryScreen(Screen[ResumePoint | None]):
                 str(job.total_steps),
                 f"{job.total_tokens:,}",
                 self._job_cell(job.id),
+                job.origin_text,
                 key=job.id,
             )
         title = f"Past jobs · {len(jobs)}" if jobs else "Past jobs · none yet in this workspace"

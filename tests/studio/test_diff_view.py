@@ -65,7 +65,7 @@ async def test_a_marked_job_is_diffed_with_the_first_divergence_selected(tmp_pat
         await pilot.press("down", "m")
         assert history.marked == "job-1"
         jobs_table = history.query_one("#history-jobs", DataTable)
-        assert jobs_table.get_row_at(1)[-1] == "● job-1"
+        assert jobs_table.get_row_at(1)[-2] == "● job-1"  # the Job column, before From
         await pilot.press("up", "d")
         screen = await compared(pilot)
         assert (screen.job_a, screen.job_b) == ("job-1", "job-2")
@@ -96,7 +96,7 @@ async def test_a_marked_job_is_diffed_with_the_first_divergence_selected(tmp_pat
         assert history.marked == "job-1"
         await pilot.press("down", "m")  # m on the marked job unmarks it
         assert history.marked is None
-        assert jobs_table.get_row_at(1)[-1] == "job-1"
+        assert jobs_table.get_row_at(1)[-2] == "job-1"
 
 
 async def test_a_replay_is_diffed_with_its_origin_when_nothing_is_marked(tmp_path: Path) -> None:

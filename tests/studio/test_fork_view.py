@@ -117,3 +117,21 @@ async def test_the_form_holds_the_definition_the_run_used(tmp_path: Path) -> Non
         await fork_the_coder(pilot, write=False, shown="You write code.")
         await finished(pilot)
     assert "You write tests." in (tmp_path / "perstack.toml").read_text()  # left as it was
+
+
+async def test_the_history_says_which_job_a_fork_came_from(tmp_path: Path) -> None:
+    origin = await origin_job(tmp_path)
+    app = make_run_app(
+        workspace=tmp_path, expert_key="lead", language_model=rust_team(), cursor_blink=False
+    )
+    async with app.run_test(size=SIZE) as pilot:
+        await screen_ready(pilot)
+        await fork_the_coder(pilot, write=False)
+        await finished(pilot)
+        await pilot.press("f5")
+        await until(pilot, lambda: isinstance(app.screen, HistoryScreen) and app.screen.jobs)
+        history = app.screen
+        assert isinstance(history, HistoryScreen)
+        table = history.query_one("#history-jobs", DataTable)
+        rows = [table.get_row_at(index) for index in range(table.row_count)]
+        assert rows[0][-1] == f"fork of {origin}" and rows[1][-1] == ""
