@@ -64,7 +64,8 @@ class TestJobList:
         """You should see "Past jobs · 6", newest first, the first row highlighted.
 
         Columns Started, Expert, Status, Steps, Tokens, Job and From (empty: none of these is a
-        fork or a replay). The Perstack CLI's job (2026-12-04 06:01:14 coordinator completed, 4 steps, 1,450 tokens, frkf50u5o6toegv3la9ywjzb), then
+        fork or a replay). The Perstack CLI's job (2026-12-04 06:01:14 coordinator completed,
+        4 steps, 1,450 tokens, frkf50u5o6toegv3la9ywjzb), then
         2025-01-02 11:15:00 solo stoppedByMaxSteps (3 steps, 45 tokens, endless-reading), 10:40
         asker stoppedByInteractiveTool (colour-question), 10:05 solo stoppedByError
         (missing-notes), 09:30 solo completed (2 steps, hello-twice) and 09:00 game-studio
