@@ -34,7 +34,7 @@ from runtime.schema.events import (
 from runtime.skills.types import Skill, ToolDefinition
 
 if TYPE_CHECKING:
-    from runtime.engine.recording import Recorder
+    from runtime.engine.recording import Fingerprinter, Recorder
     from runtime.skills.lockfile import Lockfile
 
 logger = logging.getLogger("runtime")
@@ -102,8 +102,21 @@ class JobContext:
     """An expert resumed from a stored checkpoint gets its current system prompt in place of
     the one it was stored with (a fork: its definition may have been edited since)."""
     recorder: Recorder | None = None
-    """Appends each model call to the job's recording (:mod:`runtime.engine.recording`); None
-    when nothing is stored."""
+    """Appends each model call to the job's recording (:mod:`runtime.engine.recording`); made
+    at the first call (:meth:`recorder_for_job`)."""
+    fingerprints: Fingerprinter | None = None
+    """The request fingerprints of a replay's model, for the recorder to share (each message is
+    hashed once)."""
+
+    def recorder_for_job(self) -> Recorder:
+        """The job's recorder, made on first use (storage must be on)."""
+        if self.recorder is None:
+            from runtime.engine.recording import Fingerprinter, Recorder
+
+            assert self.storage is not None
+            fingerprints = self.fingerprints or Fingerprinter(self.workspace)
+            self.recorder = Recorder(self.storage, self.job.id, fingerprints, self.redactor)
+        return self.recorder
 
     def store_checkpoint(self, checkpoint: Checkpoint) -> None:
         """Persist a checkpoint (nothing when storage is off)."""

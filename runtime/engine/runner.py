@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runtime.config.env import env_file_paths, load_env
 from runtime.config.loader import LoadedConfig, load_config, parse_config
@@ -32,7 +32,6 @@ from runtime.engine.continuation import (
 )
 from runtime.engine.expert_run import check_delegates, run_expert, start_checkpoint
 from runtime.engine.nested import nested_run
-from runtime.engine.recording import Fingerprinter, Recorder
 from runtime.engine.secrets import Redactor
 from runtime.errors import CheckpointError, ConfigError, PerstackError, StorageError, UsageError
 from runtime.jobs.lock import JOB_INTERRUPTED
@@ -48,6 +47,9 @@ from runtime.schema.events import (
 from runtime.schema.ids import new_id
 from runtime.schema.setting import RunSetting
 from runtime.skills.lockfile import load_lockfile
+
+if TYPE_CHECKING:
+    from runtime.engine.recording import Fingerprinter
 
 
 async def run(
@@ -108,9 +110,12 @@ async def run(
         from runtime.sandbox import require_bwrap
 
         require_bwrap()  # fails before the job starts, saying what to install
-    fingerprints = Fingerprinter(workspace)
+    fingerprints: Fingerprinter | None = None
     own_model = model is None or setting.replay_of is not None
     if setting.replay_of is not None:
+        from runtime.engine.recording import Fingerprinter
+
+        fingerprints = Fingerprinter(workspace)
         model = _replay_model(setting, storage, settings, env, fingerprints, model)
     elif model is None:
         model = _provider_model(settings, env)
@@ -149,7 +154,7 @@ async def _run_job(
     expert: ExpertDefinition,
     storage: Storage | None,
     model: LanguageModel,
-    fingerprints: Fingerprinter,
+    fingerprints: Fingerprinter | None,
 ) -> Checkpoint:
     continued = continuation_job_id(setting, storage)
     if continued is None and setting.interactive_answer:
@@ -192,8 +197,7 @@ async def _run_job(
     context.nested_runner = partial(nested_run, context)
     context.fresh_instructions = setting.fork_from is not None
     context.run_job = partial(run, model=model)
-    if storage is not None:
-        context.recorder = Recorder(storage, context.job.id, fingerprints, context.redactor)
+    context.fingerprints = fingerprints
     # One writer per job: taken once nothing but the run can fail, and before a continuation
     # reads its checkpoint; given up when the run returns.
     lock = (

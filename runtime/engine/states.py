@@ -18,7 +18,6 @@ from pydantic import BaseModel
 
 from runtime.config.schema import BASE_SKILL_NAME
 from runtime.engine.context import CURRENT_CALL, CURRENT_GENERATION, Segment
-from runtime.engine.recording import recorded_answer
 from runtime.engine.text_calls import parse_text_tool_calls
 from runtime.errors import ModelError, PerstackError
 from runtime.llm import (
@@ -298,7 +297,7 @@ async def _generate(seg: Segment, checkpoint: Checkpoint, *, with_tools: bool) -
         raise ModelError(
             "The model stream ended without a finish", name="IncompleteStream", retryable=True
         )
-    if job.recorder is not None:
+    if job.storage is not None:
         _record(seg, checkpoint, request, out, out.finish)
     return out
 
@@ -306,8 +305,10 @@ async def _generate(seg: Segment, checkpoint: Checkpoint, *, with_tools: bool) -
 def _record(
     seg: Segment, checkpoint: Checkpoint, request: GenerationRequest, out: _Generated, end: Finish
 ) -> None:
-    recorder = seg.job.recorder
-    assert recorder is not None
+    # Imported after the first answer: the recording is not on a run's way to its first request.
+    from runtime.engine.recording import recorded_answer
+
+    recorder = seg.job.recorder_for_job()
     try:
         recorder.record(
             expert_key=seg.expert.key,

@@ -41,7 +41,6 @@ from pydantic import ValidationError
 from runtime.errors import CheckpointError, StorageError
 from runtime.files import atomic_write
 from runtime.jobs.lock import JOB_INTERRUPTED, JobLock, acquire_job_lock, job_is_live, job_status
-from runtime.jobs.recording import recording_path
 from runtime.schema.checkpoint import Checkpoint, Job, check_schema_version
 from runtime.schema.messages import Message
 
@@ -328,10 +327,14 @@ class Storage:
 
     def append_recording(self, job_id: str, line: str) -> None:
         """Append one line to the job's model-call recording."""
+        from runtime.jobs.recording import recording_path  # after the first answer, not at start
+
         self._append(recording_path(self.jobs_dir / job_id), line)
 
     def recording_size(self, job_id: str) -> int:
         """The size of the job's recording so far (0 when it has none)."""
+        from runtime.jobs.recording import recording_path
+
         try:
             return recording_path(self.jobs_dir / job_id).stat().st_size
         except OSError:
