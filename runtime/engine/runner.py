@@ -435,8 +435,6 @@ def _fork(setting: RunSetting, storage: Storage | None) -> RunSetting:
             "--fork-from starts a new job: it cannot be combined with --continue, "
             "--continue-job or --resume-from"
         )
-    if setting.interactive_answer:
-        raise UsageError("-i answers a waiting job; a fork is a new job (drop -i)")
     fork_id = setting.job_id or new_id()
     fork_job(storage, setting.fork_from, fork_id)
     return setting.model_copy(

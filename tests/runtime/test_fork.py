@@ -124,3 +124,24 @@ def test_perstack_run_fork_from(tmp_path: Path, fake_llm: Any) -> None:
     missing = run_gpt41("solo", "", "--fork-from", "nope", cwd=tmp_path, env=fake_llm.env())
     assert missing.returncode == 2
     assert "Checkpoint 'nope' not found in any job of" in missing.stderr
+
+
+async def test_a_fork_from_an_interactive_stop_takes_another_answer(tmp_path: Path) -> None:
+    """What if the user had answered otherwise: fork from the waiting checkpoint with -i."""
+    from tests.runtime.test_delegation import TEAM as ASKER_TEAM
+
+    asker = ScriptedModel([call("askColor", question="Which colour?")])
+    config = parse_config(ASKER_TEAM, path=tmp_path / "perstack.toml")
+
+    async def asker_run(model: Any, query: str, **overrides: Any) -> Any:
+        setting = RunSetting(expert_key="asker", query=query, workspace=tmp_path, **overrides)
+        return await run(setting, None, model=model, config=config)
+
+    waiting = await asker_run(asker, "paint it")
+    assert waiting.status == "stoppedByInteractiveTool"
+    point = Jobs(tmp_path / "perstack").checkpoints(waiting.job_id)[-1]
+    answered = ScriptedModel([call("attemptCompletion"), reply("painted it green")])
+    forked = await asker_run(answered, "green", fork_from=point.id, interactive_answer=True)
+    assert forked.status == "completed" and forked.job_id != waiting.job_id
+    seen = json.dumps([m.model_dump(mode="json") for m in answered.requests[0].messages])
+    assert "green" in seen

@@ -88,3 +88,28 @@ def test_without_a_terminal_start_needs_expert_and_query(tmp_path: Path) -> None
     result = start(cwd=tmp_path)
     assert result.returncode == 2
     assert "perstack start needs EXPERT and QUERY" in result.stderr
+
+
+def test_start_forks_from_a_checkpoint(tmp_path: Path, fake_llm: FakeLLM) -> None:
+    """`perstack start EXPERT QUERY --fork-from CHECKPOINT` without a terminal: a new job."""
+    from runtime.jobs import Jobs
+
+    (tmp_path / "perstack.toml").write_text(TOML)
+    model = ("--provider", "openai", "--model", "gpt-4.1")
+    fake_llm.script(
+        reply_tool_calls([("askName", {"q": "Your name?"})]),
+        reply_text("Hi Ada"),
+    )
+    first = start("asker", "greet me", *model, cwd=tmp_path, env=fake_llm.env(), stdin="Ada\n")
+    assert first.returncode == 0, first.stderr
+    (origin,) = Jobs.for_workspace(tmp_path).list_jobs()
+    point = Jobs.for_workspace(tmp_path).checkpoints(origin.id)[-1]  # completed: a follow-up
+    fake_llm.script(reply_text("Hello again"))
+    forked = start(
+        "asker", "and again", *model, "--fork-from", point.id, cwd=tmp_path, env=fake_llm.env()
+    )
+    assert forked.returncode == 0, forked.stderr
+    assert forked.stdout.rstrip().endswith("Hello again")
+    jobs = Jobs.for_workspace(tmp_path).list_jobs()
+    assert len(jobs) == 2
+    assert jobs[0].origin == {"kind": "fork", "jobId": origin.id, "checkpointId": point.id}
