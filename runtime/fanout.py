@@ -27,13 +27,15 @@ from typing import Any
 from runtime.errors import UsageError
 from runtime.evals.format import EvalSet
 from runtime.evals.results import CaseResult, EvalRun
-from runtime.evals.runner import Progress
+from runtime.evals.runner import Progress, failed_case
 from runtime.schema.events import now_ms
 from runtime.schema.ids import new_id
 
 INSTALL_HINT = "--ray needs Ray: pip install 'perstack-studio[scale]'"
 TASK_RETRIES = 3
 """Times Ray runs a case again whose worker died (Ray's own retry, not ours)."""
+LOCK_WAIT_S = 90.0
+"""How long a retried case waits for its dead attempt's lock to go stale in an object store."""
 
 
 def require_ray() -> Any:
@@ -90,7 +92,11 @@ def run_on_ray(
         ready, _ = ray.wait(list(pending), num_returns=1)
         for ref in ready:
             index = pending.pop(ref)
-            results[index] = CaseResult.model_validate(ray.get(ref))
+            case = eval_set.cases[index]
+            try:
+                results[index] = CaseResult.model_validate(ray.get(ref))
+            except Exception as error:  # the task's retries are spent: that case failed
+                results[index] = failed_case(eval_set, case, error)
             if progress is not None:
                 progress(results[index], len(results), len(eval_set.cases))
     return EvalRun(
@@ -124,11 +130,14 @@ def run_case_task(
 
     eval_set = load_eval_set(Path(eval_file))
     case = next(case for case in eval_set.cases if case.name == case_name)
-    root = Path(storage_root)
-    _forget_attempt(root, job_id)
-    config = load_config_for(eval_set.expert_of(case), config_path, eval_set.path.parent)
-    options = EvalOptions(storage_root=root)
-    result = asyncio.run(run_case(eval_set, case, config, options, run, job_id=job_id))
+    try:
+        root = Path(storage_root)
+        _forget_attempt(root, job_id)
+        config = load_config_for(eval_set.expert_of(case), config_path, eval_set.path.parent)
+        options = EvalOptions(storage_root=root)
+        result = asyncio.run(run_case(eval_set, case, config, options, run, job_id=job_id))
+    except Exception as error:  # the case's result, never a task failure that ends the eval
+        result = failed_case(eval_set, case, error)
     return result.to_dict()
 
 
@@ -145,4 +154,23 @@ def _forget_attempt(storage_root: Path, job_id: str) -> None:
         return  # the first attempt: nothing to forget (a judge's job never comes before it)
     for stored in storage.job_ids():
         if stored == job_id or stored.startswith(f"{job_id}-judge-"):
-            storage.remove_job(stored)
+            _remove_when_free(storage, stored)
+
+
+def _remove_when_free(storage: Any, job_id: str) -> None:
+    """Remove a dead attempt's job, waiting while the store still counts its lock as held.
+
+    A worker on another machine died without releasing its lock: the store lets it go once it
+    is stale (a minute without a heartbeat).
+    """
+    from runtime.errors import JobLockedError
+
+    deadline = time.monotonic() + LOCK_WAIT_S
+    while True:
+        try:
+            storage.remove_job(job_id)
+            return
+        except JobLockedError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(2)

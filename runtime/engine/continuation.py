@@ -98,9 +98,15 @@ def _latest_coordinator_checkpoint(storage: Storage, job_id: str) -> Checkpoint 
     """
     from runtime.jobs.api import Jobs  # only continuations read a job back
 
-    stored = [c for c in Jobs(storage.root).checkpoints(job_id) if not c.delegated]
+    jobs = Jobs(storage.root)
+    stored = [c for c in jobs.checkpoints(job_id) if not c.delegated]
     if not stored:
         return None
+    origin = jobs.record(job_id).origin
+    if origin is not None and origin.kind == "fork":
+        # A fork's copies of its origin's checkpoints carry no event of this job, so they are
+        # not dated: the fork's own checkpoints come after them, whatever the step numbers.
+        stored.sort(key=lambda c: (c.stored_at is not None, c.stored_at or 0))
     return storage.load_checkpoint(job_id, stored[-1].id)
 
 

@@ -103,8 +103,6 @@ async def run(
         if setting.store
         else None
     )
-    if setting.fork_from is not None:
-        setting = _fork(setting, storage)
     sandboxed = setting.sandbox or bool(loaded.config.sandbox)
     if sandboxed:
         from runtime.sandbox import require_bwrap
@@ -120,6 +118,9 @@ async def run(
     elif model is None:
         model = _provider_model(settings, env)
     try:
+        if setting.fork_from is not None:
+            # Last of the checks: a refused run leaves no fork job behind.
+            setting = _fork(setting, storage)
         return await _run_job(
             setting,
             event_listener,

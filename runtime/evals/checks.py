@@ -107,6 +107,11 @@ async def _exec(command: str, workspace: Path, seconds: float) -> tuple[bool, st
         _kill_group(process.pid)
         await process.wait()
         return False, f"timed out after {seconds:g} s"
+    except BaseException:
+        # Cancelled (Ctrl+C, the studio left mid-run): the command's whole group goes too,
+        # before its scratch workspace is removed under it.
+        _kill_group(process.pid)
+        raise
     text = output.decode("utf-8", errors="replace").strip()
     if process.returncode == 0:
         return True, ""

@@ -84,7 +84,10 @@ async def run_eval_set(
     async def one(case: Case) -> CaseResult:
         nonlocal done
         async with limit:
-            result = await run_case(eval_set, case, config, options, run)
+            try:
+                result = await run_case(eval_set, case, config, options, run)
+            except Exception as error:  # one case's failure is that case's result, not the run's
+                result = failed_case(eval_set, case, error)
         done += 1
         if progress is not None:
             progress(result, done, total)
@@ -128,7 +131,10 @@ async def run_case(
     *,
     job_id: str | None = None,
 ) -> CaseResult:
-    """Run one case in a scratch workspace of its own and check it; never raises for the run.
+    """Run one case in a scratch workspace of its own and check it.
+
+    A run that stops or cannot start is the case's result; what fails before it (the seed
+    folder) raises, and :func:`run_eval_set` turns that into the case's result too.
 
     ``job_id``: the case's job id (its judges' are derived from it), for a caller that may run
     the case again after a crash and must find the same job (see :mod:`runtime.fanout`).
@@ -199,6 +205,20 @@ async def run_case(
             shutil.rmtree(workspace, ignore_errors=True)
 
 
+def failed_case(eval_set: EvalSet, case: Case, error: BaseException) -> CaseResult:
+    """The result of a case that could not run (a missing seed folder, a broken store...)."""
+    message = (
+        error.message if isinstance(error, PerstackError) else f"{type(error).__name__}: {error}"
+    )
+    return CaseResult(
+        name=case.name,
+        expert=eval_set.expert_of(case),
+        passed=False,
+        status="error",
+        error=message,
+    )
+
+
 def _stored(storage_root: Path | None, job_id: str) -> bool:
     from runtime.jobs.store import Storage, default_storage_root
 
@@ -267,4 +287,12 @@ async def _judge(
     return verdict, "" if verdict else why, checkpoint.job_id
 
 
-__all__ = ["CheckResult", "EvalOptions", "RunJob", "final_text", "run_case", "run_eval_set"]
+__all__ = [
+    "CheckResult",
+    "EvalOptions",
+    "RunJob",
+    "failed_case",
+    "final_text",
+    "run_case",
+    "run_eval_set",
+]

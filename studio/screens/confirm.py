@@ -12,8 +12,12 @@ from studio.keys import bindings
 from studio.screens import settle_cursors
 
 
-class ConfirmModal(ModalScreen[bool]):
-    """Ask before doing something that loses work; dismisses with ``True`` to go ahead."""
+class ConfirmModal(ModalScreen[bool | None]):
+    """Ask before doing something that loses work; dismisses with ``True`` to go ahead.
+
+    The other button dismisses with ``False``; so does Escape, unless the question has two ways
+    to go ahead (``escape_backs_out``): then Escape dismisses with ``None``, going neither way.
+    """
 
     BINDINGS = bindings("form-cancel")
 
@@ -42,8 +46,10 @@ class ConfirmModal(ModalScreen[bool]):
         confirm_label: str = "OK",
         cancel_label: str = "Cancel",
         danger: bool = False,
+        escape_backs_out: bool = False,
     ) -> None:
         super().__init__()
+        self._escape_backs_out = escape_backs_out
         self._title = title
         self._message = message
         self._confirm_label = confirm_label
@@ -71,6 +77,9 @@ class ConfirmModal(ModalScreen[bool]):
         self.dismiss(True)
 
     @on(Button.Pressed, "#cancel")
-    def action_cancel(self) -> None:
-        """Close without going ahead."""
+    def _other(self) -> None:
         self.dismiss(False)
+
+    def action_cancel(self) -> None:
+        """Close without going ahead (Escape)."""
+        self.dismiss(None if self._escape_backs_out else False)

@@ -489,21 +489,38 @@ class RunScreen(Screen[None]):
             return
 
         def decided(write: bool | None) -> None:
-            if write:
-                from runtime.config import save_config
-
-                save_config(path, new_text)
-                self._start_fork(point, None)
-            else:
+            if write is None:
+                self.notify("No fork: nothing was run or written.", title="Fork")
+                return
+            if not write:
                 self._start_fork(point, (path, new_text))
+                return
+            from runtime.config import save_config
+
+            try:
+                if path.read_text(encoding="utf-8") != text:
+                    self.notify(
+                        f"{path.name} changed on disk since the form opened: fork again to "
+                        "start from it.",
+                        title="Fork",
+                        severity="warning",
+                    )
+                    return
+                save_config(path, new_text)
+            except (PerstackError, OSError) as error:
+                self.notify(f"{path.name} was not written: {error}", title="Fork", severity="error")
+                return
+            self._start_fork(point, None)
 
         self.app.push_screen(
             ConfirmModal(
                 f"Fork {original.key} with this change",
                 unified_diff(text, new_text)
-                + f"\n\nWrite it into {path.name} too? Otherwise only the fork runs with it.",
+                + f"\n\nWrite it into {path.name} too? Otherwise only the fork runs with it "
+                "(Esc: no fork).",
                 confirm_label=f"Write {path.name}",
                 cancel_label="Fork only",
+                escape_backs_out=True,
             ),
             decided,
         )

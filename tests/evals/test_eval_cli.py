@@ -130,3 +130,16 @@ def test_a_bad_eval_file_is_refused_with_file_line_and_key(
     result = evaluate(str(tmp_path / "nope.toml"), cwd=tmp_path, fake=fake_llm)
     assert result.returncode == 2
     assert "nope.toml not found" in result.stderr
+
+
+def test_a_case_that_cannot_start_fails_alone(tmp_path: Path, fake_llm: FakeLLM) -> None:
+    evals = project(tmp_path, fake_llm)
+    evals.write_text(EVALS + '\n[[cases]]\nname = "no seed"\nquery = "q"\nseed = "missing"\n')
+    result = evaluate(str(evals), "--json", cwd=tmp_path, fake=fake_llm)
+    assert result.returncode == 1, result.stderr
+    cases = {case["name"]: case for case in parse_json(result.stdout)["cases"]}
+    assert cases["no seed"]["status"] == "error"
+    assert (
+        "seed folder" in cases["no seed"]["error"] and "does not exist" in cases["no seed"]["error"]
+    )
+    assert cases["hello"]["passed"]  # the others ran and were stored

@@ -93,3 +93,31 @@ async def test_an_exec_check_that_hangs_is_killed_at_its_timeout(tmp_path: Path)
     missing = FileMatches(type="fileMatches", path="a.txt", pattern="x")
     result = await run_check(missing, tmp_path, "", no_judge)  # type: ignore[arg-type]
     assert result.detail == "a.txt is missing" and result.label == "a.txt matches /x/"
+
+
+async def test_a_cancelled_exec_check_takes_its_command_down(tmp_path: Path) -> None:
+    import asyncio
+    import os
+
+    async def no_judge(_check: object) -> tuple[bool, str, str | None]:
+        raise AssertionError("not a judge check")
+
+    check = Exec(type="exec", command="echo $$ > pid; exec sleep 30", timeout=60)
+    task = asyncio.create_task(run_check(check, tmp_path, "", no_judge))  # type: ignore[arg-type]
+    pid_file = tmp_path / "pid"
+    async with asyncio.timeout(10):  # the shell has written its pid: the command is running
+        while True:
+            if pid_file.is_file() and pid_file.read_text().strip():
+                break
+            await asyncio.sleep(0.01)
+    pid = int(pid_file.read_text())
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    async with asyncio.timeout(10):  # killed with its group, not left running
+        while True:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            await asyncio.sleep(0.01)

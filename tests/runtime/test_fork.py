@@ -145,3 +145,57 @@ async def test_a_fork_from_an_interactive_stop_takes_another_answer(tmp_path: Pa
     assert forked.status == "completed" and forked.job_id != waiting.job_id
     seen = json.dumps([m.model_dump(mode="json") for m in answered.requests[0].messages])
     assert "green" in seen
+
+
+async def test_a_follow_up_on_a_fork_goes_on_from_the_fork(tmp_path: Path) -> None:
+    first = await go(tmp_path, team())
+    point = next(
+        c
+        for c in Jobs(tmp_path / "perstack").checkpoints(first.job_id)
+        if c.expert_key == "@team/coder"
+    )
+    model = scripted_team(
+        {
+            "You write code, in Rust.": [call("attemptCompletion"), reply("built in Rust")],
+            "You lead the team.": [reply("shipped in Rust")],
+        }
+    )
+    forked = await go(tmp_path, model, EDITED, query="", fork_from=point.id)
+    follow = ScriptedModel([reply("and tested")])
+    done = await go(tmp_path, follow, EDITED, query="and now?", continue_job=forked.job_id)
+    assert done.status == "completed", done.error
+    seen = json.dumps([m.model_dump(mode="json") for m in follow.requests[0].messages])
+    assert "shipped in Rust" in seen and "and now?" in seen
+
+
+async def test_a_refused_fork_leaves_no_job(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from runtime import ConfigError
+
+    first = await go(tmp_path, team())
+    point = Jobs(tmp_path / "perstack").checkpoints(first.job_id)[0]
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    setting = RunSetting(
+        expert_key="lead", query="", workspace=tmp_path, provider="openai", fork_from=point.id
+    )
+    with pytest.raises(ConfigError, match="OPENAI_API_KEY"):
+        await run(setting, None, config=parse_config(TEAM, path=tmp_path / "x"))
+    assert Jobs(tmp_path / "perstack").ids() == [first.job_id]
+
+
+def test_a_fork_is_not_replayed_from_a_query(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import asyncio
+
+    from runtime.replay import main
+
+    first = asyncio.run(go(tmp_path, team()))
+    point = Jobs(tmp_path / "perstack").checkpoints(first.job_id)[0]
+    model = scripted_team({"You lead the team.": [reply("again")], "You write code.": [reply("x")]})
+    forked = asyncio.run(go(tmp_path, model, query="", fork_from=point.id))
+    assert main([forked.job_id], workspace=tmp_path) == 2
+    err = capsys.readouterr().err
+    assert f"Job {forked.job_id} is a fork of job {first.job_id}" in err
+    assert f"Replay {first.job_id}, or fork it again" in err

@@ -135,3 +135,27 @@ async def test_the_history_says_which_job_a_fork_came_from(tmp_path: Path) -> No
         table = history.query_one("#history-jobs", DataTable)
         rows = [table.get_row_at(index) for index in range(table.row_count)]
         assert rows[0][-1] == f"fork of {origin}" and rows[1][-1] == ""
+
+
+async def test_escape_on_the_diff_forks_nothing(tmp_path: Path) -> None:
+    await origin_job(tmp_path)
+    app = make_run_app(
+        workspace=tmp_path, expert_key="lead", language_model=rust_team(), cursor_blink=False
+    )
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await screen_ready(pilot)
+        await pilot.press("f5")
+        await until(pilot, lambda: isinstance(app.screen, HistoryScreen) and app.screen.jobs)
+        history = app.screen
+        await pilot.press("enter")
+        await until(pilot, lambda: bool(history.checkpoints))
+        await pilot.press("f")
+        await until(pilot, lambda: isinstance(app.screen, ExpertFormScreen))
+        app.screen.query_one("#expert-instruction", TextArea).load_text("Something else.")
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmModal))
+        await pilot.press("escape")
+        await until(pilot, lambda: app.screen is screen)
+        assert not screen.controller.running
+    assert len(Jobs(tmp_path / "perstack").ids()) == 1
+    assert (tmp_path / "perstack.toml").read_text() == TEAM
