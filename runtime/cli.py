@@ -421,9 +421,24 @@ def log_warnings_to_stderr() -> None:
     """Print the runtime's warnings (stale lockfile entries, tool clashes...) on stderr."""
     import logging
 
+    class CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]
+        """Writes to ``sys.stderr`` as it is when a warning comes.
+
+        Not as it was when the handler was made: a caller that swaps it (a test capturing it)
+        keeps getting the warnings, and a closed one is never written to.
+        """
+
+        @property
+        def stream(self) -> TextIO:
+            return sys.stderr
+
+        @stream.setter
+        def stream(self, _value: TextIO) -> None:
+            pass
+
     runtime_logger = logging.getLogger("runtime")
     if not any(getattr(h, "perstack_cli", False) for h in runtime_logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+        handler = CurrentStderr()
         handler.setFormatter(logging.Formatter("perstack: warning: %(message)s"))
         handler.perstack_cli = True  # type: ignore[attr-defined]
         runtime_logger.addHandler(handler)

@@ -133,6 +133,7 @@ def _replay(args: argparse.Namespace, cwd: Path) -> int:
 
     jobs = Jobs.for_workspace(cwd)
     job_id = args.job or _latest(jobs)
+    runs = recorded_runs(jobs.storage.root, job_id)  # an unknown job is refused here
     origin = jobs.record(job_id).origin
     if origin is not None and origin.kind == "fork":
         raise UsageError(
@@ -140,7 +141,6 @@ def _replay(args: argparse.Namespace, cwd: Path) -> int:
             f"{origin.checkpoint_id}): it does not start from a query, so it cannot be replayed "
             f"from one. Replay {origin.job_id}, or fork it again with perstack run --fork-from."
         )
-    runs = recorded_runs(jobs.storage.root, job_id)
     loaded = load_config_for(runs[0].expert_key, args.config, cwd)
     replay_id = args.job_id or new_id()
     checkpoint: Any = None
