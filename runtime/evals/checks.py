@@ -43,8 +43,9 @@ def label(check: Check) -> str:
             return f"result contains {_quote(text)}"
         case ResultMatches(pattern=pattern):
             return f"result matches /{_short(pattern)}/"
-        case Judge(expert=expert):
-            return f"judged by {expert}"
+        case Judge(expert=expert, rubric=rubric):
+            # The rubric's start tells two judges of one case apart (results are compared by label).
+            return f"judged by {expert}: {_quote(rubric)}"
     raise AssertionError(check)  # pragma: no cover - the union is closed
 
 

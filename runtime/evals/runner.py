@@ -12,6 +12,7 @@ from pathlib import Path
 
 from runtime.config.loader import LoadedConfig
 from runtime.errors import PerstackError, UsageError
+from runtime.evals.checks import label as check_label
 from runtime.evals.checks import parse_verdict, run_check
 from runtime.evals.format import Case, EvalSet, Judge
 from runtime.evals.results import CaseResult, CheckResult, EvalRun
@@ -251,7 +252,7 @@ def final_text(checkpoint: Checkpoint) -> str:
 def _judge_job(previous: CaseResult | None, check: Judge) -> str | None:
     if previous is None:
         return None
-    label = f"judged by {check.expert}"
+    label = check_label(check)
     return next((c.job_id for c in previous.checks if c.label == label and c.job_id), None)
 
 

@@ -121,3 +121,13 @@ async def test_a_cancelled_exec_check_takes_its_command_down(tmp_path: Path) -> 
             except ProcessLookupError:
                 break
             await asyncio.sleep(0.01)
+
+
+def test_two_judges_of_a_case_have_labels_of_their_own() -> None:
+    from runtime.evals.checks import label
+    from runtime.evals.format import Judge
+
+    first = Judge(type="judge", expert="critic", rubric="The level is solvable.")
+    second = Judge(type="judge", expert="critic", rubric="The level is fun.")
+    assert label(first) == "judged by critic: 'The level is solvable.'"
+    assert label(first) != label(second)  # --compare and --replay tell them apart
