@@ -362,6 +362,35 @@ def run_command(args: argparse.Namespace, *, store: bool = True) -> int:
     return exit_code_for_status(checkpoint.status)
 
 
+def command_main(
+    parser: argparse.ArgumentParser,
+    argv: Sequence[str] | None,
+    body: Callable[[argparse.Namespace], int],
+    *,
+    error_code: Callable[[BaseException], int] = exit_code_for_error,
+) -> int:
+    """Parse ``argv`` and run ``body`` as a command of the ``perstack`` line.
+
+    ``--help`` exits 0 and a usage mistake 2 (argparse has printed why); SIGINT and SIGTERM end
+    it as :func:`run_interruptibly` does; a runtime error is one line on stderr and
+    ``error_code(error)``, never a traceback.
+    """
+    from runtime.errors import PerstackError
+
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:
+        return EXIT_OK if exit_.code == 0 else EXIT_USAGE
+    try:
+        with sigterm_interrupts():
+            return body(args)
+    except KeyboardInterrupt as interrupt:
+        return report_interrupt(interrupt)
+    except PerstackError as error:
+        print_error(error)
+        return error_code(error)
+
+
 @dataclass
 class Tracing:
     """A job being traced: the listener that records spans, and the provider that sends them."""

@@ -14,7 +14,7 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -24,12 +24,10 @@ from runtime.cli import (
     EXIT_ERROR,
     EXIT_OK,
     EXIT_USAGE,
-    print_error,
-    report_interrupt,
+    command_main,
     run_interruptibly,
-    sigterm_interrupts,
 )
-from runtime.errors import PerstackError, UsageError
+from runtime.errors import UsageError
 from runtime.evals.results import CaseResult, Comparison, EvalRun
 
 
@@ -69,29 +67,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _usage(_error: BaseException) -> int:
+    # Everything eval refuses is the eval set's, the config's or an option's: nothing ran.
+    return EXIT_USAGE
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``perstack eval``."""
-    return _command(build_parser(), argv, _eval)
-
-
-def _command(
-    parser: argparse.ArgumentParser,
-    argv: Sequence[str] | None,
-    body: Callable[[argparse.Namespace], int],
-) -> int:
-    """Parse ``argv`` and run ``body``: a usage problem is one line and exit 2, Ctrl+C 130."""
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exit_:
-        return EXIT_OK if exit_.code == 0 else EXIT_USAGE
-    try:
-        with sigterm_interrupts():
-            return body(args)
-    except KeyboardInterrupt as interrupt:
-        return report_interrupt(interrupt)
-    except PerstackError as error:
-        print_error(error)
-        return EXIT_USAGE
+    return command_main(build_parser(), argv, _eval, error_code=_usage)
 
 
 def _eval(args: argparse.Namespace) -> int:
@@ -325,7 +308,7 @@ def build_batch_parser() -> argparse.ArgumentParser:
 
 def batch_main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``perstack batch``."""
-    return _command(build_batch_parser(), argv, _batch)
+    return command_main(build_batch_parser(), argv, _batch, error_code=_usage)
 
 
 def _batch(args: argparse.Namespace) -> int:

@@ -24,17 +24,12 @@ from typing import Any
 
 from runtime._terminal import counted
 from runtime.cli import (
-    EXIT_OK,
-    EXIT_USAGE,
-    exit_code_for_error,
+    command_main,
     exit_code_for_status,
     log_warnings_to_stderr,
-    print_error,
-    report_interrupt,
     run_interruptibly,
-    sigterm_interrupts,
 )
-from runtime.errors import CheckpointError, PerstackError, UsageError
+from runtime.errors import CheckpointError, UsageError
 
 
 @dataclass(frozen=True)
@@ -109,20 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None, *, workspace: Path | None = None) -> int:
     """Entry point of ``perstack replay``."""
-    try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as exit_:
-        return EXIT_OK if exit_.code == 0 else EXIT_USAGE
-    cwd = workspace or Path.cwd()
     log_warnings_to_stderr()
-    try:
-        with sigterm_interrupts():
-            return _replay(args, cwd)
-    except KeyboardInterrupt as interrupt:
-        return report_interrupt(interrupt)
-    except PerstackError as error:
-        print_error(error)
-        return exit_code_for_error(error)
+    return command_main(build_parser(), argv, lambda args: _replay(args, workspace or Path.cwd()))
 
 
 def _replay(args: argparse.Namespace, cwd: Path) -> int:

@@ -162,14 +162,7 @@ async def run_case(
         try:
             checkpoint = await run(setting, None, config=config)
         except PerstackError as error:
-            return CaseResult(
-                name=case.name,
-                expert=expert,
-                passed=False,
-                status="error",
-                error=f"{error.title}: {error.message}",
-                duration_ms=round((time.monotonic() - clock) * 1000),
-            )
+            return failed_case(eval_set, case, error, started=clock)
         result_text = final_text(checkpoint)
 
         judged = 0
@@ -206,17 +199,25 @@ async def run_case(
             shutil.rmtree(workspace, ignore_errors=True)
 
 
-def failed_case(eval_set: EvalSet, case: Case, error: BaseException) -> CaseResult:
-    """The result of a case that could not run (a missing seed folder, a broken store...)."""
-    message = (
-        error.message if isinstance(error, PerstackError) else f"{type(error).__name__}: {error}"
-    )
+def failed_case(
+    eval_set: EvalSet, case: Case, error: BaseException, *, started: float | None = None
+) -> CaseResult:
+    """The result of a case that could not run (a missing seed folder, a broken store...).
+
+    ``started``: when the case started (``time.monotonic()``), for its duration.
+    """
+    if isinstance(error, PerstackError):
+        message = f"{error.title}: {error.message}"
+    else:
+        message = f"{type(error).__name__}: {error}"
+    elapsed = time.monotonic() - started if started is not None else 0.0
     return CaseResult(
         name=case.name,
         expert=eval_set.expert_of(case),
         passed=False,
         status="error",
         error=message,
+        duration_ms=round(elapsed * 1000),
     )
 
 
