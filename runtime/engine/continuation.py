@@ -18,7 +18,7 @@ from runtime.errors import CheckpointError, PerstackError, UsageError
 from runtime.jobs.events import read_job_events
 from runtime.jobs.lock import INTERRUPTED_ERROR
 from runtime.jobs.store import Storage
-from runtime.schema.checkpoint import Checkpoint, JobOrigin, ToolResult
+from runtime.schema.checkpoint import Checkpoint, Job, JobOrigin, ToolResult
 from runtime.schema.events import InteractiveToolCallInfo, StartRun, now_ms
 from runtime.schema.messages import TextPart
 from runtime.schema.setting import RunSetting
@@ -59,11 +59,11 @@ def continuation_job_id(setting: RunSetting, storage: Storage | None) -> str | N
 def continuation_checkpoint(
     setting: RunSetting,
     storage: Storage,
-    job_id: str,
+    job: Job,
     expert: ExpertDefinition,
     delegations: dict[str, Checkpoint] | None = None,
 ) -> Checkpoint | None:
-    """The checkpoint a continuation of ``job_id`` starts from (read under the job's lock).
+    """The checkpoint a continuation of ``job`` starts from (read under the job's lock).
 
     None when the job stored none (its process died during its first step): it starts again.
     A ``--resume-from`` checkpoint of a delegate resumes that delegate, then its parent: the
@@ -71,14 +71,14 @@ def continuation_checkpoint(
     by tool call, the checkpoint each waiting delegate on the way down goes on from.
     """
     if setting.resume_from:
-        checkpoint = storage.load_checkpoint(job_id, setting.resume_from)
+        checkpoint = storage.load_checkpoint(job.id, setting.resume_from)
         while checkpoint.delegated_by is not None:
             parent = _waiting_parent(storage, checkpoint)
             if delegations is not None:
                 delegations[checkpoint.delegated_by.tool_call_id] = checkpoint
             checkpoint = parent
     else:
-        latest = _latest_coordinator_checkpoint(storage, job_id)
+        latest = _latest_coordinator_checkpoint(storage, job)
         if latest is None:
             return None
         checkpoint = recovered_checkpoint(storage, latest)
@@ -90,7 +90,7 @@ def continuation_checkpoint(
     return checkpoint
 
 
-def _latest_coordinator_checkpoint(storage: Storage, job_id: str) -> Checkpoint | None:
+def _latest_coordinator_checkpoint(storage: Storage, job: Job) -> Checkpoint | None:
     """The coordinator's checkpoint stored last.
 
     After a branch (a resume from an earlier checkpoint) that is the branch's, even where the
@@ -98,16 +98,14 @@ def _latest_coordinator_checkpoint(storage: Storage, job_id: str) -> Checkpoint 
     """
     from runtime.jobs.api import Jobs  # only continuations read a job back
 
-    jobs = Jobs(storage.root)
-    stored = [c for c in jobs.checkpoints(job_id) if not c.delegated]
+    stored = [c for c in Jobs(storage.root).checkpoints(job.id) if not c.delegated]
     if not stored:
         return None
-    origin = jobs.record(job_id).origin
-    if origin is not None and origin.kind == "fork":
+    if job.origin is not None and job.origin.kind == "fork":
         # A fork's copies of its origin's checkpoints carry no event of this job, so they are
         # not dated: the fork's own checkpoints come after them, whatever the step numbers.
         stored.sort(key=lambda c: (c.stored_at is not None, c.stored_at or 0))
-    return storage.load_checkpoint(job_id, stored[-1].id)
+    return storage.load_checkpoint(job.id, stored[-1].id)
 
 
 def _waiting_parent(storage: Storage, delegate: Checkpoint) -> Checkpoint:

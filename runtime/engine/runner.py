@@ -230,22 +230,19 @@ async def _run_locked_job(
     query = setting.query
     if continued:
         assert storage is not None
+        from runtime.jobs.api import Jobs  # only continuations read a job back: not at start-up
+
+        # job.json, or for a job Perstack wrote (it has none) what its events say.
+        record = Jobs(storage.root).record(context.job.id)
         delegations: dict[str, Checkpoint] = {}
-        previous = continuation_checkpoint(setting, storage, context.job.id, expert, delegations)
+        previous = continuation_checkpoint(setting, storage, record, expert, delegations)
         # The query goes to the delegate resumed from (the first found); its parents go on.
         context.resume_delegations = {
             call_id: (stored, setting.query if index == 0 else None)
             for index, (call_id, stored) in enumerate(delegations.items())
         }
-        from runtime.jobs.api import Jobs  # only continuations read a job back: not at start-up
-
-        # job.json, or for a job Perstack wrote (it has none) what its events say.
-        context.job = (
-            Jobs(storage.root)
-            .record(context.job.id)
-            .model_copy(
-                update={"status": "running", "finished_at": None, "max_steps": settings.max_steps}
-            )
+        context.job = record.model_copy(
+            update={"status": "running", "finished_at": None, "max_steps": settings.max_steps}
         )
         if previous is None:
             query = first_query(storage, context.job.id, setting.query)
