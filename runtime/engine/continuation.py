@@ -98,14 +98,9 @@ def _latest_coordinator_checkpoint(storage: Storage, job: Job) -> Checkpoint | N
     """
     from runtime.jobs.api import Jobs  # only continuations read a job back
 
+    # In the order they were stored (a fork's copies of its origin's first).
     stored = [c for c in Jobs(storage.root).checkpoints(job.id) if not c.delegated]
-    if not stored:
-        return None
-    if job.origin is not None and job.origin.kind == "fork":
-        # A fork's copies of its origin's checkpoints carry no event of this job, so they are
-        # not dated: the fork's own checkpoints come after them, whatever the step numbers.
-        stored.sort(key=lambda c: (c.stored_at is not None, c.stored_at or 0))
-    return storage.load_checkpoint(job.id, stored[-1].id)
+    return storage.load_checkpoint(job.id, stored[-1].id) if stored else None
 
 
 def _waiting_parent(storage: Storage, delegate: Checkpoint) -> Checkpoint:

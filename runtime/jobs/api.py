@@ -205,7 +205,8 @@ class Jobs:
 
         The order comes from the stored events that carried each checkpoint (their timestamps),
         never from file times, which a copy or a backup changes; checkpoints no event mentions
-        come last, by step number.
+        come last, by step number (a checkpoint stored just before its process died), except in
+        a fork, where they are the origin's copies and come first.
         """
         self._check(job_id)
         source = EventSource(warn)
@@ -222,10 +223,19 @@ class Jobs:
             _checkpoint_summary(data, stored_at)
             for data in load_checkpoints(self.storage, job_id, source)
         ]
-        never = 2**62
+        undated = -1 if self._forked(job_id) else 2**62
         return sorted(
-            found, key=lambda c: (c.stored_at if c.stored_at is not None else never, c.step_number)
+            found,
+            key=lambda c: (c.stored_at if c.stored_at is not None else undated, c.step_number),
         )
+
+    def _forked(self, job_id: str) -> bool:
+        # Only job.json names an origin (a job Perstack wrote has none): no events are read.
+        try:
+            origin = self.storage.load_job(job_id).origin
+        except CheckpointError:
+            return False
+        return origin is not None and origin.kind == "fork"
 
     def definition(self, job_id: str, expert_key: str) -> dict[str, Any] | None:
         """The definition of ``expert_key`` the job ran with, as its run settings stored it.

@@ -76,9 +76,13 @@ async def test_fork_a_delegate_step_with_an_edited_instruction(tmp_path: Path) -
         "jobId": first.job_id,
         "checkpointId": fork_point.id,
     }
-    # The fork holds the origin's checkpoints up to the fork point, and its own after it.
-    steps = [c.step_number for c in jobs.checkpoints(forked.job_id)]
+    # The fork holds the origin's checkpoints up to the fork point, and its own after it: in
+    # the order they were stored, the copies (no event of the fork dates them) come first.
+    listed = jobs.checkpoints(forked.job_id)
+    steps = [c.step_number for c in listed]
     assert min(steps) == 1 and fork_point.step_number in steps
+    copies = [c.stored_at is None for c in listed]
+    assert copies == sorted(copies, reverse=True) and copies[0] and not copies[-1]
     # The origin is left as it was.
     assert [c.id for c in jobs.checkpoints(first.job_id)] == [
         c.id for c in Jobs(tmp_path / "perstack").checkpoints(first.job_id)
