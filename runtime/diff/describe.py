@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from runtime._terminal import counted
 from runtime.diff.format import (
     PREVIEW,
     change,
-    counted,
     cut,
     flat,
     format_cost,

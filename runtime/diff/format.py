@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from runtime._terminal import counted as counted
-
 PREVIEW = 72
 """Characters of a compared value shown in text output (around the first difference)."""
 
